@@ -1,0 +1,180 @@
+"""The one websocket consumer, generic over patterns: validates what the browser sends, forwards it to the run.
+
+Frames reach viewers through their channel-layer group. They are delivered without the per-message database
+clean-up hop Channels makes before each handler: nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from .frames import render_message
+from .registry import get_pattern
+from .runs import RunLimitError, cmd_group, host, view_group
+from .scenario import ScenarioError, decode, parse_command
+
+BROWSER_ACTIONS = ("start", "pause", "play", "step", "speed", "seek", "reset", "command")
+FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
+JOIN_TIMEOUT = 3.0
+
+
+class TokenBucket:
+    """Commands per second per connection: a steady rate with a small burst."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.capacity = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == "run.frame":
+            await self.run_frame(message)  # the hot path: no thread hop, no database
+        else:
+            await super().dispatch(message)
+
+    async def connect(self) -> None:
+        self.limits = settings.PLAYGROUND
+        self.pattern = get_pattern(self.scope["url_route"]["kwargs"]["slug"])
+        self.run_id: str | None = None
+        self.bucket = TokenBucket(self.limits["COMMANDS_PER_SECOND"], self.limits["COMMAND_BURST"])
+        self.got_frame = asyncio.Event()
+        self.background: list[asyncio.Task] = []
+        if self.pattern is None:
+            await self.close(code=4404)
+            return
+        await self.accept()
+        self.background.append(asyncio.create_task(self._keepalive()))
+        wanted = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("run", [""])[0]
+        if wanted:
+            await self.join(wanted)
+
+    async def disconnect(self, code: int) -> None:
+        for task in getattr(self, "background", []):
+            task.cancel()
+        if getattr(self, "run_id", None):
+            await self.leave()
+
+    async def run_frame(self, message: dict[str, Any]) -> None:
+        self.got_frame.set()
+        await self.send(text_data=message["html"])
+
+    # -- from the browser -------------------------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            request = self._parse(text_data, bytes_data)
+            await self._act(request)
+        except ScenarioError as exc:
+            await self.error("; ".join(exc.problems))
+        except RunLimitError as exc:
+            await self.error(str(exc))
+
+    def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+        if text_data is None:
+            raise ScenarioError(["send text frames, not binary ones"])
+        if len(text_data) > self.limits["MAX_FRAME_IN_BYTES"]:
+            raise ScenarioError([f"that message is too large (at most {self.limits['MAX_FRAME_IN_BYTES']} bytes)"])
+        if not self.bucket.take():
+            raise ScenarioError(["too many commands at once: slow down a little"])
+        try:
+            request = json.loads(text_data)
+        except ValueError:
+            raise ScenarioError(["that message is not JSON"]) from None
+        if not isinstance(request, dict) or request.get("action") not in BROWSER_ACTIONS:
+            raise ScenarioError([f"action: expected one of {', '.join(BROWSER_ACTIONS)}"])
+        return request
+
+    async def _act(self, request: dict[str, Any]) -> None:
+        action = request["action"]
+        if action == "start":
+            await self.start(request)
+            return
+        if self.run_id is None:
+            raise ScenarioError(["no run yet: press Start first"])
+        forward: dict[str, Any] = {"action": action}
+        if action == "speed":
+            forward["speed"] = _number(request.get("speed"), "speed", self.limits["MIN_SPEED"], self.limits["MAX_SPEED"])
+        elif action == "seek":
+            forward["t"] = _number(request.get("t"), "t", 0.0, self.limits["MAX_VIRTUAL_TIME"])
+        elif action == "command":
+            raw = {k: v for k, v in request.items() if k not in FORM_KEYS_IGNORED}
+            forward["command"], forward["args"] = parse_command(self.pattern, request.get("command"), raw)
+        await self.to_run(forward)
+
+    async def start(self, request: dict[str, Any]) -> None:
+        pairs = [(k, v) for k, v in request.items() if k not in FORM_KEYS_IGNORED]
+        if any(not isinstance(v, str) for _k, v in pairs):
+            raise ScenarioError(["form fields must be text"])
+        scenario = decode(self.pattern, pairs, max_actions=self.limits["MAX_SCRIPT_ACTIONS"])
+        if self.run_id is not None:
+            old = self.run_id
+            await self.leave()
+            if old in host.runs and host.runs[old].owner == self.channel_name:
+                await self.channel_layer.group_send(cmd_group(old), {"type": "run.command", "action": "stop"})
+        client = (self.scope.get("client") or ["unknown"])[0]
+        run = host.start(self.pattern, scenario, client=client, owner=self.channel_name)
+        await self.join(run.id)
+
+    async def join(self, run_id: str) -> None:
+        if not (0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
+            await self.error("that run id is not valid")
+            return
+        self.run_id = run_id
+        self.got_frame.clear()
+        await self.channel_layer.group_add(view_group(run_id), self.channel_name)
+        await self.to_run({"action": "hello"})
+        self.background.append(asyncio.create_task(self._expect_frame(run_id)))
+
+    async def leave(self) -> None:
+        run_id, self.run_id = self.run_id, None
+        await self.channel_layer.group_discard(view_group(run_id), self.channel_name)
+        await self.channel_layer.group_send(
+            cmd_group(run_id), {"type": "run.command", "action": "leave", "viewer": self.channel_name}
+        )
+
+    async def to_run(self, message: dict[str, Any]) -> None:
+        message = {"type": "run.command", "viewer": self.channel_name, **message}
+        await self.channel_layer.group_send(cmd_group(self.run_id), message)
+
+    async def error(self, text: str) -> None:
+        await self.send(text_data=render_message(text))
+
+    async def _expect_frame(self, run_id: str) -> None:
+        try:
+            await asyncio.wait_for(self.got_frame.wait(), JOIN_TIMEOUT)
+        except TimeoutError:
+            if self.run_id == run_id:
+                await self.error("That live run has ended or does not exist: open its link and press Start.")
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits["VIEWER_TIMEOUT"] / 3)
+            if self.run_id:
+                await self.to_run({"action": "keepalive"})
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ScenarioError([f"{name}: expected a number"]) from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ScenarioError([f"{name}: expected a number from {low:g} to {high:g}"])
+    return number

@@ -1,0 +1,154 @@
+"""Playing a scenario: advancing virtual time, applying perturbations live, seeking by snapshot and re-simulation.
+
+The player is pure (no asyncio, no wall clock): the live runner decides how far to advance per tick, the CLI
+advances straight to the end. Both go through `advance_to`, which applies each scripted action between
+`Simulation.run_until` calls: run to the action's time, apply it, go on. A live action is appended to the script
+and reached the same way, so a shared link replays exactly what the viewer saw.
+
+Snapshots are pickles of ``(simulation, engine)`` taken at regular virtual times. A snapshot at time B holds the
+effect of every scripted action at or before B; an action inserted at time t therefore discards the snapshots at
+or after t. Their number is bounded: when there are too many, every other one is dropped and the spacing doubles.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+from collections import deque
+from typing import Any, Mapping
+
+from .registry import Pattern
+from .scenario import Action, Scenario, action_time
+from .sim import Event, Simulation
+
+MAX_SNAPSHOTS = 64
+LIMIT_CHECK_EVERY = 1.0  # virtual seconds between checks of the event limit
+
+
+def apply_action(sim: Simulation, engine: Any, action: Action) -> None:
+    """Apply one perturbation: a `command` event first, so the stream alone tells what the user did."""
+    args = dict(action.args)
+    sim.emit("command", command=action.command, args=args)
+    engine.apply(action.command, args)
+
+
+class Player:
+    def __init__(self, pattern: Pattern, scenario: Scenario, limits: Mapping[str, Any]):
+        self.pattern = pattern
+        self.scenario = scenario
+        self.max_time = float(limits["MAX_VIRTUAL_TIME"])
+        self.max_events = int(limits["MAX_EVENTS_PER_RUN"])
+        self.recent: deque[Event] = deque(maxlen=int(limits["EVENT_HISTORY"]))
+        self.snapshot_every = float(limits["SNAPSHOT_EVERY"])
+        self.horizon = 0.0  # the furthest virtual time this run has reached
+        self.stopped: str | None = None  # why the run cannot go further, once it cannot
+        self._snapshots: list[tuple[float, bytes]] = []
+        self._restore(None)
+        self.advance_to(0.0)
+
+    # -- state ------------------------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    @property
+    def last_seq(self) -> int:
+        return self.sim.next_seq - 1
+
+    def drain(self) -> list[Event]:
+        """Events emitted since the last drain, also kept in `recent`."""
+        events = self.sim.collect()
+        self.recent.extend(events)
+        return events
+
+    # -- moving in time ---------------------------------------------------------------------------------------
+    def advance_to(self, target: float) -> None:
+        """Simulate up to ``target`` (bounded by the run's limits), taking snapshots on the way."""
+        target = min(target, self.max_time)
+        while True:
+            if self.sim.next_seq >= self.max_events:
+                self.stopped = f"this run reached its limit of {self.max_events} events"
+                break
+            if self._next_snapshot <= self.sim.now:  # passed by a step: the next boundary will do
+                self._next_snapshot = self._snapshot_after(self.sim.now)
+            stop = min(target, self._next_snapshot, self.sim.now + LIMIT_CHECK_EVERY)
+            self._run_to(stop)
+            if stop == self._next_snapshot:
+                self._take_snapshot()
+            if stop >= target:
+                break
+        self._reached()
+
+    def step(self) -> None:
+        """Advance to the next event, or to the next scripted action if that comes first."""
+        limit = self.max_time
+        if self._next_action < len(self._script):
+            limit = min(limit, self._script[self._next_action].t)
+        if not self.sim.step(limit):
+            self.advance_to(limit)
+        self._reached()
+
+    def seek(self, t: float) -> None:
+        """Go to any virtual time already reached, by re-simulating from the latest snapshot before it.
+
+        The events re-simulated on the way are drained into `recent`: they are history, not news.
+        """
+        t = min(max(0.0, t), self.horizon)
+        index = bisect.bisect_right([s[0] for s in self._snapshots], t) - 1
+        self._restore(self._snapshots[index] if index >= 0 else None)
+        self.recent.clear()
+        self.stopped = None
+        self.advance_to(t)
+        self.drain()
+
+    def act(self, command: str, args: tuple[tuple[str, Any], ...]) -> Action:
+        """Apply a perturbation now: it lands at the next whole millisecond and cuts off any old future."""
+        action = Action(action_time(self.sim.now), command, args)
+        if action.t > self.max_time:
+            raise ValueError("the run is at its maximum virtual time; rewind to act")
+        self.scenario = self.scenario.with_action(action)
+        self._script = self.scenario.script
+        self._snapshots = [s for s in self._snapshots if s[0] < action.t]
+        self._next_snapshot = self._snapshot_after(self.sim.now)
+        self.horizon = self.sim.now
+        self.advance_to(action.t)
+        return action
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _reached(self) -> None:
+        self.horizon = max(self.horizon, self.sim.now)
+        if self.sim.now >= self.max_time:
+            self.stopped = f"this run reached the maximum virtual time of {self.max_time:g} s"
+
+    def _run_to(self, t: float) -> None:
+        script = self._script
+        while self._next_action < len(script) and script[self._next_action].t <= t:
+            action = script[self._next_action]
+            self.sim.run_until(action.t)
+            self._next_action += 1
+            apply_action(self.sim, self.engine, action)
+        self.sim.run_until(t)
+
+    def _take_snapshot(self) -> None:
+        self._snapshots.append((self.sim.now, pickle.dumps((self.sim, self.engine), pickle.HIGHEST_PROTOCOL)))
+        if len(self._snapshots) > MAX_SNAPSHOTS:
+            self._snapshots = self._snapshots[::2]
+            self.snapshot_every *= 2
+        self._next_snapshot = self._snapshot_after(self.sim.now)
+
+    def _snapshot_after(self, t: float) -> float:
+        return (int(t / self.snapshot_every) + 1) * self.snapshot_every
+
+    def _restore(self, snapshot: tuple[float, bytes] | None) -> None:
+        self._script = self.scenario.script
+        if snapshot is None:
+            self.sim = Simulation(self.scenario.seed)
+            self.engine = self.pattern.engine(self.sim, self.scenario.values)
+            self.engine.start()
+            self._next_action = 0
+            self._next_snapshot = 0.0
+        else:
+            when, blob = snapshot
+            self.sim, self.engine = pickle.loads(blob)
+            self._next_action = bisect.bisect_right([a.t for a in self._script], when)
+            self._next_snapshot = self._snapshot_after(when)

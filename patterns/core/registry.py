@@ -1,0 +1,238 @@
+"""What a pattern tells the kernel about itself, and the registry the site, the consumer and the CLI read.
+
+Everything a user can set or send is declared here as a typed, bounded `Param`, so that links, forms, websocket
+frames and command-line flags are all validated by the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from .sim import Simulation
+
+RESERVED_NAMES = frozenset({"seed", "do", "preset", "run", "until", "format"})
+
+
+class Engine(Protocol):
+    """A pattern's pure state machine, driven by the kernel and speaking only in events."""
+
+    def __init__(self, sim: Simulation, params: Mapping[str, Any]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def apply(self, command: str, args: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed, bounded value: a pattern parameter or a command argument."""
+
+    name: str
+    kind: str  # "int" | "float" | "bool" | "choice"
+    default: Any
+    label: str = ""
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("int", "float", "bool", "choice"):
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
+        if self.kind == "choice" and self.default not in self.choices:
+            raise ValueError(f"{self.name}: default {self.default!r} is not one of {self.choices}")
+        if self.kind in ("int", "float"):
+            self.check(self.default)
+
+    def parse(self, text: Any) -> Any:
+        """Turn outside input (a string, or a JSON value) into a checked value, or raise ValueError."""
+        if isinstance(text, str):
+            text = text.strip()
+            if len(text) > 64:
+                raise ValueError(f"{self.name}: value is too long")
+        if self.kind == "bool":
+            if isinstance(text, bool):
+                return text
+            if isinstance(text, str) and text.lower() in ("1", "true", "on", "yes"):
+                return True
+            if isinstance(text, str) and text.lower() in ("0", "false", "off", "no"):
+                return False
+            raise ValueError(f"{self.name}: expected true or false, got {shown(text)}")
+        if self.kind == "choice":
+            if text in self.choices:
+                return text
+            raise ValueError(f"{self.name}: expected one of {', '.join(self.choices)}, got {shown(text)}")
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise ValueError(f"{self.name}: expected a number, got {shown(text)}")
+        try:
+            value = int(text) if self.kind == "int" else float(text)
+        except ValueError:
+            kind = "a whole number" if self.kind == "int" else "a number"
+            raise ValueError(f"{self.name}: expected {kind}, got {shown(text)}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{self.name}: expected a finite number, got {value}")
+        if self.kind == "int" and value != int(value):
+            raise ValueError(f"{self.name}: expected a whole number, got {value}")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"{self.name}: {value} is below the minimum {_num(self.min)}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"{self.name}: {value} is above the maximum {_num(self.max)}")
+        return int(value) if self.kind == "int" else float(value) if self.kind == "float" else value
+
+    def format(self, value: Any) -> str:
+        """The canonical text of a value, as it appears in links and on the command line."""
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind == "float":
+            return _num(value)
+        return str(value)
+
+    def describe(self) -> dict[str, Any]:
+        out = {"name": self.name, "kind": self.kind, "default": self.default, "label": self.label or self.name}
+        for key in ("min", "max", "unit", "help"):
+            if getattr(self, key) not in (None, ""):
+                out[key] = getattr(self, key)
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+
+@dataclass(frozen=True)
+class Command:
+    """A perturbation a user can apply to a running simulation."""
+
+    name: str
+    label: str
+    args: tuple[Param, ...] = ()
+    help: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "help": self.help, "args": [a.describe() for a in self.args]}
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    help: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.name, "help": self.help, "fields": dict(self.fields)}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named scenario that tells one story; `script` items are ``(time, command, {arg: value})``."""
+
+    slug: str
+    title: str
+    story: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    script: tuple[tuple[float, str, Mapping[str, Any]], ...] = ()
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What one diagram looks like now.
+
+    ``mermaid`` is re-rendered by the browser only when its text changes; ``nodes`` and ``edges`` name Mermaid
+    node ids and edge ids (declared as ``A e1@--> B``) to mark as active, applied to the rendered SVG in place.
+    ``svg`` is for ready-made pictures (charts) that are swapped as they are.
+    """
+
+    mermaid: str = ""
+    nodes: tuple[str, ...] = ()
+    edges: tuple[str, ...] = ()
+    svg: str = ""
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Diagram:
+    name: str
+    title: str
+    draw: Callable[[Any], Drawing]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    slug: str
+    title: str
+    summary: str
+    engine: Callable[[Simulation, Mapping[str, Any]], Engine]
+    params: tuple[Param, ...]
+    commands: tuple[Command, ...]
+    event_types: tuple[EventType, ...]
+    diagrams: tuple[Diagram, ...]
+    metrics: Callable[[Any], Mapping[str, Any]]
+    presets: tuple[Preset, ...] = ()
+    explain_template: str = ""
+    order: int = 100
+
+    def __post_init__(self) -> None:
+        for names, what in (([p.name for p in self.params], "parameter"), ([c.name for c in self.commands], "command")):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{self.slug}: duplicate {what} names")
+        clash = RESERVED_NAMES.intersection(p.name for p in self.params)
+        if clash:
+            raise ValueError(f"{self.slug}: parameter names {sorted(clash)} are reserved")
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def command(self, name: str) -> Command | None:
+        return next((c for c in self.commands if c.name == name), None)
+
+    def preset(self, slug: str) -> Preset | None:
+        return next((p for p in self.presets if p.slug == slug), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "summary": self.summary,
+            "parameters": [p.describe() for p in self.params],
+            "commands": [c.describe() for c in self.commands],
+            "event_types": [e.describe() for e in self.event_types],
+            "presets": [{"slug": p.slug, "title": p.title, "story": p.story} for p in self.presets],
+            "diagrams": [{"name": d.name, "title": d.title} for d in self.diagrams],
+        }
+
+
+_REGISTRY: dict[str, Pattern] = {}
+
+
+def register(pattern: Pattern) -> Pattern:
+    existing = _REGISTRY.get(pattern.slug)
+    if existing is not None and existing is not pattern:
+        raise ValueError(f"pattern {pattern.slug!r} is already registered")
+    _REGISTRY[pattern.slug] = pattern
+    return pattern
+
+
+def get_pattern(slug: str) -> Pattern | None:
+    return _REGISTRY.get(slug)
+
+
+def all_patterns() -> list[Pattern]:
+    return sorted(_REGISTRY.values(), key=lambda p: (p.order, p.slug))
+
+
+def _num(value: float) -> str:
+    """Shortest text for a number: 0.5, 10, 1e-05 (never 10.0)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,213 @@
+"""Live runs: a scenario played in wall-clock time by the process that started it, steered over the channel layer.
+
+A run listens on the group ``run-<id>-cmd`` and publishes frames to ``run-<id>-view``; viewers never touch it
+directly, so the same code serves one process with the in-memory layer and many daphne processes sharing Redis.
+Commands reaching a run were validated by the consumer; the run checks them again and never lets one kill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from .frames import context, render_frame, render_message
+from .player import Player
+from .registry import Pattern
+from .scenario import Scenario
+
+log = logging.getLogger(__name__)
+TICK = 0.025  # wall seconds between simulation steps of a playing run
+
+
+def cmd_group(run_id: str) -> str:
+    return f"run-{run_id}-cmd"
+
+
+def view_group(run_id: str) -> str:
+    return f"run-{run_id}-view"
+
+
+class RunLimitError(Exception):
+    pass
+
+
+class LiveRun:
+    def __init__(self, pattern: Pattern, scenario: Scenario, client: str, owner: str):
+        self.limits = settings.PLAYGROUND
+        self.id = secrets.token_urlsafe(12)
+        self.client = client
+        self.owner = owner  # the channel name of the connection that started it
+        self.player = Player(pattern, scenario, self.limits)
+        self.playing = True
+        self.speed = 1.0
+        self.frame = 0
+        self.viewers: dict[str, float] = {owner: time.monotonic()}
+        self.idle_since: float | None = None
+        self.dirty = True
+        self.last_frame = 0.0
+        self.layer = get_channel_layer()
+        self.task: asyncio.Task | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    async def main(self) -> None:
+        channel = await self.layer.new_channel()
+        await self.layer.group_add(cmd_group(self.id), channel)
+        receiver = asyncio.create_task(self._receive(channel))
+        try:
+            await self._loop()
+        finally:
+            receiver.cancel()
+            await self.layer.group_discard(cmd_group(self.id), channel)
+            await self.layer.group_send(view_group(self.id), _frame_message(render_message("This live run has ended.")))
+
+    async def _receive(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                await self.handle(message)
+            except Exception:  # a bad command must never stop the run
+                log.exception("run %s: command %r failed", self.id, message.get("action"))
+
+    async def _loop(self) -> None:
+        last = time.monotonic()
+        while not self._reapable(last):
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            if self.playing and self.player.stopped is None:
+                self._advance(now - last)
+            last = now
+            if self.dirty and now - self.last_frame >= self.limits["FRAME_INTERVAL"]:
+                await self.publish()
+
+    def _advance(self, wall: float) -> None:
+        self.player.advance_to(self.player.now + wall * self.speed)
+        self.player.drain()
+        if self.player.stopped:
+            self.playing = False
+        self.dirty = True
+
+    def _reapable(self, now: float) -> bool:
+        timeout = self.limits["VIEWER_TIMEOUT"]
+        for viewer, seen in list(self.viewers.items()):
+            if now - seen > timeout:
+                del self.viewers[viewer]
+        if self.viewers:
+            self.idle_since = None
+            return False
+        self.idle_since = self.idle_since or now
+        return now - self.idle_since > self.limits["IDLE_REAP_SECONDS"]
+
+    # -- output -----------------------------------------------------------------------------------------------
+    def render(self, message: str = "") -> str:
+        ctx = context(
+            self.player,
+            run_id=self.id,
+            frame=self.frame,
+            playing=self.playing,
+            speed=self.speed,
+            log=self.limits["LOG_EVENTS_PER_FRAME"],
+            viewers=len(self.viewers),
+            message=message,
+        )
+        return render_frame(ctx)
+
+    async def publish(self, message: str = "") -> None:
+        self.frame += 1
+        html = self.render(message)
+        self.dirty = False
+        self.last_frame = time.monotonic()
+        await self.layer.group_send(view_group(self.id), _frame_message(html))
+
+    # -- commands ---------------------------------------------------------------------------------------------
+    async def handle(self, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        viewer = message.get("viewer")
+        if isinstance(viewer, str):
+            self.viewers[viewer] = time.monotonic()
+        if action == "hello":  # a viewer joined: it gets a full frame of its own
+            self.frame += 1
+            await self.layer.send(viewer, _frame_message(self.render()))
+            return
+        if action == "keepalive":
+            return
+        if action == "leave":
+            self.viewers.pop(viewer, None)
+            return
+        if action == "stop":
+            self.viewers.clear()
+            self.idle_since = -1e9
+            return
+        problem = self._apply(action, message)
+        self.player.drain()
+        await self.publish(problem or "")
+
+    def _apply(self, action: Any, message: dict[str, Any]) -> str | None:
+        player = self.player
+        if action == "pause":
+            self.playing = False
+        elif action == "play":
+            if player.stopped:
+                return player.stopped
+            self.playing = True
+        elif action == "step":
+            self.playing = False
+            player.step()
+        elif action == "speed":
+            self.speed = float(message["speed"])
+        elif action == "seek":
+            self.playing = False
+            player.seek(float(message["t"]))
+        elif action == "reset":
+            self.playing = False
+            player.seek(0.0)
+        elif action == "command":
+            try:
+                player.act(message["command"], tuple((k, v) for k, v in message["args"]))
+            except ValueError as exc:
+                return str(exc)
+        else:
+            return f"unknown action {action!r}"
+        return None
+
+
+def _frame_message(html: str) -> dict[str, str]:
+    return {"type": "run.frame", "html": html}
+
+
+class RunHost:
+    """The runs this process plays, with the per-client and per-process bounds from settings."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, LiveRun] = {}
+
+    def start(self, pattern: Pattern, scenario: Scenario, *, client: str, owner: str) -> LiveRun:
+        limits = settings.PLAYGROUND
+        if len(self.runs) >= limits["MAX_RUNS_PER_PROCESS"]:
+            raise RunLimitError("The server is running as many simulations as it can; try again in a minute.")
+        mine = sum(1 for run in self.runs.values() if run.client == client)
+        if mine >= limits["MAX_RUNS_PER_CLIENT"]:
+            raise RunLimitError(
+                f"You already have {mine} live runs open (the limit is {limits['MAX_RUNS_PER_CLIENT']}); "
+                "close a tab or wait a minute for idle runs to stop."
+            )
+        run = LiveRun(pattern, scenario, client, owner)
+        self.runs[run.id] = run
+        run.task = asyncio.create_task(run.main())
+        run.task.add_done_callback(lambda _task: self.runs.pop(run.id, None))
+        return run
+
+    async def shutdown(self) -> None:
+        tasks = [run.task for run in self.runs.values() if run.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.runs.clear()
+
+
+host = RunHost()

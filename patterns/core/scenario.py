@@ -1,0 +1,218 @@
+"""Scenarios and the readable, hand-editable query strings that carry them in links.
+
+A link looks like ``?seed=7&failure_rate=0.3&do=12.5:outage:on=true&do=40:outage:on=false``: the seed, every
+parameter that differs from its default, and the script of timed perturbations in order. ``preset=SLUG`` may stand
+in for a preset's seed, parameters and script; anything written beside it overrides or extends it. Decoding never
+raises anything but `ScenarioError`, whose message names every bad part.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+from .registry import Command, Pattern, shown as _shown
+
+MAX_SEED = 2**32 - 1
+TIME_STEP = 0.001  # script times are whole milliseconds, so that their text form round-trips exactly
+
+
+class ScenarioError(ValueError):
+    """A link, form or command that cannot be turned into a scenario; `problems` says each thing wrong."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One scripted perturbation: at virtual time ``t``, apply ``command`` with ``args`` (in declared order)."""
+
+    t: float
+    command: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def text(self, command: Command) -> str:
+        by_name = {a.name: a for a in command.args}
+        args = ",".join(f"{name}={by_name[name].format(value)}" for name, value in self.args)
+        return f"{format_time(self.t)}:{self.command}" + (f":{args}" if args else "")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    pattern: str
+    seed: int
+    params: tuple[tuple[str, Any], ...]
+    script: tuple[Action, ...] = ()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def with_action(self, action: Action) -> Scenario:
+        """The scenario with ``action`` appended and every scripted action after it cut off."""
+        kept = tuple(a for a in self.script if a.t <= action.t)
+        return Scenario(self.pattern, self.seed, self.params, (*kept, action))
+
+    def until(self, t: float) -> Scenario:
+        """The scenario with the script actions after ``t`` removed (acting after a seek cuts the old future)."""
+        return Scenario(self.pattern, self.seed, self.params, tuple(a for a in self.script if a.t <= t))
+
+
+def format_time(t: float) -> str:
+    return f"{t:.3f}".rstrip("0").rstrip(".")
+
+
+def action_time(now: float) -> float:
+    """The first whole millisecond at or after ``now``: where a live perturbation lands."""
+    t = float(format_time(math.ceil(now / TIME_STEP) * TIME_STEP))
+    while t < now:
+        t = float(format_time(t + TIME_STEP))
+    return t
+
+
+def default_scenario(pattern: Pattern, seed: int = 1) -> Scenario:
+    return Scenario(pattern.slug, seed, tuple(pattern.defaults().items()))
+
+
+def encode(pattern: Pattern, scenario: Scenario) -> str:
+    """The canonical query string (no leading ``?``): seed, non-default parameters, script."""
+    pairs: list[tuple[str, str]] = [("seed", str(scenario.seed))]
+    for param in pattern.params:
+        value = scenario.values[param.name]
+        if value != param.default:
+            pairs.append((param.name, param.format(value)))
+    for action in scenario.script:
+        pairs.append(("do", action.text(pattern.command(action.command))))
+    return urlencode(pairs, safe=":,=")
+
+
+def decode_query(pattern: Pattern, query: str, *, ignore: Iterable[str] = (), limits: Mapping[str, int]) -> Scenario:
+    if len(query) > limits["MAX_QUERY_LENGTH"]:
+        raise ScenarioError([f"the link is too long ({len(query)} characters; at most {limits['MAX_QUERY_LENGTH']})"])
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=limits["MAX_SCRIPT_ACTIONS"] + 100)
+    except ValueError as exc:
+        raise ScenarioError([f"the link cannot be read: {exc}"]) from None
+    return decode(pattern, pairs, ignore=ignore, max_actions=limits["MAX_SCRIPT_ACTIONS"])
+
+
+def decode(
+    pattern: Pattern, pairs: Iterable[tuple[str, str]], *, ignore: Iterable[str] = (), max_actions: int = 200
+) -> Scenario:
+    """Build a scenario from ``(name, text)`` pairs, collecting every problem before giving up."""
+    problems: list[str] = []
+    ignored = set(ignore)
+    pairs = [(k, v) for k, v in pairs if k not in ignored]
+    seed, values, script = 1, pattern.defaults(), []
+
+    preset_slugs = [v for k, v in pairs if k == "preset"]
+    if preset_slugs:
+        preset = pattern.preset(preset_slugs[-1])
+        if preset is None:
+            names = ", ".join(p.slug for p in pattern.presets) or "none"
+            problems.append(f"preset: no preset {_shown(preset_slugs[-1])} (known: {names})")
+        else:
+            seed = preset.seed
+            values.update(preset.params)
+            script = [Action(float(t), name, _ordered_args(pattern.command(name), args)) for t, name, args in preset.script]
+
+    seen: set[str] = set()
+    for key, text in pairs:
+        if key == "preset":
+            continue
+        if key == "seed":
+            seed = _parse_seed(text, problems)
+        elif key == "do":
+            if len(script) >= max_actions:
+                problems.append(f"do: too many perturbations (at most {max_actions})")
+                break
+            action = _parse_action(pattern, text, problems)
+            if action is not None:
+                script.append(action)
+        elif (param := pattern.param(key)) is not None:
+            if key in seen:
+                problems.append(f"{key}: given more than once")
+                continue
+            seen.add(key)
+            try:
+                values[key] = param.parse(text)
+            except ValueError as exc:
+                problems.append(str(exc))
+        else:
+            problems.append(f"{_shown(key)}: not a parameter of {pattern.title} (see the form for the ones there are)")
+        if len(problems) >= 10:
+            break
+    if problems:
+        raise ScenarioError(problems)
+    script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order
+    return Scenario(pattern.slug, seed, tuple((p.name, values[p.name]) for p in pattern.params), tuple(script))
+
+
+def parse_command(pattern: Pattern, name: Any, raw_args: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """Validate a command and its arguments from a form or websocket frame."""
+    command = pattern.command(name) if isinstance(name, str) else None
+    if command is None:
+        raise ScenarioError([f"command: {_shown(name)} is not a command of {pattern.title}"])
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for arg in command.args:
+        if arg.name not in raw_args:
+            values[arg.name] = arg.default
+            continue
+        try:
+            values[arg.name] = arg.parse(raw_args[arg.name])
+        except ValueError as exc:
+            problems.append(f"{command.name} {exc}")
+    if problems:
+        raise ScenarioError(problems)
+    return command.name, tuple(values.items())
+
+
+def _parse_seed(text: str, problems: list[str]) -> int:
+    if text.strip().isdigit() and len(text.strip()) <= 10 and int(text) <= MAX_SEED:
+        return int(text)
+    problems.append(f"seed: expected a whole number from 0 to {MAX_SEED}, got {_shown(text)}")
+    return 1
+
+
+def _parse_action(pattern: Pattern, text: str, problems: list[str]) -> Action | None:
+    """``T:command`` or ``T:command:arg=value,arg=value``."""
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        problems.append(f"do: {_shown(text)} should look like TIME:COMMAND[:ARG=VALUE,...]")
+        return None
+    try:
+        t = float(parts[0])
+    except ValueError:
+        t = -1.0
+    if not (math.isfinite(t) and t >= 0) or len(parts[0]) > 16:
+        problems.append(f"do: time {_shown(parts[0])} should be a number of seconds >= 0")
+        return None
+    raw: dict[str, str] = {}
+    for item in parts[2].split(",") if len(parts) == 3 and parts[2] else []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            problems.append(f"do: argument {_shown(item)} should look like NAME=VALUE")
+            return None
+        raw[name.strip()] = value
+    try:
+        name, args = parse_command(pattern, parts[1].strip(), raw)
+    except ScenarioError as exc:
+        problems.extend(f"do {format_time(t)}: {p}" for p in exc.problems)
+        return None
+    command = pattern.command(name)
+    unknown = sorted(set(raw) - {a.name for a in command.args})
+    if unknown:
+        problems.append(f"do {format_time(t)}: {name} has no argument {', '.join(map(_shown, unknown))}")
+        return None
+    return Action(float(format_time(t)), name, args)
+
+
+def _ordered_args(command: Command | None, args: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    if command is None:
+        raise ValueError("a preset names an unknown command")
+    return tuple((a.name, args.get(a.name, a.default)) for a in command.args)

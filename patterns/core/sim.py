@@ -1,0 +1,107 @@
+"""The deterministic discrete-event simulation kernel.
+
+A `Simulation` owns a virtual clock, one seeded `random.Random` and a priority queue of pending actions ordered
+by ``(time, sequence)``. Engines schedule plain callables (bound methods or module-level functions, never
+lambdas or closures, so that the whole simulation pickles into a snapshot) and report what happened only by
+`emit`-ting events. Nothing here reads the wall clock, the global random module or the hash of a string, so one
+scenario gives the same event stream in any process.
+
+Scripted perturbations are not queued here: the player applies them between `run_until` calls (see
+`patterns.core.player`), so that snapshots never hold a script that a later live action may cut off.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+TIME_DIGITS = 6  # event times are rounded to the microsecond so that their text form is stable
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened: the only view the outside world has of an engine."""
+
+    seq: int
+    t: float
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "t": self.t, "type": self.type, **self.fields}
+
+
+class Simulation:
+    """Virtual clock, seeded randomness, an ordered queue of actions and the events they emit."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.now = 0.0
+        self.rng = random.Random(seed)
+        self._queue: list[tuple[float, int, Callable[..., Any], tuple]] = []
+        self._order = 0
+        self.next_seq = 0
+        self.pending: list[Event] = []  # emitted and not yet collected by whoever drives the run
+
+    # -- scheduling -------------------------------------------------------------------------------------------
+    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
+        """Run ``action(*args)`` after ``delay`` virtual seconds (zero runs it after what is due now)."""
+        if not delay >= 0 or math.isinf(delay):
+            raise ValueError(f"delay must be a finite number >= 0, not {delay!r}")
+        self._push(self.now + delay, action, args)
+
+    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> None:
+        if not t >= self.now or math.isinf(t):
+            raise ValueError(f"cannot schedule at {t!r}: it is before now ({self.now}) or not finite")
+        self._push(t, action, args)
+
+    def _push(self, t: float, action: Callable[..., Any], args: tuple) -> None:
+        heapq.heappush(self._queue, (t, self._order, action, args))
+        self._order += 1
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def emit(self, type: str, **fields: Any) -> Event:
+        event = Event(self.next_seq, round(self.now, TIME_DIGITS), type, fields)
+        self.next_seq += 1
+        self.pending.append(event)
+        return event
+
+    def collect(self) -> list[Event]:
+        """Hand over the events emitted since the last call."""
+        events, self.pending = self.pending, []
+        return events
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Snapshots leave out the events not yet collected: whoever drives the run has those already."""
+        return {**self.__dict__, "pending": []}
+
+    # -- running ----------------------------------------------------------------------------------------------
+    @property
+    def next_time(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+    def run_until(self, t: float) -> None:
+        """Run every action due at or before ``t``; the clock ends at ``t``."""
+        queue = self._queue
+        while queue and queue[0][0] <= t:
+            when, _order, action, args = heapq.heappop(queue)
+            self.now = when
+            action(*args)
+        if t > self.now:
+            self.now = t
+
+    def step(self, limit: float) -> bool:
+        """Run actions until at least one event is emitted or ``limit`` is reached; True if one was."""
+        emitted = self.next_seq
+        queue = self._queue
+        while self.next_seq == emitted:
+            if not queue or queue[0][0] > limit:
+                self.now = max(self.now, limit)
+                return False
+            when, _order, action, args = heapq.heappop(queue)
+            self.now = when
+            action(*args)
+        return True

@@ -1,0 +1,110 @@
+"""The pages: generic over the registered patterns, thin on purpose (the work is in the kernel and the engines)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from .export import event_lines
+from .frames import context
+from .player import Player
+from .registry import Pattern, all_patterns, get_pattern
+from .scenario import Scenario, ScenarioError, decode_query, default_scenario, encode
+
+SPEEDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
+LINK_ONLY_KEYS = ("run", "until")
+MAX_DOWNLOAD_TIME = 600.0  # virtual seconds one events download may simulate
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    cards = [{"pattern": p, **_home_diagram(p.slug)} for p in all_patterns()]
+    return render(request, "core/home.html", {"cards": cards, "diagrams": any(c["mermaid"] for c in cards)})
+
+
+@require_GET
+def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
+    pattern = _pattern(slug)
+    query = request.META.get("QUERY_STRING", "")
+    problems: list[str] = []
+    try:
+        scenario = decode_query(pattern, query, ignore=LINK_ONLY_KEYS, limits=settings.PLAYGROUND)
+    except ScenarioError as exc:
+        problems = [f"This link could not be used as it is: {p}" for p in exc.problems]
+        scenario = default_scenario(pattern)
+    player = Player(pattern, scenario, settings.PLAYGROUND)
+    ctx = context(player, run_id=None, frame=0, playing=False, speed=1.0, log=0, viewers=0)
+    run_id = request.GET.get("run", "")
+    canonical = encode(pattern, scenario)
+    ctx.update(
+        scenario=scenario,
+        fields=[{"param": p, "value": scenario.values[p.name], "text": p.format(scenario.values[p.name])}
+                for p in pattern.params],
+        problems=problems,
+        speeds=SPEEDS,
+        query=canonical,
+        share_url=request.build_absolute_uri(f"{request.path}?{canonical}"),
+        ws_url=f"/ws/patterns/{pattern.slug}/" + (f"?run={run_id}" if run_id.isascii() and run_id else ""),
+        diagrams=True,
+    )
+    return render(request, "core/pattern.html", ctx, status=400 if problems else 200)
+
+
+@require_GET
+def events(request: HttpRequest, slug: str) -> HttpResponse:
+    """The run a link describes, simulated here, as JSON lines: what the CLI prints, for scripts and checkers."""
+    pattern = _pattern(slug)
+    try:
+        scenario = decode_query(pattern, request.META.get("QUERY_STRING", ""), ignore=LINK_ONLY_KEYS,
+                                limits=settings.PLAYGROUND)
+        until = _until(request.GET.get("until", "60"))
+    except ScenarioError as exc:
+        return HttpResponse("\n".join(exc.problems) + "\n", status=400, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(_lines(pattern, scenario, until), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'inline; filename="{slug}-{scenario.seed}.jsonl"'
+    return response
+
+
+@require_GET
+def describe(request: HttpRequest, slug: str) -> JsonResponse:
+    return JsonResponse(_pattern(slug).describe(), json_dumps_params={"indent": 2})
+
+
+def _lines(pattern: Pattern, scenario: Scenario, until: float):
+    for line in event_lines(Player(pattern, scenario, settings.PLAYGROUND), until):
+        yield line + "\n"
+
+
+def _pattern(slug: str) -> Pattern:
+    pattern = get_pattern(slug)
+    if pattern is None:
+        raise Http404(f"There is no pattern called {slug!r}.")
+    return pattern
+
+
+def _until(text: str) -> float:
+    try:
+        until = float(text)
+    except ValueError:
+        until = -1.0
+    if not 0 <= until <= MAX_DOWNLOAD_TIME:
+        raise ScenarioError([f"until: expected seconds from 0 to {MAX_DOWNLOAD_TIME:g}"])
+    return until
+
+
+@lru_cache(maxsize=32)
+def _home_diagram(slug: str) -> dict[str, Any]:
+    """The first Mermaid diagram of a pattern's default scenario at t = 0, for its card on the home page."""
+    pattern = get_pattern(slug)
+    player = Player(pattern, default_scenario(pattern), settings.PLAYGROUND)
+    for diagram in pattern.diagrams:
+        drawing = diagram.draw(player.engine)
+        if drawing.mermaid:
+            return {"name": diagram.name, "title": diagram.title, "mermaid": drawing.mermaid}
+    return {"name": "", "title": "", "mermaid": ""}
+

@@ -1,0 +1,129 @@
+"""Settings for the playground: embedded defaults for one machine, environment variables for the rest.
+
+DJANGO_DEBUG=1 turns debug on (off by default). REDIS_URL switches the channel layer to Redis so that several
+daphne processes share runs and viewers. `playground.production` adds the HTTPS hardening `check --deploy` wants.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, else a random key kept in var/ so that sessions survive restarts on one machine."""
+    key = os.environ.get("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+DEBUG = _env_flag("DJANGO_DEBUG")
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "patterns.core",
+    "patterns.circuit_breaker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "playground.urls"
+ASGI_APPLICATION = "playground.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("PLAYGROUND_DB", VAR_DIR / "db.sqlite3"),
+    }
+}
+
+if os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "capacity": 500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 500}}}
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    }
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"patterns": {"handlers": ["console"], "level": os.environ.get("PLAYGROUND_LOG_LEVEL", "INFO")}},
+}
+
+# Bounds on what one run and one client may use; every limit the live machinery enforces is here.
+PLAYGROUND = {
+    "MAX_RUNS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_RUNS_PER_CLIENT", 3)),
+    "MAX_RUNS_PER_PROCESS": 200,
+    "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
+    "COMMAND_BURST": 20,
+    "MAX_FRAME_IN_BYTES": 4096,  # an incoming websocket frame larger than this is refused
+    "MAX_VIRTUAL_TIME": 3600.0,  # seconds of simulated time one run may reach
+    "MAX_EVENTS_PER_RUN": 2_000_000,  # events one run may simulate in all
+    "EVENT_HISTORY": 2000,  # recent events a run keeps in memory
+    "LOG_EVENTS_PER_FRAME": 30,
+    "FRAME_INTERVAL": 0.1,  # seconds between frames of one run (10 per second at most)
+    "SNAPSHOT_EVERY": 5.0,  # virtual seconds between snapshots used to seek
+    "IDLE_REAP_SECONDS": 60.0,  # a run with no viewer for this long is stopped
+    "VIEWER_TIMEOUT": 45.0,  # a viewer not heard from for this long is forgotten
+    "MAX_SPEED": 100.0,
+    "MIN_SPEED": 0.1,
+    "MAX_SCRIPT_ACTIONS": 200,
+    "MAX_QUERY_LENGTH": 4096,
+}

@@ -1,0 +1,127 @@
+"""The player: live actions, seeking and snapshots must all give the run a fresh replay of the link gives."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from patterns.core.export import event_json, event_lines
+from patterns.core.player import Player
+from patterns.core.scenario import decode, default_scenario
+
+from .toy import LIMITS, TOY
+
+
+def replay(scenario, until):
+    return list(event_lines(Player(TOY, scenario, LIMITS), until))
+
+
+def played(player, until):
+    player.advance_to(until)
+    return player.drain()
+
+
+def test_live_actions_are_reproduced_by_the_scenario_they_leave_behind():
+    player = Player(TOY, default_scenario(TOY, seed=3), LIMITS)
+    lines = list(event_lines(player, 2.2))
+    player.act("bump", (("node", 1), ("by", 4)))
+    player.act("bump", (("node", 2), ("by", 1)))  # two actions at the same instant keep their order
+    lines += list(event_lines(player, 7.0))
+    assert [a.t for a in player.scenario.script] == [2.2, 2.2]
+    assert lines == replay(player.scenario, 7.0)
+    assert any('"type":"echo"' in line for line in lines)
+
+
+def test_a_live_action_lands_on_the_next_whole_millisecond():
+    player = Player(TOY, default_scenario(TOY), LIMITS)
+    player.advance_to(1.23456)
+    action = player.act("pause", (("node", 0), ("on", True)))
+    assert action.t == 1.235 and player.now == 1.235
+
+
+def test_seeking_back_gives_the_same_future_as_the_first_time():
+    scenario = decode(TOY, [("rate", "30"), ("do", "12:bump:node=2,by=3")])
+    player = Player(TOY, scenario, LIMITS)
+    first = list(event_lines(player, 40))
+    for t in (33.3, 0.0, 17.0, 5.0, 12.0):
+        player.seek(t)
+        before = [e.as_dict() for e in player.recent]
+        again = list(event_lines(player, 40))
+        assert again == first[len(first) - len(again) :]
+        assert _t(first[len(first) - len(again) - 1]) <= t if len(again) < len(first) else True
+        assert all(e["t"] <= t for e in before)
+    assert player.horizon == 40
+
+
+def test_seek_never_goes_past_the_furthest_time_reached():
+    player = Player(TOY, default_scenario(TOY), LIMITS)
+    player.advance_to(3)
+    player.seek(100)
+    assert player.now == 3
+
+
+def test_acting_after_a_seek_cuts_off_the_old_future():
+    player = Player(TOY, decode(TOY, [("do", "20:pause:node=0,on=true")]), LIMITS)
+    player.advance_to(30)
+    player.seek(10)
+    player.act("bump", (("node", 0), ("by", 9)))
+    assert [a.command for a in player.scenario.script] == ["bump"]
+    assert player.horizon == 10
+    rest = list(event_lines(player, 30))
+    assert not any('"command":"pause"' in line for line in rest)
+    player.seek(5)
+    assert list(event_lines(player, 30))[-len(rest) :] == rest
+
+
+def test_step_moves_to_the_next_event_and_applies_due_actions():
+    player = Player(TOY, decode(TOY, [("rate", "0.1"), ("do", "0.5:bump:node=0,by=1")]), LIMITS)
+    player.step()
+    assert [e.type for e in player.drain()] == ["command", "echo"]
+    before = player.last_seq
+    player.step()
+    assert player.last_seq == before + 1 and player.drain()[-1].type == "tick"
+
+
+def test_snapshots_stay_bounded_on_long_runs():
+    limits = {**LIMITS, "SNAPSHOT_EVERY": 0.5}
+    player = Player(TOY, default_scenario(TOY), limits)
+    player.advance_to(3000)
+    assert len(player._snapshots) <= 64
+    player.seek(1234.5)
+    assert player.now == 1234.5
+
+
+def test_limits_stop_a_run():
+    player = Player(TOY, decode(TOY, [("rate", "100")]), {**LIMITS, "MAX_EVENTS_PER_RUN": 1000})
+    player.advance_to(1000)
+    assert player.stopped and "1000 events" in player.stopped
+    assert player.last_seq < 1000 + 400  # checked once per virtual second
+    player = Player(TOY, default_scenario(TOY), {**LIMITS, "MAX_VIRTUAL_TIME": 10.0})
+    player.advance_to(50)
+    assert player.now == 10 and "maximum virtual time" in player.stopped
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    moves=st.lists(st.tuples(st.sampled_from(["advance", "seek", "act", "step"]), st.floats(0, 30)), max_size=8),
+)
+def test_any_sequence_of_live_moves_is_replayed_by_the_final_link(seed, moves):
+    player = Player(TOY, default_scenario(TOY, seed=seed), {**LIMITS, "SNAPSHOT_EVERY": 2.0})
+    for move, t in moves:
+        if move == "advance":
+            player.advance_to(player.now + t)
+        elif move == "seek":
+            player.seek(t)
+        elif move == "act":
+            player.act("bump", (("node", int(t) % 3), ("by", 1)))
+        else:
+            player.step()
+    end = player.now + 5
+    player.seek(0)
+    live = [event_json(e) for e in player.recent] + list(event_lines(player, end))
+    assert live == replay(player.scenario, end)
+
+
+def _t(line):
+    import json
+
+    return json.loads(line)["t"]

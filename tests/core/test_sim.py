@@ -1,0 +1,81 @@
+import pickle
+
+import pytest
+
+from patterns.core.sim import Simulation
+
+
+class Recorder:
+    def __init__(self, sim):
+        self.sim = sim
+        self.seen = []
+
+    def hit(self, name):
+        self.seen.append((self.sim.now, name))
+        self.sim.emit("hit", name=name)
+
+    def chain(self, name):
+        self.hit(name)
+        self.sim.schedule(0, self.hit, name + "+0")
+
+
+def test_actions_run_in_time_order_then_in_the_order_they_were_scheduled():
+    sim = Simulation(1)
+    rec = Recorder(sim)
+    sim.schedule(2.0, rec.hit, "late")
+    sim.schedule(1.0, rec.hit, "first")
+    sim.schedule(1.0, rec.chain, "second")
+    sim.schedule(1.0, rec.hit, "third")
+    sim.run_until(5)
+    assert [n for _t, n in rec.seen] == ["first", "second", "third", "second+0", "late"]
+    assert sim.now == 5
+    assert [e.seq for e in sim.collect()] == [0, 1, 2, 3, 4]
+
+
+def test_run_until_stops_at_the_boundary_inclusive():
+    sim = Simulation(1)
+    rec = Recorder(sim)
+    sim.schedule(1.0, rec.hit, "a")
+    sim.schedule(1.5, rec.hit, "b")
+    sim.run_until(1.0)
+    assert [n for _t, n in rec.seen] == ["a"]
+    assert sim.next_time == 1.5
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan"), float("inf")])
+def test_bad_delays_are_refused(delay):
+    sim = Simulation(1)
+    with pytest.raises(ValueError):
+        sim.schedule(delay, print)
+
+
+def test_scheduling_in_the_past_is_refused():
+    sim = Simulation(1)
+    sim.run_until(3)
+    with pytest.raises(ValueError):
+        sim.schedule_at(2.0, print)
+
+
+def test_step_runs_until_one_event_or_the_limit():
+    sim = Simulation(1)
+    rec = Recorder(sim)
+    sim.schedule(1.0, rec.hit, "a")
+    sim.schedule(2.0, rec.hit, "b")
+    assert sim.step(10) is True and sim.now == 1.0
+    assert sim.step(1.5) is False and sim.now == 1.5
+    assert sim.step(10) is True and sim.now == 2.0
+
+
+def test_same_seed_same_randomness_and_pickled_copies_continue_identically():
+    a, b = Simulation(42), Simulation(42)
+    assert [a.rng.random() for _ in range(5)] == [b.rng.random() for _ in range(5)]
+    rec = Recorder(a)
+    for i in range(20):
+        a.schedule(a.rng.random() * 10, rec.hit, f"n{i}")
+    a.run_until(4)
+    a.collect()
+    copy_sim, copy_rec = pickle.loads(pickle.dumps((a, rec)))
+    a.run_until(10)
+    copy_sim.run_until(10)
+    assert [e.as_dict() for e in a.collect()] == [e.as_dict() for e in copy_sim.collect()]
+    assert copy_rec.seen == rec.seen
