@@ -23,6 +23,7 @@ from .scenario import Scenario
 
 log = logging.getLogger(__name__)
 TICK = 0.025  # wall seconds between simulation steps of a playing run
+MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
 
 
 def cmd_group(run_id: str) -> str:
@@ -53,6 +54,7 @@ class LiveRun:
         self.last_frame = 0.0
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
+        self.closing = False
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def main(self) -> None:
@@ -80,7 +82,7 @@ class LiveRun:
             await asyncio.sleep(TICK)
             now = time.monotonic()
             if self.playing and self.player.stopped is None:
-                self._advance(now - last)
+                self._advance(min(now - last, MAX_TICK))
             last = now
             if self.dirty and now - self.last_frame >= self.limits["FRAME_INTERVAL"]:
                 await self.publish()
@@ -93,6 +95,8 @@ class LiveRun:
         self.dirty = True
 
     def _reapable(self, now: float) -> bool:
+        if self.closing:
+            return True
         timeout = self.limits["VIEWER_TIMEOUT"]
         for viewer, seen in list(self.viewers.items()):
             if now - seen > timeout:
@@ -140,8 +144,7 @@ class LiveRun:
             self.viewers.pop(viewer, None)
             return
         if action == "stop":
-            self.viewers.clear()
-            self.idle_since = -1e9
+            self.closing = True
             return
         problem = self._apply(action, message)
         self.player.drain()

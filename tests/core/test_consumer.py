@@ -1,0 +1,215 @@
+"""The websocket consumer and live runs, end to end over the in-memory channel layer."""
+
+import asyncio
+import html
+import json
+import re
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+
+from patterns.core.runs import host
+from playground.asgi import application
+
+ORIGIN = [(b"origin", b"http://127.0.0.1")]
+FAST = {"FRAME_INTERVAL": 0.05, "IDLE_REAP_SECONDS": 0.3, "VIEWER_TIMEOUT": 60.0}
+
+
+@pytest.fixture(autouse=True)
+async def fresh_layer():
+    channel_layers.backends = {}
+    yield
+    await host.shutdown()
+
+
+def limits(**changes):
+    from django.conf import settings
+
+    return override_settings(PLAYGROUND={**settings.PLAYGROUND, **FAST, **changes})
+
+
+async def connect(query=""):
+    comm = WebsocketCommunicator(application, f"/ws/patterns/toy/{query}", headers=ORIGIN)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+def frame_of(text):
+    match = re.search(r'id="frame-data" hidden data-frame="([^"]*)"', text)
+    return json.loads(html.unescape(match.group(1))) if match else None
+
+
+async def next_frame(comm, timeout=3.0, where=lambda f: True):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        text = await comm.receive_from(timeout=max(0.01, deadline - loop.time()))
+        frame = frame_of(text)
+        if frame is not None and where(frame):
+            return frame, text
+
+
+async def send(comm, **fields):
+    await comm.send_to(text_data=json.dumps(fields))
+
+
+async def test_start_streams_frames_with_full_state_and_rising_sequence_numbers():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start", seed="5", rate="20")
+        first, text = await next_frame(comm)
+        assert first["run"] and 'id="run-status"' in text and 'id="metrics"' in text and 'id="event-log"' in text
+        later, _ = await next_frame(comm, where=lambda f: f["last_seq"] > first["last_seq"] + 5)
+        assert later["t"] > first["t"] and later["frame"] > first["frame"]
+        assert later["diagrams"]["nodes"]["mermaid"].startswith("flowchart LR")
+        assert later["link"] == "/patterns/toy/?seed=5&rate=20"
+        await comm.disconnect()
+
+
+async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start", seed="2")
+        frame, _ = await next_frame(comm, where=lambda f: f["t"] > 0.3)
+        await send(comm, action="pause")
+        paused, _ = await next_frame(comm, where=lambda f: not f["playing"])
+        await send(comm, action="step")
+        stepped, _ = await next_frame(comm, where=lambda f: f["last_seq"] == paused["last_seq"] + 1)
+        assert stepped["t"] >= paused["t"] and not stepped["playing"]
+        await send(comm, action="command", command="bump", node="1", by="7")
+        acted, text = await next_frame(comm, where=lambda f: "do=" in f["link"])
+        assert re.search(r"do=[0-9.]+:bump:node=1,by=7$", acted["link"])
+        assert "echo" in text
+        await send(comm, action="seek", t="0.1")
+        back, _ = await next_frame(comm, where=lambda f: f["t"] == 0.1)
+        assert back["horizon"] >= acted["t"] and "do=" in back["link"]
+        await send(comm, action="speed", speed="50")
+        await send(comm, action="play")
+        fast, _ = await next_frame(comm, where=lambda f: f["playing"] and f["speed"] == 50 and f["t"] > 3)
+        assert fast["t"] > 3
+        await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[1,2]", "action: expected one of"),
+        ('{"action": "launch"}', "action: expected one of"),
+        ('{"action": "speed", "speed": "1e99"}', "speed: expected a number from 0.1 to 100"),
+        ('{"action": "speed", "speed": "NaN"}', "speed: expected a number"),
+        ('{"action": "seek", "t": {"x": 1}}', "t: expected a number"),
+        ('{"action": "command", "command": "explode"}', "'explode' is not a command of Toy ticker"),
+        ('{"action": "command", "command": "bump", "node": "99"}', "bump node: 99 is above the maximum 7"),
+        ('{"action": "start", "rate": "-1"}', "rate: -1.0 is below the minimum 0.1"),
+        ('{"action": "start", "rate": ["1", {"a": 2}]}', "form fields must be text"),
+        ('{"action": "start", "zzz": "1"}', "'zzz': not a parameter of Toy ticker"),
+        ("x" * 5000, "too large"),
+    ],
+)
+async def test_hostile_frames_get_a_clear_message_and_the_run_goes_on(frame, message):
+    with limits():
+        comm = await connect()
+        await send(comm, action="start")
+        before, _ = await next_frame(comm)
+        await comm.send_to(text_data=frame)
+        while True:
+            text = await comm.receive_from(timeout=3)
+            if 'id="messages"' in text and frame_of(text) is None:
+                break
+        assert message in html.unescape(text) and "Traceback" not in text
+        after, _ = await next_frame(comm, where=lambda f: f["last_seq"] > before["last_seq"])
+        assert after["run"] == before["run"] and after["playing"]
+        await comm.disconnect()
+
+
+async def test_commands_before_start_and_binary_frames_are_refused_politely():
+    with limits():
+        comm = await connect()
+        await send(comm, action="pause")
+        assert "press Start first" in await comm.receive_from()
+        await comm.send_to(bytes_data=b"\x00\x01")
+        assert "not binary" in await comm.receive_from()
+        await comm.disconnect()
+
+
+async def test_commands_per_second_are_bounded_per_connection():
+    with limits(COMMANDS_PER_SECOND=1, COMMAND_BURST=3):
+        comm = await connect()
+        for _ in range(5):
+            await send(comm, action="launch")
+        texts = [await comm.receive_from() for _ in range(5)]
+        assert sum("slow down" in t for t in texts) == 2
+        await comm.disconnect()
+
+
+async def test_runs_per_client_are_bounded():
+    with limits(MAX_RUNS_PER_CLIENT=2):
+        comms = [await connect() for _ in range(3)]
+        for comm in comms[:2]:
+            await send(comm, action="start")
+            await next_frame(comm)
+        await send(comms[2], action="start")
+        assert "You already have 2 live runs" in html.unescape(await comms[2].receive_from())
+        for comm in comms:
+            await comm.disconnect()
+
+
+async def test_a_second_viewer_joins_by_run_id_sees_the_same_run_and_steers_it():
+    with limits():
+        owner = await connect()
+        await send(owner, action="start", seed="11")
+        first, _ = await next_frame(owner)
+        viewer = await connect(f"?run={first['run']}")
+        joined, _ = await next_frame(viewer)
+        assert joined["run"] == first["run"] and joined["link"] == first["link"]
+        await send(viewer, action="pause")
+        await next_frame(owner, where=lambda f: not f["playing"])
+        await owner.disconnect()
+        await viewer.disconnect()
+
+
+async def test_joining_a_run_that_does_not_exist_says_so():
+    with limits():
+        comm = await connect("?run=nosuchrun")
+        assert "has ended or does not exist" in await comm.receive_from(timeout=5)
+        await comm.disconnect()
+
+
+async def test_start_again_replaces_the_connections_own_run():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start", seed="1")
+        first, _ = await next_frame(comm)
+        await send(comm, action="start", seed="2")
+        second, _ = await next_frame(comm, where=lambda f: f["run"] != first["run"])
+        assert second["link"].startswith("/patterns/toy/?seed=2")
+        await asyncio.sleep(0.3)
+        assert first["run"] not in host.runs
+        await comm.disconnect()
+
+
+async def test_runs_without_viewers_are_reaped():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start")
+        frame, _ = await next_frame(comm)
+        assert frame["run"] in host.runs
+        await comm.disconnect()
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if frame["run"] not in host.runs:
+                break
+        assert frame["run"] not in host.runs
+
+
+async def test_unknown_pattern_and_foreign_origin_are_refused():
+    comm = WebsocketCommunicator(application, "/ws/patterns/nope/", headers=ORIGIN)
+    connected, _ = await comm.connect()
+    assert not connected
+    comm = WebsocketCommunicator(application, "/ws/patterns/toy/", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await comm.connect()
+    assert not connected

@@ -1,0 +1,57 @@
+"""Pages and downloads, generic over the registry (exercised here with the toy pattern)."""
+
+import json
+
+import pytest
+
+from patterns.core.registry import all_patterns
+
+
+def test_home_lists_every_registered_pattern_with_its_summary_and_diagram(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    for pattern in all_patterns():
+        assert pattern.title in body and f"/patterns/{pattern.slug}/" in body
+    assert "data-static-mermaid" in body and "mermaid.min.js" in body
+
+
+def test_pattern_page_has_the_controls_form_and_initial_frame(client):
+    body = client.get("/patterns/toy/?seed=3&rate=9&do=2:bump:node=1,by=2").content.decode()
+    for needle in ('ws-connect="/ws/patterns/toy/"', ">Start</button>", ">Pause</button>", ">Step</button>",
+                   'id="share-button"', 'name="speed"', 'id="timeline"', 'id="frame-data"', 'name="rate" value="9"',
+                   'name="do" value="2:bump:node=1,by=2"', ">Bump</button>", 'data-diagram="nodes"'):
+        assert needle in body, needle
+
+
+def test_a_hostile_link_gets_a_clear_message_not_a_traceback(client):
+    response = client.get("/patterns/toy/?rate=%00%ff&nodes=99&do=-1:bump&%3Cscript%3E=1")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "nodes: 99 is above the maximum 8" in body and "should be a number of seconds" in body
+    assert "<script>=" not in body and "Traceback" not in body
+    assert 'name="nodes" value="3"' in body  # the page still works, with the defaults
+
+
+def test_unknown_pattern_is_a_404(client):
+    assert client.get("/patterns/nope/").status_code == 404
+
+
+def test_events_download_is_the_same_stream_as_the_cli(client):
+    response = client.get("/patterns/toy/events.jsonl?seed=4&until=3&do=1:bump:node=0,by=2")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert all(e["t"] <= 3 for e in events) and any(e["type"] == "echo" for e in events)
+
+
+@pytest.mark.parametrize("query", ["until=-1", "until=1e9", "until=x", "rate=0"])
+def test_bad_downloads_are_400_with_the_reason(client, query):
+    response = client.get(f"/patterns/toy/events.jsonl?{query}")
+    assert response.status_code == 400 and response.content.strip()
+
+
+def test_describe_json(client):
+    data = client.get("/patterns/toy/describe.json").json()
+    assert data["slug"] == "toy" and data["commands"][0]["name"] == "bump"
+    assert data["event_types"][0]["type"] == "tick"
