@@ -16,8 +16,6 @@ from patterns.core.consumers import RunConsumer  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            URLRouter([path("ws/patterns/<slug:slug>/", RunConsumer.as_asgi())])
-        ),
+        "websocket": AllowedHostsOriginValidator(URLRouter([path("ws/patterns/<slug:slug>/", RunConsumer.as_asgi())])),
     }
 )

@@ -104,7 +104,8 @@ LOGGING = {
 
 # Bounds on what one run and one client may use; every limit the live machinery enforces is here.
 PLAYGROUND = {
-    "MAX_RUNS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_RUNS_PER_CLIENT", 3)),
+    # Per client address; a classroom behind one NAT shares it, and each connection plays one run at a time.
+    "MAX_RUNS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_RUNS_PER_CLIENT", 20)),
     "MAX_RUNS_PER_PROCESS": 200,
     "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
     "COMMAND_BURST": 20,

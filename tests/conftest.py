@@ -43,12 +43,20 @@ def free_port() -> int:
 
 
 def start_daphne(tmp: Path, port: int, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "playground.settings", "PLAYGROUND_VAR_DIR": str(tmp),
-           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "playground.settings",
+        "PLAYGROUND_VAR_DIR": str(tmp),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
     log = open(tmp / f"daphne-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "playground.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -73,8 +81,9 @@ def live_server_url(tmp_path_factory):
     proc.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module: Playwright's sync API holds an event loop that async tests must not meet."""
     if not os.path.exists(CHROMIUM):
         missing("Chromium (/usr/bin/chromium, Debian's chromium package)")
     from playwright.sync_api import sync_playwright

@@ -21,7 +21,7 @@ from .registry import get_pattern
 from .runs import RunLimitError, cmd_group, host, view_group
 from .scenario import ScenarioError, decode, parse_command
 
-BROWSER_ACTIONS = ("start", "pause", "play", "step", "speed", "seek", "reset", "command")
+BROWSER_ACTIONS = ("start", "join", "pause", "play", "step", "speed", "seek", "reset", "command")
 FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
 JOIN_TIMEOUT = 3.0
 
@@ -64,7 +64,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.background.append(asyncio.create_task(self._keepalive()))
         wanted = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("run", [""])[0]
         if wanted:
-            await self.join(wanted)
+            try:
+                await self.join(wanted)
+            except ScenarioError as exc:
+                await self.error("; ".join(exc.problems))
 
     async def disconnect(self, code: int) -> None:
         for task in getattr(self, "background", []):
@@ -106,11 +109,18 @@ class RunConsumer(AsyncWebsocketConsumer):
         if action == "start":
             await self.start(request)
             return
+        if action == "join":
+            if self.run_id is not None:
+                await self.leave()
+            await self.join(request.get("run"))
+            return
         if self.run_id is None:
             raise ScenarioError(["no run yet: press Start first"])
         forward: dict[str, Any] = {"action": action}
         if action == "speed":
-            forward["speed"] = _number(request.get("speed"), "speed", self.limits["MIN_SPEED"], self.limits["MAX_SPEED"])
+            forward["speed"] = _number(
+                request.get("speed"), "speed", self.limits["MIN_SPEED"], self.limits["MAX_SPEED"]
+            )
         elif action == "seek":
             forward["t"] = _number(request.get("t"), "t", 0.0, self.limits["MAX_VIRTUAL_TIME"])
         elif action == "command":
@@ -132,10 +142,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         run = host.start(self.pattern, scenario, client=client, owner=self.channel_name)
         await self.join(run.id)
 
-    async def join(self, run_id: str) -> None:
-        if not (0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
-            await self.error("that run id is not valid")
-            return
+    async def join(self, run_id: Any) -> None:
+        if not (isinstance(run_id, str) and 0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
+            raise ScenarioError(["run: that run id is not valid"])
         self.run_id = run_id
         self.got_frame.clear()
         await self.channel_layer.group_add(view_group(run_id), self.channel_name)

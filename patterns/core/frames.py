@@ -8,6 +8,7 @@ element's attribute; the page's script re-renders a Mermaid diagram only when it
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -21,8 +22,13 @@ def share_link(player: Player) -> str:
     return f"/patterns/{player.pattern.slug}/?{encode(player.pattern, player.scenario)}"
 
 
-def frame_data(player: Player, *, run_id: str | None, frame: int, playing: bool, speed: float) -> dict[str, Any]:
-    engine = player.engine
+def drawings(player: Player) -> dict[str, dict[str, Any]]:
+    return {d.name: asdict(d.draw(player.engine)) for d in player.pattern.diagrams}
+
+
+def frame_data(
+    player: Player, *, run_id: str | None, frame: int, playing: bool, speed: float, diagrams: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "run": run_id,
         "frame": frame,
@@ -33,7 +39,8 @@ def frame_data(player: Player, *, run_id: str | None, frame: int, playing: bool,
         "speed": speed,
         "last_seq": player.last_seq,
         "link": share_link(player),
-        "diagrams": {d.name: asdict(d.draw(engine)) for d in player.pattern.diagrams},
+        "sent": round(time.time(), 4),  # wall clock at render, for measuring delivery latency
+        "diagrams": diagrams,
     }
 
 
@@ -46,9 +53,21 @@ def log_rows(player: Player, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-def context(player: Player, *, run_id: str | None, frame: int, playing: bool, speed: float, log: int, viewers: int,
-            message: str = "") -> dict[str, Any]:
-    data = frame_data(player, run_id=run_id, frame=frame, playing=playing, speed=speed)
+def context(
+    player: Player,
+    *,
+    run_id: str | None,
+    frame: int,
+    playing: bool,
+    speed: float,
+    log: int,
+    viewers: int,
+    message: str = "",
+    diagrams: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now."""
+    diagrams = drawings(player) if diagrams is None else diagrams
+    data = frame_data(player, run_id=run_id, frame=frame, playing=playing, speed=speed, diagrams=diagrams)
     return {
         "pattern": player.pattern,
         "data": data,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import bisect
 import pickle
 from collections import deque
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .registry import Pattern
 from .scenario import Action, Scenario, action_time
@@ -130,10 +131,12 @@ class Player:
         self.sim.run_until(t)
 
     def _take_snapshot(self) -> None:
+        if self._snapshots and self._snapshots[-1][0] >= self.sim.now:
+            return  # re-simulating after a seek: this one is already kept
         self._snapshots.append((self.sim.now, pickle.dumps((self.sim, self.engine), pickle.HIGHEST_PROTOCOL)))
         if len(self._snapshots) > MAX_SNAPSHOTS:
-            self._snapshots = self._snapshots[::2]
             self.snapshot_every *= 2
+            self._snapshots = [s for s in self._snapshots if _on_grid(s[0], self.snapshot_every)]
         self._next_snapshot = self._snapshot_after(self.sim.now)
 
     def _snapshot_after(self, t: float) -> float:
@@ -152,3 +155,8 @@ class Player:
             self.sim, self.engine = pickle.loads(blob)
             self._next_action = bisect.bisect_right([a.t for a in self._script], when)
             self._next_snapshot = self._snapshot_after(when)
+
+
+def _on_grid(t: float, every: float) -> bool:
+    ratio = t / every
+    return abs(ratio - round(ratio)) < 1e-9

@@ -7,8 +7,9 @@ frames and command-line flags are all validated by the same code.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from .sim import Simulation
 

@@ -16,7 +16,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .frames import context, render_frame, render_message
+from .frames import context, drawings, render_frame, render_message
 from .player import Player
 from .registry import Pattern
 from .scenario import Scenario
@@ -55,6 +55,7 @@ class LiveRun:
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
         self.closing = False
+        self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def main(self) -> None:
@@ -108,7 +109,14 @@ class LiveRun:
         return now - self.idle_since > self.limits["IDLE_REAP_SECONDS"]
 
     # -- output -----------------------------------------------------------------------------------------------
-    def render(self, message: str = "") -> str:
+    def render(self, message: str = "", *, full: bool) -> str:
+        """A frame: with every diagram for a joining viewer, else with the diagrams changed since the last one."""
+        current = drawings(self.player)
+        if full:
+            diagrams = current
+        else:
+            diagrams = {name: drawing for name, drawing in current.items() if self.published.get(name) != drawing}
+            self.published = current
         ctx = context(
             self.player,
             run_id=self.id,
@@ -118,12 +126,13 @@ class LiveRun:
             log=self.limits["LOG_EVENTS_PER_FRAME"],
             viewers=len(self.viewers),
             message=message,
+            diagrams=diagrams,
         )
         return render_frame(ctx)
 
     async def publish(self, message: str = "") -> None:
         self.frame += 1
-        html = self.render(message)
+        html = self.render(message, full=False)
         self.dirty = False
         self.last_frame = time.monotonic()
         await self.layer.group_send(view_group(self.id), _frame_message(html))
@@ -136,7 +145,7 @@ class LiveRun:
             self.viewers[viewer] = time.monotonic()
         if action == "hello":  # a viewer joined: it gets a full frame of its own
             self.frame += 1
-            await self.layer.send(viewer, _frame_message(self.render()))
+            await self.layer.send(viewer, _frame_message(self.render(full=True)))
             return
         if action == "keepalive":
             return

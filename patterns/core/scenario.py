@@ -9,11 +9,13 @@ raises anything but `ScenarioError`, whose message names every bad part.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from .registry import Command, Pattern, shown as _shown
+from .registry import Command, Pattern
+from .registry import shown as _shown
 
 MAX_SEED = 2**32 - 1
 TIME_STEP = 0.001  # script times are whole milliseconds, so that their text form round-trips exactly
@@ -118,7 +120,9 @@ def decode(
         else:
             seed = preset.seed
             values.update(preset.params)
-            script = [Action(float(t), name, _ordered_args(pattern.command(name), args)) for t, name, args in preset.script]
+            script = [
+                Action(float(t), name, _ordered_args(pattern.command(name), args)) for t, name, args in preset.script
+            ]
 
     seen: set[str] = set()
     for key, text in pairs:

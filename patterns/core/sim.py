@@ -15,8 +15,9 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 TIME_DIGITS = 6  # event times are rounded to the microsecond so that their text form is stable
 

@@ -43,8 +43,10 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
     canonical = encode(pattern, scenario)
     ctx.update(
         scenario=scenario,
-        fields=[{"param": p, "value": scenario.values[p.name], "text": p.format(scenario.values[p.name])}
-                for p in pattern.params],
+        fields=[
+            {"param": p, "value": scenario.values[p.name], "text": p.format(scenario.values[p.name])}
+            for p in pattern.params
+        ],
         problems=problems,
         speeds=SPEEDS,
         query=canonical,
@@ -60,8 +62,9 @@ def events(request: HttpRequest, slug: str) -> HttpResponse:
     """The run a link describes, simulated here, as JSON lines: what the CLI prints, for scripts and checkers."""
     pattern = _pattern(slug)
     try:
-        scenario = decode_query(pattern, request.META.get("QUERY_STRING", ""), ignore=LINK_ONLY_KEYS,
-                                limits=settings.PLAYGROUND)
+        scenario = decode_query(
+            pattern, request.META.get("QUERY_STRING", ""), ignore=LINK_ONLY_KEYS, limits=settings.PLAYGROUND
+        )
         until = _until(request.GET.get("until", "60"))
     except ScenarioError as exc:
         return HttpResponse("\n".join(exc.problems) + "\n", status=400, content_type="text/plain; charset=utf-8")
@@ -107,4 +110,3 @@ def _home_diagram(slug: str) -> dict[str, Any]:
         if drawing.mermaid:
             return {"name": diagram.name, "title": diagram.title, "mermaid": drawing.mermaid}
     return {"name": "", "title": "", "mermaid": ""}
-

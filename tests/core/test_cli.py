@@ -20,8 +20,19 @@ def simulate(*args):
 
 
 def test_jsonl_events_with_set_do_and_link():
-    out = simulate("toy", "--seed", "3", "--until", "4", "--set", "rate=8", "--do", "2 bump node=1 by=5",
-                   "--link", "?do=3:pause:node=0,on=true")
+    out = simulate(
+        "toy",
+        "--seed",
+        "3",
+        "--until",
+        "4",
+        "--set",
+        "rate=8",
+        "--do",
+        "2 bump node=1 by=5",
+        "--link",
+        "?do=3:pause:node=0,on=true",
+    )
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["seq"] for e in events] == list(range(len(events)))
     commands = [(e["t"], e["command"], e["args"]) for e in events if e["type"] == "command"]
@@ -46,7 +57,7 @@ def test_describe_prints_parameters_commands_and_event_types():
         (["nope"], "unknown pattern 'nope'; known patterns:"),
         (["toy", "--set", "rate"], "expected NAME=VALUE"),
         (["toy", "--set", "rate=0"], "rate: 0.0 is below the minimum 0.1"),
-        (["toy", "--do", "soon"], "expected \"TIME COMMAND"),
+        (["toy", "--do", "soon"], 'expected "TIME COMMAND'),
         (["toy", "--do", "1 explode"], "'explode' is not a command"),
         (["toy", "--until", "99999"], "--until must be from 0 to 3600"),
         (["toy", "--seed", "x"], "seed: expected a whole number"),
@@ -59,8 +70,18 @@ def test_invalid_arguments_fail_with_a_clear_message(args, message):
 
 
 def test_the_same_scenario_gives_byte_identical_events_across_processes_and_hash_seeds():
-    cmd = [sys.executable, "manage.py", "simulate", "circuit-breaker", "--seed", "77", "--until", "120",
-           "--link", "?preset=flaky"]
+    cmd = [
+        sys.executable,
+        "manage.py",
+        "simulate",
+        "circuit-breaker",
+        "--seed",
+        "77",
+        "--until",
+        "120",
+        "--link",
+        "?preset=flaky",
+    ]
     outputs = []
     for hash_seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}

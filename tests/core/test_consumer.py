@@ -64,7 +64,7 @@ async def test_start_streams_frames_with_full_state_and_rising_sequence_numbers(
         assert first["run"] and 'id="run-status"' in text and 'id="metrics"' in text and 'id="event-log"' in text
         later, _ = await next_frame(comm, where=lambda f: f["last_seq"] > first["last_seq"] + 5)
         assert later["t"] > first["t"] and later["frame"] > first["frame"]
-        assert later["diagrams"]["nodes"]["mermaid"].startswith("flowchart LR")
+        assert first["diagrams"]["nodes"]["mermaid"].startswith("flowchart LR")
         assert later["link"] == "/patterns/toy/?seed=5&rate=20"
         await comm.disconnect()
 
@@ -73,7 +73,7 @@ async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared()
     with limits():
         comm = await connect()
         await send(comm, action="start", seed="2")
-        frame, _ = await next_frame(comm, where=lambda f: f["t"] > 0.3)
+        await next_frame(comm, where=lambda f: f["t"] > 0.3)
         await send(comm, action="pause")
         paused, _ = await next_frame(comm, where=lambda f: not f["playing"])
         await send(comm, action="step")
@@ -87,6 +87,8 @@ async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared()
         back, _ = await next_frame(comm, where=lambda f: f["t"] == 0.1)
         assert back["horizon"] >= acted["t"] and "do=" in back["link"]
         await send(comm, action="speed", speed="50")
+        unchanged, _ = await next_frame(comm, where=lambda f: f["speed"] == 50)
+        assert unchanged["diagrams"] == {}  # paused: nothing redrawn, so nothing resent
         await send(comm, action="play")
         fast, _ = await next_frame(comm, where=lambda f: f["playing"] and f["speed"] == 50 and f["t"] > 3)
         assert fast["t"] > 3
@@ -213,3 +215,20 @@ async def test_unknown_pattern_and_foreign_origin_are_refused():
     comm = WebsocketCommunicator(application, "/ws/patterns/toy/", headers=[(b"origin", b"http://evil.example")])
     connected, _ = await comm.connect()
     assert not connected
+
+
+async def test_a_reconnected_page_rejoins_its_run_by_id():
+    with limits():
+        owner = await connect()
+        await send(owner, action="start", seed="3")
+        first, _ = await next_frame(owner)
+        again = await connect()
+        await send(again, action="join", run=first["run"])
+        joined, _ = await next_frame(again)
+        assert joined["run"] == first["run"]
+        await send(again, action="join", run="../../etc")
+        assert "run: that run id is not valid" in await again.receive_from()
+        bad = await connect("?run=%3Cx%3E")
+        assert "that run id is not valid" in await bad.receive_from()
+        for comm in (owner, again, bad):
+            await comm.disconnect()

@@ -18,9 +18,20 @@ def test_home_lists_every_registered_pattern_with_its_summary_and_diagram(client
 
 def test_pattern_page_has_the_controls_form_and_initial_frame(client):
     body = client.get("/patterns/toy/?seed=3&rate=9&do=2:bump:node=1,by=2").content.decode()
-    for needle in ('ws-connect="/ws/patterns/toy/"', ">Start</button>", ">Pause</button>", ">Step</button>",
-                   'id="share-button"', 'name="speed"', 'id="timeline"', 'id="frame-data"', 'name="rate" value="9"',
-                   'name="do" value="2:bump:node=1,by=2"', ">Bump</button>", 'data-diagram="nodes"'):
+    for needle in (
+        'ws-connect="/ws/patterns/toy/"',
+        ">Start</button>",
+        ">Pause</button>",
+        ">Step</button>",
+        'id="share-button"',
+        'name="speed"',
+        'id="timeline"',
+        'id="frame-data"',
+        'name="rate" value="9"',
+        'name="do" value="2:bump:node=1,by=2"',
+        ">Bump</button>",
+        'data-diagram="nodes"',
+    ):
         assert needle in body, needle
 
 

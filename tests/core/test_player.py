@@ -125,3 +125,15 @@ def _t(line):
     import json
 
     return json.loads(line)["t"]
+
+
+def test_snapshots_stay_sorted_evenly_spaced_and_cover_the_run_after_seeks():
+    player = Player(TOY, default_scenario(TOY), {**LIMITS, "SNAPSHOT_EVERY": 1.0})
+    player.advance_to(300)
+    for t in (215.5, 10.2, 299.0, 150.0, 3.3, 250.0):
+        player.seek(t)
+        player.advance_to(t + 7)
+    times = [s[0] for s in player._snapshots]
+    assert times == sorted(set(times)) and len(times) <= 64
+    gaps = {round(b - a, 9) for a, b in zip([0.0, *times], times, strict=False)}
+    assert gaps == {player.snapshot_every} and player.horizon - times[-1] <= player.snapshot_every

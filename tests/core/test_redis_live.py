@@ -49,7 +49,7 @@ def test_a_viewer_in_another_process_watches_and_steers_the_same_run(two_servers
             assert joined["link"].startswith("/patterns/circuit-breaker/?seed=4")
             viewer.send(json.dumps({"action": "pause"}))
             paused = wait_for(owner, lambda f: not f["playing"])
-            viewer.send(json.dumps({"action": "command", "command": "outage", "on": "true"}))
-            acted = wait_for(owner, lambda f: ":outage:" in f["link"])
+            viewer.send(json.dumps({"action": "command", "command": "outage_on", "service": "downstream"}))
+            acted = wait_for(owner, lambda f: ":outage_on" in f["link"])
             seen = wait_for(viewer, lambda f: f["link"] == acted["link"])
             assert seen["t"] == acted["t"] >= paused["t"]

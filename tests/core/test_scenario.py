@@ -1,6 +1,5 @@
 """Links: canonical round-trips, clear messages for every bad part, and no crash on any input."""
 
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,15 +83,25 @@ actions = st.builds(
     lambda t, name, node, by, on: Action(
         t / 1000, name, (("node", node), ("by", by)) if name == "bump" else (("node", node), ("on", on))
     ),
-    st.integers(0, 3_600_000), names, st.integers(0, 7), st.integers(-100, 100), st.booleans(),
+    st.integers(0, 3_600_000),
+    names,
+    st.integers(0, 7),
+    st.integers(-100, 100),
+    st.booleans(),
 )
 scenarios = st.builds(
     lambda seed, nodes, rate, mode, loud, script: Scenario(
-        "toy", seed, (("nodes", nodes), ("rate", rate), ("mode", mode), ("loud", loud)),
+        "toy",
+        seed,
+        (("nodes", nodes), ("rate", rate), ("mode", mode), ("loud", loud)),
         tuple(sorted(script, key=lambda a: a.t)),
     ),
-    st.integers(0, 2**32 - 1), st.integers(1, 8),
-    st.floats(0.1, 1000, allow_nan=False), st.sampled_from(["a", "b"]), st.booleans(), st.lists(actions, max_size=20),
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 8),
+    st.floats(0.1, 1000, allow_nan=False),
+    st.sampled_from(["a", "b"]),
+    st.booleans(),
+    st.lists(actions, max_size=20),
 )
 
 
@@ -112,8 +121,14 @@ def test_decoding_arbitrary_text_never_crashes(text):
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.sampled_from(["seed", "rate", "nodes", "mode", "loud", "do", "preset", "x"]),
-                          st.text(max_size=40)), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["seed", "rate", "nodes", "mode", "loud", "do", "preset", "x"]), st.text(max_size=40)
+        ),
+        max_size=12,
+    )
+)
 def test_decoding_arbitrary_fields_never_crashes(pairs):
     try:
         decode(TOY, pairs)

@@ -33,7 +33,7 @@ class TickerEngine:
 
 def _draw(engine):
     best = max(range(len(engine.counts)), key=engine.counts.__getitem__)
-    body = "\n".join(f"  n{i}[\"n{i}\"]" for i in range(len(engine.counts)))
+    body = "\n".join(f'  n{i}["n{i}"]' for i in range(len(engine.counts)))
     return Drawing(mermaid=f"flowchart LR\n{body}", nodes=(f"n{best}",), caption=f"total {sum(engine.counts)}")
 
 
@@ -56,7 +56,11 @@ TOY = Pattern(
     event_types=(EventType("tick", "a node ticked", {"node": "node index", "count": "its count"}),),
     diagrams=(Diagram("nodes", "Nodes", _draw),),
     metrics=lambda engine: {"Total ticks": sum(engine.counts)},
-    presets=(Preset("busy", "Busy", "Fast ticks and a bump.", {"rate": 50.0}, ((1.0, "bump", {"node": 1, "by": 5}),), seed=9),),
+    presets=(
+        Preset(
+            "busy", "Busy", "Fast ticks and a bump.", {"rate": 50.0}, ((1.0, "bump", {"node": 1, "by": 5}),), seed=9
+        ),
+    ),
 )
 
 LIMITS = {

@@ -42,7 +42,9 @@ class Command(BaseCommand):
             return
         pairs, until = self._pairs(options)
         try:
-            scenario = decode(pattern, pairs, ignore=("run", "until"), max_actions=settings.PLAYGROUND["MAX_SCRIPT_ACTIONS"])
+            scenario = decode(
+                pattern, pairs, ignore=("run", "until"), max_actions=settings.PLAYGROUND["MAX_SCRIPT_ACTIONS"]
+            )
         except ScenarioError as exc:
             raise CommandError("invalid scenario: " + "; ".join(exc.problems)) from None
         limits = settings.PLAYGROUND

@@ -1,0 +1,290 @@
+#!/usr/bin/env python
+"""The browser's budget on the live circuit-breaker page: main-thread busy share and click-to-visible latency.
+
+Starts daphne on a free port of 127.0.0.1, opens /patterns/circuit-breaker/ in headless Chromium
+(/usr/bin/chromium, through Playwright), clicks "Start" and lets the run play at 1x:
+
+- busy share: Δ TaskDuration / Δ Timestamp from the DevTools protocol (`Performance.getMetrics`) over --seconds,
+  against the 25% budget; with the script/layout/style split, frames applied and Mermaid renders
+  (window.playground.stats) in the same window.
+- click-to-visible: --clicks times, alternately "Pause" and "Resume"; from the click (a capturing click listener,
+  performance.now()) until `#run-status` says "Paused" / "Playing" (a MutationObserver), and until the next frame
+  after that (requestAnimationFrame then a task: roughly when it is painted); p50/max against 150 ms.
+
+    .venv/bin/python bench/browser_budget.py [--json] [--seconds 15] [--clicks 10] [--headed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import CHROMIUM, CHROMIUM_ARGS, SLUG, Daphne, dump_json, machine, summary
+
+BUSY_BUDGET = 0.25
+CLICK_BUDGET_MS = 150.0
+
+# Before any page script: note when the ws extension has opened its socket.
+INIT_SCRIPT = """
+window.__bench = { wsOpen: 0, trials: [] };
+document.addEventListener("htmx:wsOpen", () => { window.__bench.wsOpen++; });
+"""
+
+# Click-to-visible instrumentation, installed once the run plays.
+CLICK_PROBE = """
+() => {
+  const b = window.__bench;
+  b.trials = [];
+  const WANT = { Pause: "Paused", Resume: "Playing" };
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button") : null;
+    const label = button ? button.textContent.trim() : "";
+    if (!(label in WANT)) return;
+    b.trials.push({ label, want: WANT[label], click: performance.now(), dom: null, paint: null });
+  }, true);
+  const check = () => {
+    const trial = b.trials[b.trials.length - 1];
+    if (!trial || trial.dom !== null) return;
+    const state = document.querySelector("#run-status .state");
+    if (state && state.textContent.trim() === trial.want) {
+      trial.dom = performance.now();
+      requestAnimationFrame(() => setTimeout(() => { trial.paint = performance.now(); }, 0));
+    }
+  };
+  // #run-status is replaced (out-of-band swap) by every frame: watch its container.
+  new MutationObserver(check).observe(document.getElementById("live") || document.body,
+                                      { childList: true, subtree: true, characterData: true });
+}
+"""
+
+STATS = """
+() => {
+  const p = window.playground;
+  if (!p) return null;
+  const s = p.stats || {};
+  return { ...s, renderCount: typeof p.renderCount === "number" ? p.renderCount : null,
+           nodes: document.getElementsByTagName("*").length };
+}
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    parser.add_argument("--seconds", type=float, default=15.0, help="busy-share window at 1x (default 15)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of play before the window (default 2)")
+    parser.add_argument("--clicks", type=int, default=10, help="Pause/Resume clicks (default 10)")
+    parser.add_argument(
+        "--paused-seconds",
+        type=float,
+        default=5.0,
+        help="busy-share window with the run paused, for comparison (default 5; 0 skips it)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the pauses between clicks (default 1)")
+    parser.add_argument("--preset", default="", help="open ?preset=SLUG instead of the defaults")
+    parser.add_argument("--headed", action="store_true", help="show the browser window (needs a display)")
+    return parser.parse_args(argv)
+
+
+def metrics(cdp: Any) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if not os.path.exists(CHROMIUM):
+        raise SystemExit(f"Chromium is not installed at {CHROMIUM} (Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    result: dict[str, Any] = {
+        "benchmark": "browser_budget",
+        "machine": machine(),
+        "seconds": args.seconds,
+        "busy_budget": BUSY_BUDGET,
+        "click_budget_ms": CLICK_BUDGET_MS,
+    }
+    errors: list[str] = []
+    with Daphne() as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=not args.headed, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("console", lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}"))
+            page.on("response", lambda resp: resp.status >= 400 and errors.append(f"HTTP {resp.status}: {resp.url}"))
+            page.add_init_script(INIT_SCRIPT)
+            query = f"?preset={args.preset}" if args.preset else ""
+            page.goto(f"{server.base_url}/patterns/{SLUG}/{query}")
+            page.wait_for_function("window.__bench.wsOpen > 0 && !!window.playground", timeout=20000)
+
+            page.get_by_role("button", name="Start", exact=True).click()
+            page.wait_for_function(
+                "document.body.dataset.run && document.body.dataset.playing === 'true'", timeout=20000
+            )
+            result["run"] = page.evaluate("document.body.dataset.run")
+            page.wait_for_timeout(args.warmup * 1000)
+
+            # -- busy share while playing at 1x --------------------------------------------------------------
+            cdp = context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            cdp.send("HeapProfiler.collectGarbage")  # so that the node and heap counts below compare like with like
+            m0, s0, wall0 = metrics(cdp), page.evaluate(STATS), time.monotonic()
+            page.wait_for_timeout(args.seconds * 1000)
+            m1, s1, wall1 = metrics(cdp), page.evaluate(STATS), time.monotonic()
+            span = m1["Timestamp"] - m0["Timestamp"]
+            cdp.send("HeapProfiler.collectGarbage")  # after the window: not counted in it
+            after_gc = metrics(cdp)
+
+            def delta(name: str) -> float:
+                return m1.get(name, 0.0) - m0.get(name, 0.0)
+
+            result["busy"] = {
+                "window_s": span,
+                "wall_s": wall1 - wall0,
+                "task_s": delta("TaskDuration"),
+                "busy_share": delta("TaskDuration") / span if span else float("nan"),
+                "script_share": delta("ScriptDuration") / span if span else float("nan"),
+                "layout_share": delta("LayoutDuration") / span if span else float("nan"),
+                "style_share": delta("RecalcStyleDuration") / span if span else float("nan"),
+                "layouts": delta("LayoutCount"),
+                "task_ms_per_frame": None,
+                # before the window (after a GC) -> after it (after a GC): growth here is a leak
+                "js_heap_used_mb": (m0.get("JSHeapUsedSize", 0) / 2**20, after_gc.get("JSHeapUsedSize", 0) / 2**20),
+                "dom_nodes": (m0.get("Nodes"), after_gc.get("Nodes")),
+                "elements_in_document": (s0 or {}).get("nodes"),
+                "elements_in_document_after": (s1 or {}).get("nodes"),
+            }
+            if s0 and s1:
+                frames = s1.get("frames", 0) - s0.get("frames", 0)
+                renders = s1.get("renders", 0) - s0.get("renders", 0)
+                result["page"] = {
+                    "frames_applied": frames,
+                    "frames_per_s": frames / span if span else float("nan"),
+                    "mermaid_renders": renders,
+                    "renders_per_s": renders / span if span else float("nan"),
+                    "render_errors": s1.get("renderErrors", 0) - s0.get("renderErrors", 0),
+                    "last_render_ms": s1.get("lastRenderMs"),
+                    "apply_ms_per_frame": (s1.get("applyMs", 0) - s0.get("applyMs", 0)) / frames if frames else None,
+                    "render_count_hook": s1.get("renderCount") is not None,
+                }
+                if frames:
+                    result["busy"]["task_ms_per_frame"] = delta("TaskDuration") * 1000 / frames
+            else:
+                result["page"] = None  # window.playground is missing: no render counts
+
+            # -- click-to-visible ------------------------------------------------------------------------------
+            page.evaluate(CLICK_PROBE)
+            rng = random.Random(args.seed)
+            for i in range(args.clicks):
+                label = "Pause" if i % 2 == 0 else "Resume"
+                page.get_by_role("button", name=label, exact=True).click()
+                page.wait_for_function(
+                    "n => window.__bench.trials.length >= n && window.__bench.trials[n - 1].paint !== null",
+                    arg=i + 1,
+                    timeout=10000,
+                )
+                page.wait_for_timeout(rng.uniform(300, 700))  # land the next click anywhere between frames
+            trials = page.evaluate("window.__bench.trials")
+
+            # -- the same page with the run paused: what the page costs when no frame comes ---------------------
+            result["paused"] = None
+            if args.paused_seconds > 0:
+                if page.evaluate("document.body.dataset.playing") == "true":
+                    page.get_by_role("button", name="Pause", exact=True).click()
+                page.wait_for_function("document.querySelector('#run-status .state')?.textContent.trim() === 'Paused'")
+                page.wait_for_timeout(500)
+                p0 = metrics(cdp)
+                page.wait_for_timeout(args.paused_seconds * 1000)
+                p1 = metrics(cdp)
+                paused_span = p1["Timestamp"] - p0["Timestamp"]
+                result["paused"] = {
+                    "window_s": paused_span,
+                    "busy_share": (p1["TaskDuration"] - p0["TaskDuration"]) / paused_span if paused_span else None,
+                }
+            dom = [t["dom"] - t["click"] for t in trials]
+            paint = [t["paint"] - t["click"] for t in trials]
+            result["click"] = {
+                "trials": [
+                    {"label": t["label"], "dom_ms": t["dom"] - t["click"], "paint_ms": t["paint"] - t["click"]}
+                    for t in trials
+                ],
+                "dom_ms": summary(dom),
+                "paint_ms": summary(paint),
+            }
+        finally:
+            browser.close()
+    result["errors"] = errors
+    result["server_http_errors"] = server.http_errors()
+    return result
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"browser_budget: /patterns/{SLUG}/ in headless Chromium, run {r['run']} at 1x")
+    print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
+    print()
+    b = r["busy"]
+    verdict = "ok" if b["busy_share"] <= r["busy_budget"] else "OVER"
+    print(
+        f"  main thread busy          {b['busy_share'] * 100:.1f}% of {b['window_s']:.1f} s "
+        f"(budget {r['busy_budget'] * 100:g}%: {verdict})"
+    )
+    print(
+        f"    of which                script {b['script_share'] * 100:.1f}%, layout {b['layout_share'] * 100:.1f}%, "
+        f"style {b['style_share'] * 100:.1f}%  ({b['layouts']:.0f} layouts; the rest is paint, parsing, GC...)"
+    )
+    if b["task_ms_per_frame"] is not None:
+        print(f"    per frame applied       {b['task_ms_per_frame']:.1f} ms of main-thread tasks")
+    if r.get("paused"):
+        print(f"    with the run paused     {r['paused']['busy_share'] * 100:.1f}% of {r['paused']['window_s']:.1f} s")
+    heap0, heap1 = b["js_heap_used_mb"]
+    nodes0, nodes1 = b["dom_nodes"]
+    print(
+        f"    JS heap / DOM nodes     {heap0:.1f} -> {heap1:.1f} MB, {nodes0:.0f} -> {nodes1:.0f} nodes (after a GC "
+        f"each; {b['elements_in_document']} -> {b['elements_in_document_after']} elements in the document)"
+    )
+    p = r["page"]
+    if p:
+        print(
+            f"  frames applied            {p['frames_applied']} ({p['frames_per_s']:.1f}/s), "
+            f"{p['apply_ms_per_frame'] or 0:.2f} ms each in applyFrame"
+        )
+        print(
+            f"  Mermaid renders           {p['mermaid_renders']} ({p['renders_per_s']:.2f}/s, "
+            f"{p['render_errors']} errors, last {p['last_render_ms'] or 0:.0f} ms)"
+        )
+    else:
+        print("  Mermaid renders           not counted: window.playground is missing")
+    c = r["click"]
+    for name, key in (("click to status (DOM)", "dom_ms"), ("click to next paint", "paint_ms")):
+        s = c[key]
+        verdict = "ok" if s["max"] <= r["click_budget_ms"] else "OVER"
+        print(
+            f"  {name:<25} p50 {s['p50']:.0f} ms  max {s['max']:.0f} ms over {s['n']} clicks "
+            f"(budget {r['click_budget_ms']:g} ms: {verdict})"
+        )
+    print("    each                    " + "  ".join(f"{t['label'][0]}:{t['dom_ms']:.0f}" for t in c["trials"]))
+    for line in r["server_http_errors"]:
+        print(f"  server answered           {line}")
+    if r["errors"]:
+        print(f"  page errors ({len(r['errors'])}):")
+        for line in r["errors"][:10]:
+            print(f"    {line[:200]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    result = measure(args)
+    if args.json:
+        dump_json(result)
+    else:
+        report(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The circuit-breaker engine: wires users, callers, breakers and services into one of two topologies.
+
+- "single": users call one service S through a caller that holds the breaker.
+- "chain": users call A, A calls B for a share of their requests (``downstream_share``), B calls C. A and B each
+  hold a breaker (and a caller limit) in front of the next service; the users have neither, only their own
+  timeout. With C hanging and no breakers, A's and B's slots fill with calls waiting on C, and even the requests
+  that never needed C queue behind them or are turned away: a cascade. With breakers, B and A learn to fail the
+  calls that need C fast and keep their capacity for the rest.
+
+Users arrive as a Poisson process (``request_rate`` per second, drawn from the run's seeded random generator).
+Everything the engine schedules is a bound method, so a snapshot is a plain pickle of the simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from patterns.core.sim import Simulation
+
+from .breaker import CLOSED, DISABLED, FORCED_OPEN, METRICS_ONLY, Breaker, BreakerConfig
+from .service import Hop, Ids, Service
+
+SERVICE_COMMANDS = ("outage_on", "outage_off", "slow_on", "slow_off", "set_failure_probability", "set_latency")
+BREAKER_COMMANDS = {
+    "force_open": FORCED_OPEN,
+    "disable": DISABLED,
+    "metrics_only": METRICS_ONLY,
+    "reset_breaker": CLOSED,
+}
+SERVICE_TARGETS = ("downstream", "A", "B", "C")
+BREAKER_TARGETS = ("all", "downstream", "B", "C")
+
+
+class CircuitBreakerEngine:
+    """The pattern's engine: built from the parameters, driven by the kernel, perturbed by `apply`."""
+
+    def __init__(self, sim: Simulation, params: Mapping[str, Any]):
+        self.sim = sim
+        self.params = dict(params)
+        self.topology = params["topology"]
+        self.config = BreakerConfig.from_params(params)
+        self.request_rate = float(params["request_rate"])
+        self.requests = 0
+        self._arrivals = 0  # generation of the arrival process: a new rate starts a new one
+        names = ("S",) if self.topology == "single" else ("A", "B", "C")
+        self.services = tuple(Service(sim, name, self.params) for name in names)
+        ids = Ids()
+        hops = [self._hop(sim, ids, depth, service) for depth, service in enumerate(self.services)]
+        for service, hop in zip(self.services, hops[1:], strict=False):
+            service.downstream = hop
+        self.services[0].downstream_share = float(params["downstream_share"])
+        self.hops = tuple(hops)
+        self.entry = hops[0]  # what the users call
+        self.primary = hops[-1]  # the breaker in front of the deepest service, shown in the diagrams
+
+    def _hop(self, sim: Simulation, ids: Ids, depth: int, service: Service) -> Hop:
+        params = self.params
+        users = self.topology == "chain" and depth == 0  # the users' own calls to A: no breaker, no limit
+        breaker = None
+        if users:
+            timeout = params["user_timeout_ms"]
+        else:
+            breaker = Breaker(sim, service.name, self.config, CLOSED if params["breakers"] else DISABLED)
+            timeout = params["timeout_ms"] if service is self.services[-1] else params["upstream_timeout_ms"]
+        return Hop(
+            sim,
+            service,
+            breaker,
+            ids,
+            timeout=timeout / 1000.0,
+            limit=0 if users else params["caller_limit"],
+            retries=0 if users else params["retries"],
+            retry_backoff=params["retry_backoff_ms"] / 1000.0,
+            slow_call=self.config.slow_call,
+        )
+
+    # -- running --------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._schedule_arrival()
+
+    def _schedule_arrival(self) -> None:
+        if self.request_rate > 0:
+            self.sim.schedule(self.sim.rng.expovariate(self.request_rate), self._arrive, self._arrivals)
+
+    def _arrive(self, generation: int) -> None:
+        if generation == self._arrivals:
+            self._request()
+            self._schedule_arrival()
+
+    def _request(self) -> None:
+        self.requests += 1
+        self.entry.invoke(self.requests)
+
+    # -- commands -------------------------------------------------------------------------------------------------
+    def apply(self, command: str, args: Mapping[str, Any]) -> None:
+        if command in SERVICE_COMMANDS:
+            self._service_command(command, args)
+        elif command in BREAKER_COMMANDS:
+            for breaker in self._breakers(command, args["breaker"]):
+                breaker.command(BREAKER_COMMANDS[command])
+        elif command == "set_request_rate":
+            self.request_rate = float(args["rate"])
+            self._arrivals += 1
+            self.sim.emit("traffic", rate=self.request_rate, burst=0)
+            self._schedule_arrival()
+        elif command == "burst":
+            self.sim.emit("traffic", rate=self.request_rate, burst=args["count"])
+            for _ in range(args["count"]):
+                self._request()
+        else:
+            raise ValueError(f"unknown command {command!r}")
+
+    def _service_command(self, command: str, args: Mapping[str, Any]) -> None:
+        target = args["service"]
+        service = self.services[-1] if target == "downstream" else self._named(self.services, target)
+        if service is None:
+            self._ignore(command, f"there is no service {target} in the {self.topology} topology")
+            return
+        if command == "outage_on":
+            service.outage = args["mode"]
+        elif command == "outage_off":
+            service.outage = None
+        elif command == "slow_on":
+            service.slow_factor = float(args["factor"])
+        elif command == "slow_off":
+            service.slow_factor = 1.0
+        elif command == "set_failure_probability":
+            service.failure_probability = float(args["probability"])
+        else:
+            service.latency_median = args["median_ms"] / 1000.0
+        self.sim.emit("service", **service.settings())
+
+    def _breakers(self, command: str, target: str) -> list[Breaker]:
+        if target == "all":
+            return [hop.breaker for hop in self.hops if hop.breaker is not None]
+        hop = self.primary if target == "downstream" else self._named(self.hops, target)
+        if hop is None or hop.breaker is None:
+            self._ignore(command, f"there is no breaker in front of {target} in the {self.topology} topology")
+            return []
+        return [hop.breaker]
+
+    @staticmethod
+    def _named(items: tuple[Any, ...], name: str) -> Any:
+        return next((item for item in items if item.name == name), None)
+
+    def _ignore(self, command: str, reason: str) -> None:
+        self.sim.emit("ignored", command=command, reason=reason)

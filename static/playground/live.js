@@ -1,0 +1,384 @@
+/*
+ * Playground live page: applies the frames the server pushes over the websocket.
+ *
+ * The server owns all HTML. Each websocket message is a set of out-of-band fragments that htmx and its ws
+ * extension swap by id; one of them is always <div id="frame-data" data-frame='{json}'>. After every message
+ * this script reads that JSON and does the few things HTML swapping cannot do well:
+ *
+ *   - Mermaid diagrams: re-render only when a diagram's source changed, off-screen, one render at a time,
+ *     coalescing to the latest source; then swap the finished SVG in one step (the old one stays until then).
+ *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
+ *   - Timeline slider, "now" label, share link, theme toggle.
+ *
+ * Hook: `htmx:wsAfterMessage`. The ws extension fires it once per message, after every OOB swap is done.
+ * (`htmx:oobAfterSwap` fires once per OOB element on every element settled so far, so it is noisy and its
+ * target is not reliably #frame-data.) Frames are de-duplicated by their raw JSON text, so also listening to
+ * `htmx:afterSettle` (plain htmx requests that carry a frame) costs nothing.
+ *
+ * Test hook: window.playground (applyFrame, applyFrameHtml, idle, stats).
+ */
+(() => {
+  "use strict";
+
+  const THEME_KEY = "pg-theme";
+  const root = document.documentElement;
+  const stats = { frames: 0, renders: 0, renderErrors: 0, lastRenderMs: 0, applyMs: 0 };
+
+  let lastFrameText = null; // raw data-frame text of the last applied frame
+  let frame = null; // last applied frame object
+
+  // ---------------------------------------------------------------- theme
+
+  function storedTheme() {
+    try {
+      const value = localStorage.getItem(THEME_KEY);
+      return value === "dark" || value === "light" ? value : null;
+    } catch {
+      return null; // storage disabled: the toggle still works for this page
+    }
+  }
+
+  function effectiveTheme() {
+    const attr = root.dataset.theme;
+    if (attr === "dark" || attr === "light") return attr;
+    return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  // The button names the theme it switches to, and is a toggle (aria-pressed = dark is on).
+  function updateToggle() {
+    const button = document.getElementById("theme-toggle");
+    if (!button) return;
+    const dark = effectiveTheme() === "dark";
+    button.textContent = dark ? "Light theme" : "Dark theme";
+    button.setAttribute("aria-pressed", String(dark));
+  }
+
+  function setTheme(theme) {
+    root.dataset.theme = theme;
+    try { localStorage.setItem(THEME_KEY, theme); } catch { /* not remembered, still applied */ }
+    updateToggle();
+    rerenderAllMermaid();
+  }
+
+  // ---------------------------------------------------------------- diagrams
+
+  const diagrams = new Map(); // name -> per-diagram state, see diagramState()
+  const pending = new Map(); // name -> Mermaid source waiting to be rendered (latest wins)
+  let rendering = false;
+  let renderSeq = 0; // makes every render id unique, so a render never collides with the SVG on screen
+  let mermaidTheme = null; // theme Mermaid was last initialised with
+  let idleWaiters = [];
+
+  function diagramState(name) {
+    let d = diagrams.get(name);
+    if (d && d.fig.isConnected) return d;
+    const fig = document.querySelector(`figure.diagram[data-diagram="${CSS.escape(name)}"]`);
+    const view = fig && fig.querySelector(".diagram-view");
+    if (!view) return null;
+    d = {
+      fig, view, captionEl: fig.querySelector(".diagram-caption"), caption: "",
+      source: "", // Mermaid source wanted on screen ("" when the diagram is a server SVG or empty)
+      svg: "", // server-rendered SVG on screen
+      error: "", // last render error for `source`, shown instead of the caption
+      nodes: [], edges: [], // ids to mark active
+      index: null, // {nodes: Map, edges: Map} of the current SVG, built lazily once per SVG
+      marked: new Set(), marksKey: null, // elements carrying pg-active, and for which nodes+edges
+    };
+    diagrams.set(name, d);
+    return d;
+  }
+
+  function applyDiagram(name, spec) {
+    const d = diagramState(name);
+    if (!d) return;
+    d.nodes = (spec.nodes || []).map(String);
+    d.edges = (spec.edges || []).map(String);
+    d.caption = spec.caption || "";
+    if (spec.svg) {
+      // Server-rendered SVG (charts): swap only when it changed.
+      d.source = "";
+      pending.delete(name);
+      if (spec.svg !== d.svg) {
+        d.svg = spec.svg;
+        d.error = "";
+        setView(d, spec.svg);
+      }
+    } else if (spec.mermaid) {
+      d.svg = "";
+      if (spec.mermaid !== d.source) {
+        d.source = spec.mermaid;
+        if (window.mermaid) pending.set(name, spec.mermaid);
+      }
+    } else if (d.source || d.svg) {
+      d.source = d.svg = d.error = "";
+      pending.delete(name);
+      setView(d, "");
+    }
+    markActive(d);
+    showCaption(d);
+  }
+
+  function setView(d, svgText) {
+    d.view.innerHTML = svgText; // one step: the old SVG is replaced by a finished one
+    d.index = null;
+    d.marked = new Set();
+    d.marksKey = null;
+  }
+
+  function showCaption(d) {
+    if (!d.captionEl) return;
+    const text = d.error || d.caption;
+    if (d.captionEl.textContent !== text) d.captionEl.textContent = text;
+    d.captionEl.classList.toggle("diagram-error", Boolean(d.error));
+  }
+
+  // Mermaid 11 names elements after the render id (`<id>-flowchart-A-0`, `<id>-state-OPEN-4`); strip those
+  // parts to get the id the source used.
+  function nodeName(elementId, prefix) {
+    let id = elementId || "";
+    if (prefix && id.startsWith(prefix)) id = id.slice(prefix.length);
+    const match = /^(?:flowchart|state)-(.+)-\d+$/.exec(id);
+    return match ? match[1] : id;
+  }
+
+  // Index the SVG once: node id -> elements, edge id -> elements.
+  //   nodes: g.node (flowchart and state nodes: id pattern above), g.cluster (flowchart subgraph, id
+  //          `<renderId>-<subgraphId>`), any other [data-id] element (state composite `g.statediagram-cluster`,
+  //          server SVGs).
+  //   edges: [data-edge][data-id] (edge paths; data-id is the `e1@-->` id, or Mermaid's own `L_A_B_0` /
+  //          `edge3`) and the [data-id] label group inside .edgeLabel.
+  function buildIndex(d) {
+    const nodes = new Map();
+    const edges = new Map();
+    const add = (map, key, el) => key && (map.get(key) || map.set(key, []).get(key)).push(el);
+    const svg = d.view.querySelector("svg");
+    if (svg) {
+      const prefix = svg.id ? svg.id + "-" : "";
+      for (const el of svg.querySelectorAll("[data-id], g.node, g.cluster")) {
+        const key = el.getAttribute("data-id");
+        if (key && (el.hasAttribute("data-edge") || el.closest(".edgeLabel"))) add(edges, key, el);
+        else add(nodes, key || nodeName(el.id, prefix), el);
+      }
+    }
+    return { nodes, edges };
+  }
+
+  // Move pg-active to the elements of the current node/edge ids; touches only elements whose state changes.
+  function markActive(d) {
+    const key = d.nodes.join("\n") + "\u0001" + d.edges.join("\n");
+    if (d.index && key === d.marksKey) return;
+    if (!d.index) d.index = buildIndex(d);
+    const next = new Set();
+    for (const id of d.nodes) for (const el of d.index.nodes.get(id) || []) next.add(el);
+    for (const id of d.edges) for (const el of d.index.edges.get(id) || []) next.add(el);
+    for (const el of d.marked) if (!next.has(el)) el.classList.remove("pg-active");
+    for (const el of next) if (!d.marked.has(el)) el.classList.add("pg-active");
+    d.marked = next;
+    d.marksKey = key;
+  }
+
+  function ensureMermaidTheme() {
+    const theme = effectiveTheme() === "dark" ? "dark" : "default";
+    if (theme === mermaidTheme) return;
+    // suppressErrorRendering: on a bad source Mermaid throws and removes its temporary element instead of
+    // drawing its "bomb" diagram (which would otherwise stay in <body>).
+    window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme, suppressErrorRendering: true });
+    mermaidTheme = theme;
+  }
+
+  // Render queue: one render at a time overall (Mermaid is not reentrant), latest source per diagram.
+  async function pump() {
+    if (rendering) return;
+    rendering = true; // set synchronously: a second pump() in the same task is a no-op
+    try {
+      while (pending.size) {
+        const [name, source] = pending.entries().next().value;
+        pending.delete(name);
+        await renderMermaid(diagrams.get(name), source);
+      }
+    } finally {
+      rendering = false;
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      waiters.forEach((resolve) => resolve());
+    }
+  }
+
+  async function renderMermaid(d, source) {
+    ensureMermaidTheme();
+    const id = `pg-mmd-${++renderSeq}`;
+    // Off-screen scratch container: Mermaid needs layout to measure text, but nothing may show or shift.
+    const scratch = document.createElement("div");
+    scratch.setAttribute("aria-hidden", "true");
+    scratch.style.cssText = "position:fixed;left:-10000px;top:0;width:1600px;visibility:hidden;pointer-events:none";
+    document.body.appendChild(scratch);
+    const started = performance.now();
+    let svg = null;
+    let error = null;
+    stats.renders++;
+    try {
+      ({ svg } = await window.mermaid.render(id, source, scratch));
+    } catch (err) {
+      error = err;
+      stats.renderErrors++;
+    } finally {
+      // Leave nothing behind, success or error: our container, and whatever Mermaid may have put elsewhere.
+      scratch.remove();
+      for (const stray of [id, "d" + id, "i" + id]) document.getElementById(stray)?.remove();
+      stats.lastRenderMs = performance.now() - started;
+    }
+    if (d.source !== source) return; // superseded while rendering: the newer source is already queued
+    if (error) {
+      console.warn("Mermaid render failed", error);
+      const firstLine = String((error && error.message) || error).split("\n")[0].replace(/:$/, "");
+      d.error = `Diagram error: ${firstLine.slice(0, 120)}`;
+    } else {
+      d.error = "";
+      setView(d, svg);
+    }
+    markActive(d);
+    showCaption(d);
+  }
+
+  function rerenderAllMermaid() {
+    if (!window.mermaid) return;
+    for (const [name, d] of diagrams) if (d.source) pending.set(name, d.source);
+    pump();
+  }
+
+  // ---------------------------------------------------------------- timeline
+
+  let pointerOnTimeline = false;
+  let lastTimelineInput = 0;
+  const USER_GRACE_MS = 1500; // after the user touched the slider, frames leave its value alone this long
+
+  function applyTimeline(f) {
+    const slider = document.getElementById("timeline");
+    const now = document.getElementById("timeline-now");
+    const t = Number(f.t) || 0;
+    const horizon = Math.max(Number(f.horizon) || 0, t);
+    if (slider) {
+      if (slider.max !== String(horizon)) slider.max = String(horizon);
+      const userBusy = pointerOnTimeline ||
+        (document.activeElement === slider && performance.now() - lastTimelineInput < USER_GRACE_MS);
+      if (!userBusy && slider.value !== String(t)) slider.value = String(t);
+    }
+    if (now) {
+      const text = `${t.toFixed(1)} s / ${horizon.toFixed(1)} s`;
+      if (now.textContent !== text) now.textContent = text;
+    }
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  function applyFrame(f) {
+    const started = performance.now();
+    frame = f;
+    stats.frames++;
+    for (const [name, spec] of Object.entries(f.diagrams || {})) applyDiagram(name, spec || {});
+    applyTimeline(f);
+    // For tests and CSS: <body data-frame data-seq data-run data-playing>.
+    Object.assign(document.body.dataset, {
+      frame: String(f.frame ?? ""), seq: String(f.last_seq ?? ""), run: f.run || "", playing: String(!!f.playing),
+    });
+    if (f.run) rememberRun(f.run);
+    stats.applyMs += performance.now() - started;
+    if (pending.size) pump();
+  }
+
+  // Keep the live run's id in the address, so that a reload rejoins the run instead of losing it.
+  function rememberRun(run) {
+    const url = new URL(location.href);
+    if (url.searchParams.get("run") === run) return;
+    url.searchParams.set("run", run);
+    history.replaceState(history.state, "", url);
+  }
+
+  // Read #frame-data and apply it if it is a new frame.
+  function readFrame() {
+    const el = document.getElementById("frame-data");
+    const text = el && el.getAttribute("data-frame");
+    if (!text || text === lastFrameText) return;
+    lastFrameText = text;
+    let parsed;
+    try { parsed = JSON.parse(text); } catch (err) { return console.warn("Unreadable frame-data", err); }
+    applyFrame(parsed);
+  }
+
+  // Test hook: process a websocket message's HTML the way the ws extension does (OOB swaps), then apply it.
+  function applyFrameHtml(html) {
+    window.htmx.swap(document.getElementById("live"), html, { swapStyle: "none" });
+    readFrame();
+  }
+
+  // ---------------------------------------------------------------- share
+
+  async function share() {
+    const out = document.getElementById("share-output");
+    const status = document.getElementById("share-status");
+    const link = new URL((frame && frame.link) || location.pathname + location.search, location.origin).href;
+    if (out) out.value = link;
+    let copied = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(link);
+        copied = true;
+      }
+    } catch { /* permission refused: fall back below */ }
+    if (!copied && out) {
+      out.focus();
+      out.select(); // selected, so that copying by hand is one keystroke if execCommand fails too
+      try { copied = document.execCommand("copy"); } catch { copied = false; }
+    }
+    if (status) status.textContent = copied ? "Link copied" : "Copy the link above";
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  const saved = storedTheme();
+  if (saved) root.dataset.theme = saved;
+  updateToggle();
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    if (!root.dataset.theme) { updateToggle(); rerenderAllMermaid(); } // no explicit choice: follow the OS
+  });
+
+  // Delegated, so they survive any server swap of the controls.
+  document.addEventListener("click", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    if (target.closest("#theme-toggle")) setTheme(effectiveTheme() === "dark" ? "light" : "dark");
+    else if (target.closest("#share-button")) share();
+  });
+  // Timeline: note when the user holds or last touched the slider, so frames do not move it under them.
+  const touchTimeline = (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest("#timeline")) return;
+    lastTimelineInput = performance.now();
+    if (event.type === "pointerdown") pointerOnTimeline = true;
+  };
+  const releaseTimeline = () => {
+    if (pointerOnTimeline) lastTimelineInput = performance.now();
+    pointerOnTimeline = false;
+  };
+  ["pointerdown", "input", "keydown"].forEach((type) => document.addEventListener(type, touchTimeline));
+  ["pointerup", "pointercancel"].forEach((type) => document.addEventListener(type, releaseTimeline));
+
+  document.addEventListener("htmx:wsAfterMessage", readFrame);
+  // After a reconnect the server no longer knows which run this page watches: say so, and get a full frame.
+  document.addEventListener("htmx:wsOpen", (event) => {
+    const run = document.body.dataset.run;
+    if (run) event.detail.socketWrapper.send(JSON.stringify({ action: "join", run }));
+  });
+  document.addEventListener("htmx:afterSettle", readFrame);
+
+  window.playground = {
+    applyFrame,
+    applyFrameHtml,
+    readFrame,
+    stats, // frames applied, Mermaid renders (attempts) and errors, last render time, total apply time
+    get renderCount() { return stats.renders; },
+    // Resolves when no Mermaid render is running or queued.
+    idle: () => (!rendering && !pending.size ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
+  };
+
+  readFrame(); // the t=0 frame that came with the page
+})();

@@ -1,0 +1,1 @@
+"""Browser tests: static/playground/live.js in real Chromium, driven by Playwright."""

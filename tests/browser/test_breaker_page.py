@@ -1,0 +1,91 @@
+"""The circuit-breaker page end to end: daphne, the websocket, htmx, Mermaid and the pattern, in real Chromium."""
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
+
+
+def frame(page):
+    return page.evaluate(FRAME)
+
+
+def wait_for_frame(page, condition, timeout=15000):
+    page.wait_for_function(f"(() => {{ const f = {FRAME}; return {condition}; }})()", timeout=timeout)
+    return frame(page)
+
+
+def test_start_break_share_and_replay(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/?seed=5")
+    page.get_by_role("button", name="Start", exact=True).click()
+    started = wait_for_frame(page, "f.run && f.t > 0.5")
+    page.wait_for_selector("figure[data-diagram=state] .diagram-view svg")
+    assert "CLOSED" in started["diagrams"]["state"]["nodes"]
+    assert page.locator("figure[data-diagram=state] svg .pg-active").count() >= 1
+
+    page.locator("form.command", has=page.locator("input[value=outage_on]")).get_by_role("button").click()
+    opened = wait_for_frame(page, "f.diagrams.state.nodes.includes('OPEN')")
+    assert ":outage_on" in opened["link"]
+    page.wait_for_function(
+        "[...document.querySelectorAll('figure[data-diagram=state] svg .pg-active')]"
+        ".some(e => e.textContent.includes('OPEN'))"
+    )
+    assert "OPEN" in page.locator("#metrics").inner_text()
+
+    page.get_by_role("button", name="Share").click()
+    link = page.locator("#share-output").input_value()
+    assert link == live_server_url + opened["link"] and "seed=5" in link
+
+    other = page.context.new_page()
+    other.goto(link)
+    assert other.locator("input[name=seed]").input_value() == "5"
+    assert [i.get_attribute("value") for i in other.locator("input[name=do]").all()] == [
+        part.split("=", 1)[1] for part in urlsplit(link).query.split("&") if part.startswith("do=")
+    ]
+    other.get_by_role("button", name="Start", exact=True).click()
+    replayed = wait_for_frame(other, "f.run && f.diagrams.state.nodes.includes('OPEN')")
+    assert replayed["run"] != opened["run"] and replayed["link"] == opened["link"]
+    other.get_by_role("button", name="Pause").click()
+    wait_for_frame(other, "!f.playing")
+
+
+def test_replayed_link_gives_the_same_events_as_the_run(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/?seed=9")
+    page.get_by_role("button", name="Start", exact=True).click()
+    wait_for_frame(page, "f.run && f.t > 0.3")
+    page.locator("form.command", has=page.locator("input[value=outage_on]")).get_by_role("button").click()
+    acted = wait_for_frame(page, "f.link.includes('outage_on')")
+    page.get_by_role("button", name="Pause").click()
+    paused = wait_for_frame(page, "!f.playing")
+    shown = [row.get_attribute("data-seq") for row in page.locator("#event-log li[data-seq]").all()]
+    query = urlsplit(acted["link"]).query
+    body = page.request.get(f"{live_server_url}/patterns/circuit-breaker/events.jsonl?{query}&until={paused['t']}")
+    events = [json.loads(line) for line in body.text().splitlines()]
+    assert events[-1]["seq"] == paused["last_seq"]
+    assert [str(e["seq"]) for e in events[::-1][: len(shown)]] == shown
+
+
+def test_keyboard_alone_starts_and_pauses_a_run(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/")
+    page.get_by_role("button", name="Start", exact=True).focus()
+    page.keyboard.press("Enter")
+    wait_for_frame(page, "f.run && f.playing")
+    page.get_by_role("button", name="Pause").focus()
+    page.keyboard.press("Space")
+    wait_for_frame(page, "!f.playing")
+
+
+def test_a_hostile_link_shows_an_error_not_a_traceback(page, live_server_url):
+    response = page.goto(
+        f"{live_server_url}/patterns/circuit-breaker/?seed=-1&do=1e999:nope&%3Cimg%20src=x%20onerror=alert(1)%3E=1"
+    )
+    assert response.status == 400
+    text = page.locator("#messages").inner_text()
+    assert "seed: expected a whole number" in text and "Traceback" not in page.content()
+    assert page.locator("img[src=x]").count() == 0
+    page.get_by_role("button", name="Start", exact=True).click()  # the defaults still run
+    wait_for_frame(page, "f.run !== null")
