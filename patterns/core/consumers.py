@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from .frames import render_message
-from .registry import get_pattern
+from .registry import get_pattern, shown
 from .runs import RunLimitError, cmd_group, host, view_group
 from .scenario import ScenarioError, decode, parse_command
 
@@ -129,9 +129,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self.to_run(forward)
 
     async def start(self, request: dict[str, Any]) -> None:
-        pairs = [(k, v) for k, v in request.items() if k not in FORM_KEYS_IGNORED]
-        if any(not isinstance(v, str) for _k, v in pairs):
-            raise ScenarioError(["form fields must be text"])
+        pairs = _form_pairs(request)
         scenario = decode(self.pattern, pairs, max_actions=self.limits["MAX_SCRIPT_ACTIONS"])
         if self.run_id is not None:
             old = self.run_id
@@ -177,6 +175,19 @@ class RunConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(self.limits["VIEWER_TIMEOUT"] / 3)
             if self.run_id:
                 await self.to_run({"action": "keepalive"})
+
+
+def _form_pairs(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """Form fields as (name, text) pairs; a repeated field (the script's ``do`` lines) arrives as a list."""
+    pairs = []
+    for key, value in request.items():
+        if key in FORM_KEYS_IGNORED:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                raise ScenarioError([f"{shown(key)}: form fields must be text"])
+            pairs.append((key, item))
+    return pairs
 
 
 def _number(value: Any, name: str, low: float, high: float) -> float:

@@ -86,3 +86,12 @@ def test_a_hostile_link_shows_an_error_not_a_traceback(page, live_server_url):
     assert page.locator("img[src=x]").count() == 0
     page.get_by_role("button", name="Start", exact=True).click()  # the defaults still run
     wait_for_frame(page, "f.run !== null")
+
+
+def test_a_preset_with_a_script_starts_with_its_script(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/?preset=flaky")
+    scripted = [i.get_attribute("value") for i in page.locator("input[name=do]").all()]
+    assert len(scripted) >= 2
+    page.get_by_role("button", name="Start", exact=True).click()
+    started = wait_for_frame(page, "f.run !== null")
+    assert [part.split("=", 1)[1] for part in started["link"].split("&") if part.startswith("do=")] == scripted

@@ -107,7 +107,8 @@ async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared()
         ('{"action": "command", "command": "explode"}', "'explode' is not a command of Toy ticker"),
         ('{"action": "command", "command": "bump", "node": "99"}', "bump node: 99 is above the maximum 7"),
         ('{"action": "start", "rate": "-1"}', "rate: -1.0 is below the minimum 0.1"),
-        ('{"action": "start", "rate": ["1", {"a": 2}]}', "form fields must be text"),
+        ('{"action": "start", "rate": ["1", {"a": 2}]}', "'rate': form fields must be text"),
+        ('{"action": "start", "do": ["1:bump", 7]}', "'do': form fields must be text"),
         ('{"action": "start", "zzz": "1"}', "'zzz': not a parameter of Toy ticker"),
         ("x" * 5000, "too large"),
     ],
@@ -125,6 +126,15 @@ async def test_hostile_frames_get_a_clear_message_and_the_run_goes_on(frame, mes
         assert message in html.unescape(text) and "Traceback" not in text
         after, _ = await next_frame(comm, where=lambda f: f["last_seq"] > before["last_seq"])
         assert after["run"] == before["run"] and after["playing"]
+        await comm.disconnect()
+
+
+async def test_a_form_with_a_script_starts_the_scripted_scenario():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start", seed="4", do=["1:bump:node=2,by=3", "2:pause:node=0,on=true"], HEADERS={})
+        frame, _ = await next_frame(comm)
+        assert frame["link"] == "/patterns/toy/?seed=4&do=1:bump:node=2,by=3&do=2:pause:node=0,on=true"
         await comm.disconnect()
 
 
