@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .sim import Simulation
@@ -39,6 +39,7 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] = ()
     unit: str = ""
+    group: str = ""  # the fieldset it belongs to on the page
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "bool", "choice"):
@@ -96,12 +97,16 @@ class Param:
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "kind": self.kind, "default": self.default, "label": self.label or self.name}
-        for key in ("min", "max", "unit", "help"):
+        for key in ("min", "max", "unit", "help", "group"):
             if getattr(self, key) not in (None, ""):
                 out[key] = getattr(self, key)
         if self.choices:
             out["choices"] = list(self.choices)
         return out
+
+
+def in_group(group: str, *params: Param) -> tuple[Param, ...]:
+    return tuple(replace(p, group=group) for p in params)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from .export import event_lines
 from .frames import context
 from .player import Player
-from .registry import Pattern, all_patterns, get_pattern
+from .registry import Param, Pattern, all_patterns, get_pattern
 from .scenario import Scenario, ScenarioError, decode_query, default_scenario, encode
 
 SPEEDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
@@ -43,10 +43,8 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
     canonical = encode(pattern, scenario)
     ctx.update(
         scenario=scenario,
-        fields=[
-            {"param": p, "value": scenario.values[p.name], "text": p.format(scenario.values[p.name])}
-            for p in pattern.params
-        ],
+        fields=[_field(p, scenario.values[p.name]) for p in pattern.params],
+        commands=[{"command": c, "fields": [_field(a, a.default) for a in c.args]} for c in pattern.commands],
         problems=problems,
         speeds=SPEEDS,
         query=canonical,
@@ -81,6 +79,10 @@ def describe(request: HttpRequest, slug: str) -> JsonResponse:
 def _lines(pattern: Pattern, scenario: Scenario, until: float):
     for line in event_lines(Player(pattern, scenario, settings.PLAYGROUND), until):
         yield line + "\n"
+
+
+def _field(param: Param, value: Any) -> dict[str, Any]:
+    return {"param": param, "value": value, "text": param.format(value)}
 
 
 def _pattern(slug: str) -> Pattern:
