@@ -1,45 +1,43 @@
-"""Helpers shared by the benchmark scripts: Django set-up, a daphne subprocess, percentiles, output.
+"""Helpers shared by the benchmark scripts: Django set-up, a daphne subprocess, percentiles, output, the command line.
 
-Mirrors `tests/conftest.py` (`free_port`, `start_daphne`) without importing it: that module needs pytest and
-registers the tests' toy pattern as a side effect.
+Chromium's path and arguments and `free_port` come from `tests/support.py` (plain helpers, no pytest), not from
+`tests/conftest.py`: that module needs pytest and registers the tests' toy pattern as a side effect.
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import support  # noqa: E402 - importable once ROOT is on sys.path
+
 SLUG = "circuit-breaker"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = support.CHROMIUM
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *support.CHROMIUM_ARGS,
     "--no-proxy-server",  # every request goes to 127.0.0.1, whatever the environment says
 ]
+free_port = support.free_port
 
 # Reference figures from ../shared/ARCHITECTURE.md, "Live streaming" (2 KB frames, 200 viewers).
 REF_RAW_WEBSOCKETS_US = (25.0, 30.0)
 REF_NAIVE_CHANNELS_US = 450.0
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def bench_env(var_dir: str | Path) -> dict[str, str]:
@@ -61,12 +59,6 @@ def setup_django() -> None:
     import django
 
     django.setup()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Daphne:
@@ -180,3 +172,25 @@ def _clean(value: Any) -> Any:
 
 def machine() -> dict[str, Any]:
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": sys.platform}
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """A script's argument parser: the first paragraph of its docstring as description, and --json."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    return parser
+
+
+def run_benchmark(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    measure: Callable[[argparse.Namespace], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """A script's main: parse the arguments, measure, then print the result as JSON (--json) or as text."""
+    args = parse_args(argv)
+    result = measure(args)
+    if args.json:
+        dump_json(result)
+    else:
+        report(result)

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CHROMIUM, CHROMIUM_ARGS, SLUG, Daphne, dump_json, machine, summary
+from _common import CHROMIUM, CHROMIUM_ARGS, SLUG, Daphne, bench_parser, machine, run_benchmark, summary
 
 BUSY_BUDGET = 0.25
 CLICK_BUDGET_MS = 150.0
@@ -76,8 +76,7 @@ STATS = """
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="busy-share window at 1x (default 15)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of play before the window (default 2)")
     parser.add_argument("--clicks", type=int, default=10, help="Pause/Resume clicks (default 10)")
@@ -278,12 +277,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    result = measure(args)
-    if args.json:
-        dump_json(result)
-    else:
-        report(result)
+    run_benchmark(argv, parse_args, measure, report)
 
 
 if __name__ == "__main__":

@@ -26,19 +26,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SLUG, dump_json, machine, setup_django, summary
+from _common import SLUG, bench_parser, machine, run_benchmark, setup_django, summary
 
 SEEK_BUDGET_MS = 300.0
 
 
+def comma_list(text: str) -> list[str]:
+    """The items of a comma-separated option, stripped, blanks left out (argparse applies it to defaults too)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    parser = bench_parser(__doc__)
     parser.add_argument("--virtual-seconds", type=float, default=600.0, help="virtual span simulated (default 600)")
     parser.add_argument("--chunk", type=float, default=1.0, help="virtual seconds per advance (default 1)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions; the best (least CPU) counts (default 5)")
     parser.add_argument(
         "--scenarios",
+        type=comma_list,
         default="default,cascade",
         help="comma-separated: 'default' or preset slugs of the pattern (default: default,cascade)",
     )
@@ -46,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seek-seed", type=int, default=12345, help="seed of the seek points (default 12345)")
     parser.add_argument(
         "--seek-horizons",
+        type=comma_list,
         default="600,max",
         help="comma-separated virtual lengths of the runs to seek in; 'max' = MAX_VIRTUAL_TIME (default 600,max)",
     )
@@ -170,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "seek": {},
         "seek_budget_ms": SEEK_BUDGET_MS,
     }
-    for name in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
+    for name in args.scenarios:
         scenario = scenario_for(pattern, name)
         engine_cpu, engine_events = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
         player_cpu, player_events, _ = best(
@@ -186,7 +192,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "player_over_engine": player_cpu / engine_cpu if engine_cpu else float("nan"),
         }
 
-        for horizon_text in [h.strip() for h in args.seek_horizons.split(",") if h.strip()]:
+        for horizon_text in args.seek_horizons:
             horizon = limits["MAX_VIRTUAL_TIME"] if horizon_text == "max" else float(horizon_text)
             build_cpu, events, player = run_player(pattern, scenario, limits, horizon, args.chunk)
             before = snapshot_stats(player)
@@ -269,12 +275,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    result = measure(args)
-    if args.json:
-        dump_json(result)
-    else:
-        report(result)
+    run_benchmark(argv, parse_args, measure, report)
 
 
 if __name__ == "__main__":

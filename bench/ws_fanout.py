@@ -35,8 +35,9 @@ from _common import (
     REF_RAW_WEBSOCKETS_US,
     SLUG,
     Daphne,
-    dump_json,
+    bench_parser,
     machine,
+    run_benchmark,
     summary,
 )
 
@@ -44,8 +45,7 @@ FRAME_RE = re.compile(r'id="frame-data" hidden data-frame="([^"]*)"')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    parser = bench_parser(__doc__)
     parser.add_argument("--viewers", type=int, default=50, help="viewers of the one run (default 50)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window with every viewer (default 20)")
     parser.add_argument("--baseline", type=float, default=5.0, help="window with the first viewer alone (default 5)")
@@ -58,7 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="none",
         help="offer permessage-deflate as browsers do (default none; daphne may not accept it anyway)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.viewers < 1:
+        raise SystemExit("--viewers must be at least 1")
+    return args
 
 
 def frame_of(text: str) -> dict[str, Any] | None:
@@ -330,14 +333,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.viewers < 1:
-        raise SystemExit("--viewers must be at least 1")
-    result = measure(args)
-    if args.json:
-        dump_json(result)
-    else:
-        report(result)
+    run_benchmark(argv, parse_args, measure, report)
 
 
 if __name__ == "__main__":

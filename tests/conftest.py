@@ -2,29 +2,13 @@
 failing in CI, when missing)."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from patterns.core.registry import register
 
 from .core.toy import TOY
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from .support import CHROMIUM, CHROMIUM_ARGS, free_port, start_daphne
 
 register(TOY)
 
@@ -34,41 +18,6 @@ def missing(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is required in CI")
     pytest.skip(f"{what} is not available here")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_daphne(tmp: Path, port: int, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "playground.settings",
-        "PLAYGROUND_VAR_DIR": str(tmp),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    log = open(tmp / f"daphne-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "playground.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"daphne did not start: {(tmp / f'daphne-{port}.log').read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
