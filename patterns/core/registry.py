@@ -132,6 +132,13 @@ class EventType:
         return {"type": self.name, "help": self.help, "fields": dict(self.fields)}
 
 
+COMMAND_EVENT = EventType(
+    "command",
+    "A perturbation, live or scripted, emitted by the kernel just before the engine applies it.",
+    {"command": "the command's name", "args": "its arguments, name to value"},
+)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named scenario that tells one story; `script` items are ``(time, command, {arg: value})``."""
@@ -209,7 +216,7 @@ class Pattern:
             "summary": self.summary,
             "parameters": [p.describe() for p in self.params],
             "commands": [c.describe() for c in self.commands],
-            "event_types": [e.describe() for e in self.event_types],
+            "event_types": [e.describe() for e in (COMMAND_EVENT, *self.event_types)],
             "presets": [{"slug": p.slug, "title": p.title, "story": p.story} for p in self.presets],
             "diagrams": [{"name": d.name, "title": d.title} for d in self.diagrams],
         }

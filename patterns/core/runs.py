@@ -19,10 +19,11 @@ from django.conf import settings
 from .frames import context, drawings, render_frame, render_message
 from .player import Player
 from .registry import Pattern
-from .scenario import Scenario
+from .scenario import Scenario, parse_command
 
 log = logging.getLogger(__name__)
 TICK = 0.025  # wall seconds between simulation steps of a playing run
+LAYER_RETRY = 0.5  # seconds to wait after a channel-layer error before trying again
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
 
 
@@ -71,11 +72,14 @@ class LiveRun:
 
     async def _receive(self, channel: str) -> None:
         while True:
-            message = await self.layer.receive(channel)
             try:
+                message = await self.layer.receive(channel)
                 await self.handle(message)
-            except Exception:  # a bad command must never stop the run
-                log.exception("run %s: command %r failed", self.id, message.get("action"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad command or a channel-layer hiccup must never stop the run
+                log.exception("run %s: receiving or handling a command failed", self.id)
+                await asyncio.sleep(LAYER_RETRY)
 
     async def _loop(self) -> None:
         last = time.monotonic()
@@ -86,7 +90,11 @@ class LiveRun:
                 self._advance(min(now - last, MAX_TICK))
             last = now
             if self.dirty and now - self.last_frame >= self.limits["FRAME_INTERVAL"]:
-                await self.publish()
+                try:
+                    await self.publish()
+                except Exception:  # the layer is down: keep simulating, try again next tick
+                    log.exception("run %s: publishing a frame failed", self.id)
+                    await asyncio.sleep(LAYER_RETRY)
 
     def _advance(self, wall: float) -> None:
         self.player.advance_to(self.player.now + wall * self.speed)
@@ -171,16 +179,19 @@ class LiveRun:
             self.playing = False
             player.step()
         elif action == "speed":
-            self.speed = float(message["speed"])
+            speed = float(message["speed"])
+            self.speed = min(max(speed, self.limits["MIN_SPEED"]), self.limits["MAX_SPEED"])
         elif action == "seek":
+            t = float(message["t"])
             self.playing = False
-            player.seek(float(message["t"]))
+            player.seek(t)
         elif action == "reset":
             self.playing = False
             player.seek(0.0)
         elif action == "command":
-            try:
-                player.act(message["command"], tuple((k, v) for k, v in message["args"]))
+            try:  # checked again here: whatever reaches the script must replay
+                name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
+                player.act(name, args)
             except ValueError as exc:
                 return str(exc)
         else:

@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from patterns.core.runs import host
+from patterns.core.runs import cmd_group, host
 from playground.asgi import application
 
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
@@ -242,3 +242,16 @@ async def test_a_reconnected_page_rejoins_its_run_by_id():
         assert "that run id is not valid" in await bad.receive_from()
         for comm in (owner, again, bad):
             await comm.disconnect()
+
+
+async def test_a_malformed_command_on_the_channel_layer_does_not_stop_the_run():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start")
+        first, _ = await next_frame(comm)
+        layer = get_channel_layer()
+        for bad in ({"action": "speed"}, {"action": "seek", "t": "x"}, {"action": "command", "command": "nope"}):
+            await layer.group_send(cmd_group(first["run"]), {"type": "run.command", **bad})
+        later, _ = await next_frame(comm, where=lambda f: f["t"] > first["t"] + 0.5)
+        assert later["run"] == first["run"] and later["playing"]
+        await comm.disconnect()

@@ -65,4 +65,4 @@ def test_bad_downloads_are_400_with_the_reason(client, query):
 def test_describe_json(client):
     data = client.get("/patterns/toy/describe.json").json()
     assert data["slug"] == "toy" and data["commands"][0]["name"] == "bump"
-    assert data["event_types"][0]["type"] == "tick"
+    assert [e["type"] for e in data["event_types"]] == ["command", "tick"]
