@@ -66,3 +66,8 @@ def test_describe_json(client):
     data = client.get("/patterns/toy/describe.json").json()
     assert data["slug"] == "toy" and data["commands"][0]["name"] == "bump"
     assert [e["type"] for e in data["event_types"]] == ["command", "tick"]
+
+
+def test_not_found_pages_are_friendly(client):
+    response = client.get("/patterns/nope/")
+    assert response.status_code == 404 and "See every pattern" in response.content.decode()
