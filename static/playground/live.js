@@ -15,6 +15,12 @@
  * target is not reliably #frame-data.) Frames are de-duplicated by their raw JSON text, so also listening to
  * `htmx:afterSettle` (plain htmx requests that carry a frame) costs nothing.
  *
+ * Swaps in place: #metrics and #event-log come whole with every frame (~10 a second) although only a few values
+ * and rows change. Replacing them would cost htmx's clean-up of every old element and the style, layout and paint
+ * of ~250 new ones per frame; on `htmx:oobBeforeSwap` this script updates them in place instead (same resulting
+ * DOM, only what differs is touched; log rows are matched by data-seq) and tells htmx not to swap. Small
+ * fragments, the live region #run-status, and anything carrying htmx attributes are swapped by htmx as sent.
+ *
  * Test hook: window.playground (applyFrame, applyFrameHtml, idle, stats).
  */
 (() => {
@@ -22,7 +28,7 @@
 
   const THEME_KEY = "pg-theme";
   const root = document.documentElement;
-  const stats = { frames: 0, renders: 0, renderErrors: 0, lastRenderMs: 0, applyMs: 0 };
+  const stats = { frames: 0, renders: 0, renderErrors: 0, lastRenderMs: 0, applyMs: 0, morphs: 0, morphMs: 0 };
 
   let lastFrameText = null; // raw data-frame text of the last applied frame
   let frame = null; // last applied frame object
@@ -310,6 +316,88 @@
     window.htmx.swap(document.getElementById("live"), html, { swapStyle: "none" });
     readFrame();
   }
+
+  // ---------------------------------------------------------------- swaps in place
+
+  const MORPH_IDS = new Set(["metrics", "event-log"]);
+  const MORPH_MIN_ELEMENTS = 16; // below this a plain swap costs about the same: leave it to htmx
+  const HTMX_ATTRIBUTE = /^(?:data-)?(?:hx|ws)-/;
+
+  // True when the element or a descendant carries an htmx attribute: such content needs htmx's processing.
+  function needsHtmx(root) {
+    const hasIt = (el) => el.getAttributeNames().some((name) => HTMX_ATTRIBUTE.test(name));
+    if (hasIt(root)) return true;
+    for (const el of root.getElementsByTagName("*")) if (hasIt(el)) return true;
+    return false;
+  }
+
+  const keyOf = (node) => (node.nodeType === Node.ELEMENT_NODE ? node.id || node.getAttribute("data-seq") || null : null);
+
+  function syncAttributes(el, next) {
+    for (const name of el.getAttributeNames()) if (!next.hasAttribute(name)) el.removeAttribute(name);
+    for (const name of next.getAttributeNames()) {
+      const value = next.getAttribute(name);
+      if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+    }
+  }
+
+  // Make `el` (in the page) equal to `next` (parsed, same tag), touching only what differs. Children with a key
+  // (id or data-seq) are matched by key, the others by position among the unkeyed; new nodes are moved over from
+  // `next`, old ones without a counterpart removed.
+  function morph(el, next) {
+    if (el.nodeType !== Node.ELEMENT_NODE) {
+      if (el.nodeValue !== next.nodeValue) el.nodeValue = next.nodeValue;
+      return;
+    }
+    syncAttributes(el, next);
+    const keyed = new Map();
+    for (let c = el.firstElementChild; c; c = c.nextElementSibling) {
+      const key = keyOf(c);
+      if (key !== null) keyed.set(c.nodeName + "\u0001" + key, c);
+    }
+    let cursor = el.firstChild; // the first old child not yet matched or passed
+    for (let child = next.firstChild; child;) {
+      const following = child.nextSibling; // read first: `child` may move into `el`
+      const key = keyOf(child);
+      let match = null;
+      if (key !== null) {
+        match = keyed.get(child.nodeName + "\u0001" + key) || null;
+        if (match) keyed.delete(child.nodeName + "\u0001" + key);
+      } else if (cursor && keyOf(cursor) === null && cursor.nodeType === child.nodeType &&
+                 cursor.nodeName === child.nodeName) {
+        match = cursor;
+      }
+      if (!match) {
+        el.insertBefore(child, cursor);
+      } else {
+        if (match === cursor) cursor = cursor.nextSibling;
+        else el.insertBefore(match, cursor);
+        morph(match, child);
+      }
+      child = following;
+    }
+    while (cursor) {
+      const after = cursor.nextSibling;
+      cursor.remove();
+      cursor = after;
+    }
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const detail = event.detail;
+    const target = detail && detail.target;
+    if (!detail || !detail.shouldSwap || !(target instanceof Element) || !MORPH_IDS.has(target.id)) return;
+    // hx-swap-oob="true" (outerHTML): the fragment is a DocumentFragment holding the new element alone.
+    const fragment = detail.fragment;
+    const next = fragment instanceof DocumentFragment ? fragment.firstChild : null;
+    if (!next || next !== fragment.lastChild || next.nodeName !== target.nodeName || next.id !== target.id) return;
+    const started = performance.now();
+    if (next.getElementsByTagName("*").length < MORPH_MIN_ELEMENTS || needsHtmx(next) || needsHtmx(target)) return;
+    morph(target, next);
+    detail.shouldSwap = false;
+    stats.morphs++;
+    stats.morphMs += performance.now() - started;
+  });
 
   // ---------------------------------------------------------------- share
 
