@@ -38,6 +38,7 @@ def frame_data(
         "playing": playing,
         "speed": speed,
         "last_seq": player.last_seq,
+        "stopped": player.stopped,
         "link": share_link(player),
         "sent": round(time.time(), 4),  # wall clock at render, for measuring delivery latency
         "diagrams": diagrams,
@@ -64,6 +65,7 @@ def context(
     viewers: int,
     message: str = "",
     diagrams: dict[str, Any] | None = None,
+    with_script: bool = True,
 ) -> dict[str, Any]:
     """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now."""
     diagrams = drawings(player) if diagrams is None else diagrams
@@ -78,6 +80,7 @@ def context(
         "stopped": player.stopped,
         "message": message,
         "script": [a.text(player.pattern.command(a.command)) for a in player.scenario.script],
+        "with_script": with_script,
     }
 
 

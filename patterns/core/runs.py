@@ -57,6 +57,7 @@ class LiveRun:
         self.task: asyncio.Task | None = None
         self.closing = False
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
+        self.published_script: tuple = ()  # and the script
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def main(self) -> None:
@@ -120,11 +121,13 @@ class LiveRun:
     def render(self, message: str = "", *, full: bool) -> str:
         """A frame: with every diagram for a joining viewer, else with the diagrams changed since the last one."""
         current = drawings(self.player)
+        script = self.player.scenario.script
+        with_script = full or script != self.published_script
         if full:
             diagrams = current
         else:
             diagrams = {name: drawing for name, drawing in current.items() if self.published.get(name) != drawing}
-            self.published = current
+            self.published, self.published_script = current, script
         ctx = context(
             self.player,
             run_id=self.id,
@@ -135,6 +138,7 @@ class LiveRun:
             viewers=len(self.viewers),
             message=message,
             diagrams=diagrams,
+            with_script=with_script,
         )
         return render_frame(ctx)
 

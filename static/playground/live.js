@@ -288,8 +288,32 @@
       frame: String(f.frame ?? ""), seq: String(f.last_seq ?? ""), run: f.run || "", playing: String(!!f.playing),
     });
     if (f.run) rememberRun(f.run);
+    announce(f);
+    countUnlisted(f);
     stats.applyMs += performance.now() - started;
     if (pending.size) pump();
+  }
+
+  // Screen readers hear the run's state when it changes, not the status line that is redrawn every frame.
+  function announce(f) {
+    const el = document.getElementById("run-state");
+    const text = !f.run ? "" : f.stopped ? `Ended: ${f.stopped}` : f.playing ? "Playing" : "Paused";
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  // Sequence numbers tell whether the log missed anything: events that came and went between two frames
+  // (more than the log lists) are counted, so the reader knows the Events link has more.
+  let seenRun = null, seenSeq = -1, unlisted = 0;
+  function countUnlisted(f) {
+    const rows = document.querySelectorAll("#event-log li[data-seq]");
+    const oldest = rows.length ? Number(rows[rows.length - 1].dataset.seq) : null;
+    if (f.run !== seenRun || f.last_seq < seenSeq) unlisted = 0; // another run, or a rewind
+    else if (oldest !== null && oldest > seenSeq + 1) unlisted += oldest - seenSeq - 1;
+    seenRun = f.run;
+    seenSeq = f.last_seq;
+    const el = document.getElementById("log-gap");
+    const text = unlisted ? `${unlisted} events went by between frames without being listed; the Events link has them all.` : "";
+    if (el && el.textContent !== text) el.textContent = text;
   }
 
   // Keep the live run's id in the address, so that a reload rejoins the run instead of losing it.

@@ -95,3 +95,17 @@ def test_a_preset_with_a_script_starts_with_its_script(page, live_server_url):
     page.get_by_role("button", name="Start", exact=True).click()
     started = wait_for_frame(page, "f.run !== null")
     assert [part.split("=", 1)[1] for part in started["link"].split("&") if part.startswith("do=")] == scripted
+
+
+def test_the_page_says_when_events_went_unlisted_and_announces_the_state(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/?request_rate=200")
+    page.get_by_role("button", name="Start", exact=True).click()
+    wait_for_frame(page, "f.run && f.playing")
+    assert page.locator("#run-state").inner_text() == "Playing"
+    page.locator("select[name=speed]").select_option("10")
+    page.wait_for_function("/^\\d+ events went by/.test(document.getElementById('log-gap').textContent)")
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_function("document.getElementById('run-state').textContent === 'Paused'")
+    page.get_by_role("button", name="Rewind to start").click()
+    wait_for_frame(page, "f.t === 0")
+    assert page.locator("#log-gap").inner_text() == ""
