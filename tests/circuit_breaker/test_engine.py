@@ -86,6 +86,27 @@ def apply(sim: Simulation, engine: Any, command: str, args: dict[str, Any]) -> N
     engine.apply(command, checked)
 
 
+def run_script(
+    params: dict[str, Any], script: list, seed: int, until: float, snapshot_at: float | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Play ``(t, command, args)`` items up to ``until``; with ``snapshot_at``, the whole simulation is pickled and
+    restored there on the way (what a seek does), which must change nothing."""
+    sim = Simulation(seed)
+    engine = PATTERN.engine(sim, params)
+    engine.start()
+    events: list[dict[str, Any]] = []
+    for t, command, args in script:
+        if snapshot_at is not None and snapshot_at <= t:
+            sim.run_until(snapshot_at)
+            events += as_json(sim.collect())
+            sim, engine = pickle.loads(pickle.dumps((sim, engine)))
+            snapshot_at = None
+        sim.run_until(t)
+        apply(sim, engine, command, args)
+    sim.run_until(until)
+    return engine, events + as_json(sim.collect())
+
+
 def as_json(events: list) -> list[dict[str, Any]]:
     return json.loads(json.dumps([e.as_dict() for e in events], allow_nan=False))
 
@@ -480,20 +501,7 @@ def test_a_pickled_and_restored_run_goes_on_exactly_as_the_original(topology):
     params = make_params(topology=topology, retries=1, half_open_transition="automatic", max_half_open_s=2.0)
 
     def play(snapshot_at: float | None) -> list[dict[str, Any]]:
-        sim = Simulation(9)
-        engine = PATTERN.engine(sim, params)
-        engine.start()
-        events = []
-        for t, command, args in script:
-            if snapshot_at is not None and snapshot_at <= t:
-                sim.run_until(snapshot_at)
-                events += as_json(sim.collect())
-                sim, engine = pickle.loads(pickle.dumps((sim, engine)))
-                snapshot_at = None
-            sim.run_until(t)
-            apply(sim, engine, command, args)
-        sim.run_until(25.0)
-        return events + as_json(sim.collect())
+        return run_script(params, script, 9, 25.0, snapshot_at)[1]
 
     original = play(None)
     assert play(7.3) == original

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import pickle
 from collections import defaultdict
 from typing import Any
 
@@ -12,10 +11,8 @@ from hypothesis import strategies as st
 
 from patterns.circuit_breaker.breaker import HALF_OPEN_RULES, POLICIES
 from patterns.circuit_breaker.engine import BREAKER_TARGETS, SERVICE_TARGETS
-from patterns.circuit_breaker.pattern import PATTERN
-from patterns.core.sim import Simulation
 
-from .test_engine import apply, as_json, make_params
+from .test_engine import make_params, run_script
 from .test_policies import replay
 
 RUN_FOR = 20.0
@@ -87,21 +84,10 @@ SEED = st.integers(0, 2**16)
 
 def play(params: dict[str, Any], script: list, seed: int, snapshot_at: float | None = None) -> list[dict[str, Any]]:
     """Run the scenario, then stop the users and let every call in flight finish."""
-    sim = Simulation(seed)
-    engine = PATTERN.engine(sim, params)
-    engine.start()
-    events: list[dict[str, Any]] = []
-    for t, (command, args) in [*script, (RUN_FOR, ("set_request_rate", {"rate": 0.0}))]:
-        if snapshot_at is not None and snapshot_at <= t:
-            sim.run_until(snapshot_at)
-            events += as_json(sim.collect())
-            sim, engine = pickle.loads(pickle.dumps((sim, engine)))
-            snapshot_at = None
-        sim.run_until(t)
-        apply(sim, engine, command, args)
-    sim.run_until(RUN_FOR + DRAIN)
+    items = [(t, command, args) for t, (command, args) in script] + [(RUN_FOR, "set_request_rate", {"rate": 0.0})]
+    engine, events = run_script(params, items, seed, RUN_FOR + DRAIN, snapshot_at)
     assert all(hop.in_flight == 0 and not hop.pending for hop in engine.hops)
-    return events + as_json(sim.collect())
+    return events
 
 
 def check_invariants(events: list[dict[str, Any]], params: dict[str, Any]) -> None:
