@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +26,9 @@ MAX_DOWNLOAD_TIME = 600.0  # virtual seconds one events download may simulate
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     cards = [{"pattern": p, **_home_diagram(p.slug)} for p in all_patterns()]
-    return render(request, "core/home.html", {"cards": cards, "diagrams": any(c["mermaid"] for c in cards)})
+    drawings = {card["name"]: card["drawing"] for card in cards if card["drawing"]}
+    frame = json.dumps({"run": None, "frame": 0, "t": 0, "diagrams": drawings}, separators=(",", ":"))
+    return render(request, "core/home.html", {"cards": cards, "diagrams": bool(drawings), "frame_json": frame})
 
 
 @require_GET
@@ -110,5 +114,5 @@ def _home_diagram(slug: str) -> dict[str, Any]:
     for diagram in pattern.diagrams:
         drawing = diagram.draw(player.engine)
         if drawing.mermaid:
-            return {"name": diagram.name, "title": diagram.title, "mermaid": drawing.mermaid}
-    return {"name": "", "title": "", "mermaid": ""}
+            return {"name": f"{slug}-{diagram.name}", "title": diagram.title, "drawing": asdict(drawing)}
+    return {"name": "", "title": "", "drawing": None}

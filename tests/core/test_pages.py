@@ -13,7 +13,7 @@ def test_home_lists_every_registered_pattern_with_its_summary_and_diagram(client
     body = response.content.decode()
     for pattern in all_patterns():
         assert pattern.title in body and f"/patterns/{pattern.slug}/" in body
-    assert "data-static-mermaid" in body and "mermaid.min.js" in body
+    assert 'data-diagram="toy-nodes"' in body and "mermaid.min.js" in body and 'id="frame-data"' in body
 
 
 def test_pattern_page_has_the_controls_form_and_initial_frame(client):
