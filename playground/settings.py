@@ -109,7 +109,7 @@ PLAYGROUND = {
     "MAX_RUNS_PER_PROCESS": 200,
     "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
     "COMMAND_BURST": 20,
-    "MAX_FRAME_IN_BYTES": 4096,  # an incoming websocket frame larger than this is refused
+    "MAX_FRAME_IN_BYTES": 8192,  # an incoming websocket frame larger than this is refused (a Start form fits)
     "MAX_VIRTUAL_TIME": 3600.0,  # seconds of simulated time one run may reach
     "MAX_EVENTS_PER_RUN": 2_000_000,  # events one run may simulate in all
     "EVENT_HISTORY": 2000,  # recent events a run keeps in memory

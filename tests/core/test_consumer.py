@@ -110,7 +110,7 @@ async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared()
         ('{"action": "start", "rate": ["1", {"a": 2}]}', "'rate': form fields must be text"),
         ('{"action": "start", "do": ["1:bump", 7]}', "'do': form fields must be text"),
         ('{"action": "start", "zzz": "1"}', "'zzz': not a parameter of Toy ticker"),
-        ("x" * 5000, "too large"),
+        ("x" * 9000, "too large"),
     ],
 )
 async def test_hostile_frames_get_a_clear_message_and_the_run_goes_on(frame, message):
@@ -135,6 +135,21 @@ async def test_a_form_with_a_script_starts_the_scripted_scenario():
         await send(comm, action="start", seed="4", do=["1:bump:node=2,by=3", "2:pause:node=0,on=true"], HEADERS={})
         frame, _ = await next_frame(comm)
         assert frame["link"] == "/patterns/toy/?seed=4&do=1:bump:node=2,by=3&do=2:pause:node=0,on=true"
+        await comm.disconnect()
+
+
+async def test_the_longest_link_the_page_accepts_can_be_started():
+    with limits():
+        from django.conf import settings
+
+        longest = settings.PLAYGROUND["MAX_QUERY_LENGTH"]
+        script = [f"{t}.125:bump:node=7,by=-100" for t in range(longest // 31)]
+        assert longest - 100 < len("seed=4294967295&rate=999.5&" + "&".join(f"do={line}" for line in script)) <= longest
+        comm = await connect()
+        headers = {"HX-Current-URL": "x" * 300}
+        await send(comm, action="start", seed="4294967295", rate="999.5", do=script, HEADERS=headers)
+        frame, _ = await next_frame(comm)
+        assert frame["link"].count("do=") == len(script)
         await comm.disconnect()
 
 
