@@ -66,6 +66,7 @@ def context(
     message: str = "",
     diagrams: dict[str, Any] | None = None,
     with_script: bool = True,
+    behind: bool = False,
 ) -> dict[str, Any]:
     """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now."""
     diagrams = drawings(player) if diagrams is None else diagrams
@@ -81,6 +82,7 @@ def context(
         "message": message,
         "script": [a.text(player.pattern.command(a.command)) for a in player.scenario.script],
         "with_script": with_script,
+        "behind": behind,
     }
 
 

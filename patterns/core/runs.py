@@ -24,6 +24,8 @@ from .scenario import Scenario, parse_command
 log = logging.getLogger(__name__)
 TICK = 0.025  # wall seconds between simulation steps of a playing run
 LAYER_RETRY = 0.5  # seconds to wait after a channel-layer error before trying again
+TICK_BUDGET = 0.015  # CPU seconds one run may simulate per tick
+SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
 
 
@@ -56,6 +58,7 @@ class LiveRun:
         self.layer = get_channel_layer()
         self.task: asyncio.Task | None = None
         self.closing = False
+        self.behind = False  # could not keep up with its speed on the last tick
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
         self.published_script: tuple = ()  # and the script
 
@@ -98,8 +101,15 @@ class LiveRun:
                     await asyncio.sleep(LAYER_RETRY)
 
     def _advance(self, wall: float) -> None:
-        self.player.advance_to(self.player.now + wall * self.speed)
-        self.player.drain()
+        """Play ``wall`` seconds at the run's speed, in slices, giving up the rest when the tick's CPU is spent:
+        a heavy run at a high speed then falls behind (and says so) instead of stalling every other run."""
+        player = self.player
+        target = player.now + wall * self.speed
+        deadline = time.perf_counter() + TICK_BUDGET
+        while player.now < target and player.stopped is None and time.perf_counter() < deadline:
+            player.advance_to(min(target, player.now + SLICE * self.speed))
+        self.behind = player.now < target and player.stopped is None
+        player.drain()
         if self.player.stopped:
             self.playing = False
         self.dirty = True
@@ -139,6 +149,7 @@ class LiveRun:
             message=message,
             diagrams=diagrams,
             with_script=with_script,
+            behind=self.behind and self.playing,
         )
         return render_frame(ctx)
 

@@ -270,3 +270,19 @@ async def test_a_malformed_command_on_the_channel_layer_does_not_stop_the_run():
         later, _ = await next_frame(comm, where=lambda f: f["t"] > first["t"] + 0.5)
         assert later["run"] == first["run"] and later["playing"]
         await comm.disconnect()
+
+
+async def test_a_run_too_heavy_for_its_speed_falls_behind_and_says_so():
+    with limits():
+        heavy = await connect()
+        await send(heavy, action="start", rate="1000", nodes="8")
+        await next_frame(heavy)
+        await send(heavy, action="speed", speed="100")
+        _, text = await next_frame(heavy, timeout=10, where=lambda f: f["speed"] == 100 and f["t"] > 2)
+        while "Falling behind" not in text:
+            _, text = await next_frame(heavy, timeout=5)
+        await send(heavy, action="speed", speed="0.1")
+        _, text = await next_frame(heavy, where=lambda f: f["speed"] == 0.1)
+        _, text = await next_frame(heavy)
+        assert "Falling behind" not in text
+        await heavy.disconnect()
