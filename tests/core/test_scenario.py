@@ -105,13 +105,13 @@ scenarios = st.builds(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(scenarios)
 def test_every_scenario_round_trips_through_its_link(scenario):
     assert decode_query(TOY, encode(TOY, scenario), limits=LIMITS) == scenario
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_decoding_arbitrary_text_never_crashes(text):
     try:
@@ -120,7 +120,7 @@ def test_decoding_arbitrary_text_never_crashes(text):
         assert exc.problems and all(isinstance(p, str) and len(p) < 300 for p in exc.problems)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.tuples(
