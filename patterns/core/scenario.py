@@ -9,6 +9,7 @@ raises anything but `ScenarioError`, whose message names every bad part.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,8 +178,9 @@ def parse_command(pattern: Pattern, name: Any, raw_args: Mapping[str, Any]) -> t
 
 
 def _parse_seed(text: str, problems: list[str]) -> int:
-    if text.strip().isdigit() and len(text.strip()) <= 10 and int(text) <= MAX_SEED:
-        return int(text)
+    digits = text.strip()
+    if re.fullmatch(r"[0-9]{1,10}", digits) and int(digits) <= MAX_SEED:
+        return int(digits)
     problems.append(f"seed: expected a whole number from 0 to {MAX_SEED}, got {_shown(text)}")
     return 1
 

@@ -42,6 +42,7 @@ def test_presets_are_a_base_that_the_link_extends():
         ("mode=c", "mode: expected one of a, b, got 'c'"),
         ("loud=maybe", "loud: expected true or false"),
         ("seed=-4", "seed: expected a whole number from 0 to 4294967295"),
+        ("seed=%C2%B9", "seed: expected a whole number"),  # a superscript one is a digit to str.isdigit
         ("colour=red", "'colour': not a parameter of Toy ticker"),
         ("do=soon:bump", "do: time 'soon' should be a number of seconds >= 0"),
         ("do=3:explode", "do 3: command: 'explode' is not a command of Toy ticker"),
