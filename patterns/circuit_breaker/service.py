@@ -289,7 +289,7 @@ class Hop:
         woke: bool,
     ) -> None:
         """A call that never reached the service: rejected by the breaker or refused by the caller's limit."""
-        self._emit_outcome(call, invocation, number, outcome, reason, False, None, False, remaining)
+        self._emit_outcome(call, invocation, number, outcome, reason, remaining=remaining)
         self.stats.add(self.sim.now, outcome, False, None)
         self.last = LastCall(self.state, woke, False, outcome, reason, False, False, None, False, False)
         self._reply(invocation, False, outcome)
@@ -311,7 +311,9 @@ class Hop:
         breaker = self.breaker
         recorded = breaker is not None and breaker.accepts(attempt.gen)
         invocation = attempt.invocation
-        self._emit_outcome(attempt.call, invocation, attempt.number, outcome, reason, slow, duration, recorded, None)
+        self._emit_outcome(
+            attempt.call, invocation, attempt.number, outcome, reason, slow=slow, duration=duration, recorded=recorded
+        )
         self.stats.add(now, outcome, slow, duration)
         moved_to, would_open = None, False
         if recorded:
@@ -345,11 +347,13 @@ class Hop:
         number: int,
         outcome: str,
         reason: str | None,
-        slow: bool,
-        duration: float | None,
-        recorded: bool,
-        remaining: float | None,
+        *,
+        slow: bool = False,
+        duration: float | None = None,
+        recorded: bool = False,
+        remaining: float | None = None,
     ) -> None:
+        """One ``outcome`` event; a call that never reached the service is neither slow, timed nor recorded."""
         self.sim.emit(
             "outcome",
             call=call,
