@@ -110,7 +110,7 @@ class LiveRun:
             player.advance_to(min(target, player.now + SLICE * self.speed))
         self.behind = player.now < target and player.stopped is None
         player.drain()
-        if self.player.stopped:
+        if player.stopped:
             self.playing = False
         self.dirty = True
 
