@@ -78,7 +78,6 @@ def context(
         "metrics": player.pattern.metrics(player.engine),
         "log": log_rows(player, log),
         "viewers": viewers,
-        "stopped": player.stopped,
         "message": message,
         "script": [a.text(player.pattern.command(a.command)) for a in player.scenario.script],
         "with_script": with_script,
