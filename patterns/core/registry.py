@@ -7,6 +7,7 @@ frames and command-line flags are all validated by the same code.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from .sim import Simulation
 
 RESERVED_NAMES = frozenset({"seed", "do", "preset", "run", "until", "format"})
+TEXT_RESERVED = frozenset(",:=+&#% ")  # separators of links and scripts: never inside a text value
 
 
 class Engine(Protocol):
@@ -31,7 +33,7 @@ class Param:
     """A typed, bounded value: a pattern parameter or a command argument."""
 
     name: str
-    kind: str  # "int" | "float" | "bool" | "choice"
+    kind: str  # "int" | "float" | "bool" | "choice" | "text"
     default: Any
     label: str = ""
     help: str = ""
@@ -40,10 +42,15 @@ class Param:
     choices: tuple[str, ...] = ()
     unit: str = ""
     group: str = ""  # the fieldset it belongs to on the page
+    pattern: str = ""  # "text" only: the regular expression the whole value must match
+    example: str = ""  # "text" only: a valid value, shown as the field's placeholder and in error messages
 
     def __post_init__(self) -> None:
-        if self.kind not in ("int", "float", "bool", "choice"):
+        if self.kind not in ("int", "float", "bool", "choice", "text"):
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
+        if self.kind == "text":
+            if not self.pattern or not re.fullmatch(self.pattern, self.default):
+                raise ValueError(f"{self.name}: default {self.default!r} does not match {self.pattern!r}")
         if self.kind == "choice" and self.default not in self.choices:
             raise ValueError(f"{self.name}: default {self.default!r} is not one of {self.choices}")
         if self.kind in ("int", "float"):
@@ -67,6 +74,11 @@ class Param:
             if text in self.choices:
                 return text
             raise ValueError(f"{self.name}: expected one of {', '.join(self.choices)}, got {shown(text)}")
+        if self.kind == "text":
+            if isinstance(text, str) and not TEXT_RESERVED.intersection(text) and re.fullmatch(self.pattern, text):
+                return text
+            like = f" like {self.example!r}" if self.example else ""
+            raise ValueError(f"{self.name}: expected text{like}, got {shown(text)}")
         if isinstance(text, bool) or not isinstance(text, (str, int, float)):
             raise ValueError(f"{self.name}: expected a number, got {shown(text)}")
         try:
@@ -102,6 +114,10 @@ class Param:
                 out[key] = getattr(self, key)
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.kind == "text":
+            out["pattern"] = self.pattern
+            if self.example:
+                out["example"] = self.example
         return out
 
 
@@ -149,6 +165,7 @@ class Preset:
     params: Mapping[str, Any] = field(default_factory=dict)
     script: tuple[tuple[float, str, Mapping[str, Any]], ...] = ()
     seed: int = 1
+    section: str = ""  # the heading it is listed under on the page, for patterns with several views
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,7 @@ class Drawing:
     edges: tuple[str, ...] = ()
     svg: str = ""
     caption: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)  # node id -> text shown when that node is clicked
 
 
 @dataclass(frozen=True)
@@ -217,7 +235,10 @@ class Pattern:
             "parameters": [p.describe() for p in self.params],
             "commands": [c.describe() for c in self.commands],
             "event_types": [e.describe() for e in (COMMAND_EVENT, *self.event_types)],
-            "presets": [{"slug": p.slug, "title": p.title, "story": p.story} for p in self.presets],
+            "presets": [
+                {"slug": p.slug, "title": p.title, "story": p.story, **({"section": p.section} if p.section else {})}
+                for p in self.presets
+            ],
             "diagrams": [{"name": d.name, "title": d.title} for d in self.diagrams],
         }
 
