@@ -8,6 +8,8 @@
  *   - Mermaid diagrams: re-render only when a diagram's source changed, off-screen, one render at a time,
  *     coalescing to the latest source; then swap the finished SVG in one step (the old one stays until then).
  *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
+ *   - Details: nodes the frame has `details` for become buttons; clicking one (or Enter/Space on it) shows its
+ *     text in the figure's details box, which follows the live frames until it is closed.
  *   - Timeline slider, "now" label, share link, theme toggle.
  *
  * Hook: `htmx:wsAfterMessage`. The ws extension fires it once per message, after every OOB swap is done.
@@ -89,6 +91,9 @@
       nodes: [], edges: [], // ids to mark active
       index: null, // {nodes: Map, edges: Map} of the current SVG, built lazily once per SVG
       marked: new Set(), marksKey: null, // elements carrying pg-active, and for which nodes+edges
+      details: {}, // node id -> text shown when it is clicked
+      detailsKey: null, // the details ids made clickable on the current SVG
+      box: fig.querySelector(".diagram-details"), selected: null, // details box and the node id it shows
     };
     diagrams.set(name, d);
     return d;
@@ -100,6 +105,7 @@
     d.nodes = (spec.nodes || []).map(String);
     d.edges = (spec.edges || []).map(String);
     d.caption = spec.caption || "";
+    d.details = spec.details || {};
     if (spec.svg) {
       // Server-rendered SVG (charts): swap only when it changed.
       d.source = "";
@@ -122,6 +128,7 @@
     }
     markActive(d);
     showCaption(d);
+    offerDetails(d);
   }
 
   function setView(d, svgText) {
@@ -129,6 +136,7 @@
     d.index = null;
     d.marked = new Set();
     d.marksKey = null;
+    d.detailsKey = null;
   }
 
   function showCaption(d) {
@@ -156,6 +164,7 @@
   function buildIndex(d) {
     const nodes = new Map();
     const edges = new Map();
+    const owner = new Map(); // node element -> its id, to know which node a click landed on
     const add = (map, key, el) => key && (map.get(key) || map.set(key, []).get(key)).push(el);
     const svg = d.view.querySelector("svg");
     if (svg) {
@@ -163,10 +172,13 @@
       for (const el of svg.querySelectorAll("[data-id], g.node, g.cluster")) {
         const key = el.getAttribute("data-id");
         if (key && (el.hasAttribute("data-edge") || el.closest(".edgeLabel"))) add(edges, key, el);
-        else add(nodes, key || nodeName(el.id, prefix), el);
+        else {
+          add(nodes, key || nodeName(el.id, prefix), el);
+          owner.set(el, key || nodeName(el.id, prefix));
+        }
       }
     }
-    return { nodes, edges };
+    return { nodes, edges, owner };
   }
 
   // Move pg-active to the elements of the current node/edge ids; touches only elements whose state changes.
@@ -244,6 +256,60 @@
     }
     markActive(d);
     showCaption(d);
+    offerDetails(d);
+  }
+
+  // ---------------------------------------------------------------- details
+
+  // Nodes with details become keyboard-reachable buttons; the open box is refreshed from each frame.
+  function offerDetails(d) {
+    const ids = Object.keys(d.details);
+    const key = ids.join("\n");
+    if (key !== d.detailsKey && d.view.querySelector("svg")) {
+      if (!d.index) d.index = buildIndex(d);
+      for (const [el, id] of d.index.owner) {
+        const offered = Object.hasOwn(d.details, id);
+        el.classList.toggle("pg-details", offered);
+        if (offered) {
+          el.setAttribute("tabindex", "0");
+          el.setAttribute("role", "button");
+          el.setAttribute("aria-label", `Details of ${id}`);
+        } else {
+          ["tabindex", "role", "aria-label"].forEach((name) => el.removeAttribute(name));
+        }
+      }
+      d.detailsKey = key;
+    }
+    if (d.selected !== null) showDetails(d, d.selected);
+  }
+
+  function showDetails(d, id) {
+    if (!d.box) return;
+    const text = d.details[id];
+    d.selected = text === undefined ? null : id;
+    d.box.hidden = d.selected === null;
+    if (d.selected === null) return;
+    const title = d.box.querySelector(".details-title");
+    const body = d.box.querySelector(".details-text");
+    if (title.textContent !== id) title.textContent = id;
+    if (body.textContent !== text) body.textContent = text;
+  }
+
+  function closeDetails(d) {
+    d.selected = null;
+    if (d.box) d.box.hidden = true;
+  }
+
+  // The figure and node id a click or key press landed on, if that node offers details.
+  function detailsTarget(target) {
+    const fig = target.closest("figure.diagram");
+    const d = fig && diagramState(fig.dataset.diagram);
+    if (!d || !d.index) return null;
+    for (let el = target; el && el !== d.view; el = el.parentElement) {
+      const id = d.index.owner.get(el);
+      if (id !== undefined && Object.hasOwn(d.details, id)) return { d, id };
+    }
+    return null;
   }
 
   function rerenderAllMermaid() {
@@ -460,6 +526,20 @@
     if (!target) return;
     if (target.closest("#theme-toggle")) setTheme(effectiveTheme() === "dark" ? "light" : "dark");
     else if (target.closest("#share-button")) share();
+    else if (target.closest(".details-close")) {
+      const d = diagramState(target.closest("figure.diagram").dataset.diagram);
+      if (d) closeDetails(d);
+    } else {
+      const hit = detailsTarget(target);
+      if (hit) showDetails(hit.d, hit.id);
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    const hit = event.target instanceof Element ? detailsTarget(event.target) : null;
+    if (!hit) return;
+    event.preventDefault();
+    showDetails(hit.d, hit.id);
   });
   // Timeline: note when the user holds or last touched the slider, so frames do not move it under them.
   const touchTimeline = (event) => {

@@ -102,6 +102,7 @@ def make_frame(
     flow=FLOW,
     flow_nodes=("A",),
     flow_edges=("e1",),
+    flow_details=None,
     rates=RATES_SVG,
     t=None,
     link=None,
@@ -125,7 +126,14 @@ def make_frame(
                 "svg": "",
                 "caption": caption,
             },
-            "flow": {"mermaid": flow, "nodes": list(flow_nodes), "edges": list(flow_edges), "svg": "", "caption": ""},
+            "flow": {
+                "mermaid": flow,
+                "nodes": list(flow_nodes),
+                "edges": list(flow_edges),
+                "svg": "",
+                "caption": "",
+                "details": flow_details or {},
+            },
             "rates": {"mermaid": "", "nodes": [], "edges": [], "svg": rates, "caption": "Requests per second"},
         },
     }
@@ -279,6 +287,30 @@ def test_cluster_and_composite_state_lookup(page: Page):
     assert active(page, "flow") == sorted(["node:flowchart-n-1", "node:S1", "edge:path:e-1", "edge:g:e-1"])
     assert active(page, "state") == ["node:state-Leader", "node:state-ab"]
     assert page.locator('[data-diagram="state"] .statediagram-cluster.pg-active').count() == 1
+
+
+def test_node_details_open_on_click_and_keyboard_and_follow_frames(page: Page):
+    box = page.locator('[data-diagram="flow"] .diagram-details')
+    push(page, make_frame(1, flow_details={"B": "term 3\nvotedFor s2"}))
+    assert box.is_hidden()
+    node = page.locator('[data-diagram="flow"] g.node.pg-details')
+    assert node.count() == 1 and node.get_attribute("aria-label") == "Details of B"
+    node.click()
+    assert box.is_visible()
+    assert box.locator(".details-title").text_content() == "B"
+    assert box.locator(".details-text").text_content() == "term 3\nvotedFor s2"
+    # The open box follows the live frames, and closes when its node no longer offers details.
+    push(page, make_frame(2, flow_details={"B": "term 4"}))
+    assert box.locator(".details-text").text_content() == "term 4"
+    box.get_by_role("button", name="Close details").click()
+    assert box.is_hidden()
+    # Keyboard: the node is focusable and Enter opens it.
+    node.focus()
+    page.keyboard.press("Enter")
+    assert box.is_visible()
+    push(page, make_frame(3, flow_details={}))
+    assert box.is_hidden()
+    assert page.locator('[data-diagram="flow"] [tabindex="0"]').count() == 0
 
 
 def test_same_source_does_not_rerender(page: Page):

@@ -31,8 +31,16 @@ def test_pattern_page_has_the_controls_form_and_initial_frame(client):
         'name="do" value="2:bump:node=1,by=2"',
         ">Bump</button>",
         'data-diagram="nodes"',
+        '<input type="text" name="name" value="a.b|c" pattern=',  # a text argument, checked in the browser too
+        'class="diagram-details"',
     ):
         assert needle in body, needle
+
+
+def test_presets_are_listed_under_their_sections(client):
+    body = client.get("/patterns/toy/").content.decode()
+    busy, heading, calm = body.index('href="?preset=busy"'), body.index("<h4>Slow ones</h4>"), body.index("?preset=calm")
+    assert busy < heading < calm
 
 
 def test_a_hostile_link_gets_a_clear_message_not_a_traceback(client):

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from patterns.core.scenario import Action, Scenario, ScenarioError, action_time, decode, decode_query, encode
 
-from .toy import LIMITS, TOY
+from .toy import LABEL, LIMITS, TOY
 
 
 def test_defaults_encode_to_just_the_seed():
@@ -50,7 +50,9 @@ def test_presets_are_a_base_that_the_link_extends():
         ("do=3:bump:colour=1", "do 3: bump has no argument 'colour'"),
         ("do=3:bump:node", "do: argument 'node' should look like NAME=VALUE"),
         ("do=bump", "do: 'bump' should look like TIME:COMMAND"),
-        ("preset=nope", "preset: no preset 'nope' (known: busy)"),
+        ("preset=nope", "preset: no preset 'nope' (known: busy, calm)"),
+        ("do=3:label:name=A.B", "do 3: label name: expected text like 'n1.n2|n3', got 'A.B'"),
+        ("do=3:label:name=a%2Bb", "do 3: label name: expected text like 'n1.n2|n3', got 'a+b'"),
         ("rate=1&rate=2", "rate: given more than once"),
     ],
 )
@@ -79,16 +81,24 @@ def test_live_action_times_are_whole_milliseconds_not_before_now():
         assert t >= now and t - now < 0.0011 and float(f"{t:.3f}") == t
 
 
-names = st.sampled_from(["bump", "pause"])
+names = st.sampled_from(["bump", "pause", "label"])
+labels = st.from_regex(LABEL, fullmatch=True).filter(lambda text: len(text) <= 64)
+
+
+def _args(name, node, by, on, label):
+    return {"bump": (("node", node), ("by", by)), "pause": (("node", node), ("on", on)), "label": (("name", label),)}[
+        name
+    ]
+
+
 actions = st.builds(
-    lambda t, name, node, by, on: Action(
-        t / 1000, name, (("node", node), ("by", by)) if name == "bump" else (("node", node), ("on", on))
-    ),
+    lambda t, name, node, by, on, label: Action(t / 1000, name, _args(name, node, by, on, label)),
     st.integers(0, 3_600_000),
     names,
     st.integers(0, 7),
     st.integers(-100, 100),
     st.booleans(),
+    labels,
 )
 scenarios = st.builds(
     lambda seed, nodes, rate, mode, loud, script: Scenario(

@@ -26,6 +26,8 @@ class TickerEngine:
             self.sim.schedule(0, self.echo, args["node"])
         elif command == "pause":
             self.paused[args["node"]] = args["on"]
+        elif command == "label":
+            self.sim.emit("label", name=args["name"])
 
     def echo(self, node):
         self.sim.emit("echo", node=node, count=self.counts[node])
@@ -38,6 +40,7 @@ def _draw(engine):
 
 
 NODE = Param("node", "int", 0, min=0, max=7)
+LABEL = r"[a-z0-9]+(?:[.|][a-z0-9]+)*"
 TOY = Pattern(
     slug="toy",
     title="Toy ticker",
@@ -52,6 +55,7 @@ TOY = Pattern(
     commands=(
         Command("bump", "Bump", (NODE, Param("by", "int", 1, min=-100, max=100))),
         Command("pause", "Pause a node", (NODE, Param("on", "bool", True))),
+        Command("label", "Label", (Param("name", "text", "a.b|c", pattern=LABEL, example="n1.n2|n3"),)),
     ),
     event_types=(EventType("tick", "a node ticked", {"node": "node index", "count": "its count"}),),
     diagrams=(Diagram("nodes", "Nodes", _draw),),
@@ -60,6 +64,7 @@ TOY = Pattern(
         Preset(
             "busy", "Busy", "Fast ticks and a bump.", {"rate": 50.0}, ((1.0, "bump", {"node": 1, "by": 5}),), seed=9
         ),
+        Preset("calm", "Calm", "Slow ticks.", {"rate": 0.5}, section="Slow ones"),
     ),
 )
 
