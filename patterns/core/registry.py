@@ -48,9 +48,8 @@ class Param:
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "bool", "choice", "text"):
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
-        if self.kind == "text":
-            if not self.pattern or not re.fullmatch(self.pattern, self.default):
-                raise ValueError(f"{self.name}: default {self.default!r} does not match {self.pattern!r}")
+        if self.kind == "text" and not (self.pattern and re.fullmatch(self.pattern, self.default)):
+            raise ValueError(f"{self.name}: default {self.default!r} does not match {self.pattern!r}")
         if self.kind == "choice" and self.default not in self.choices:
             raise ValueError(f"{self.name}: default {self.default!r} is not one of {self.choices}")
         if self.kind in ("int", "float"):
