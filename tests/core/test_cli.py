@@ -89,3 +89,18 @@ def test_the_same_scenario_gives_byte_identical_events_across_processes_and_hash
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0].count(b"\n") > 500
+
+
+def test_every_preset_of_every_pattern_gives_the_same_events_whatever_the_hash_seed():
+    """Three processes at once (PYTHONHASHSEED 0, 1, 12345) each digest every preset's first 15 virtual seconds."""
+    cmd = [sys.executable, "-m", "tests.core.preset_digests", "15"]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, stdout=subprocess.PIPE)
+        for seed in ("0", "1", "12345")
+    ]
+    outputs = [proc.communicate(timeout=300)[0].decode() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert outputs[0] == outputs[1] == outputs[2]
+    rows = [line.split() for line in outputs[0].splitlines()]
+    assert {row[0] for row in rows} >= {"circuit-breaker"}
+    assert all(int(count) > 0 for _slug, _preset, count, _digest in rows), rows
