@@ -1,0 +1,1 @@
+"""Load balancing: every algorithm worth knowing, raced side by side on the same seeded traffic."""
