@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "patterns.core",
     "patterns.circuit_breaker",
+    "patterns.load_balancing",
+    "patterns.raft",
+    "patterns.messaging",
 ]
 
 MIDDLEWARE = [

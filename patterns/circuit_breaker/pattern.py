@@ -554,7 +554,7 @@ PATTERN = Pattern(
     event_types=EVENT_TYPES,
     diagrams=(
         Diagram("state", "Breaker states", diagrams.state),
-        Diagram("flow", "Decision flow", diagrams.flow),
+        Diagram("flow", "Decision flow", diagrams.flow, wide=True),
         Diagram("rates", "Rates over time", diagrams.rates),
         Diagram("cascade", "Services", diagrams.cascade),
     ),

@@ -181,7 +181,8 @@ class Drawing:
     edges: tuple[str, ...] = ()
     svg: str = ""
     caption: str = ""
-    details: Mapping[str, str] = field(default_factory=dict)  # node id -> text shown when that node is clicked
+    # node id -> text shown when that node is clicked or activated by keyboard; its first line is the heading
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class Diagram:
     name: str
     title: str
     draw: Callable[[Any], Drawing]
+    wide: bool = False  # takes the whole width of the page: for wide flows and sequence diagrams
 
 
 @dataclass(frozen=True)

@@ -115,19 +115,21 @@ def _server_class(lane: Lane, server_id: str) -> str:
 
 def _server_details(lane: Lane, server_id: str, numbers: dict[str, Any]) -> str:
     spec = lane.servers[server_id].spec
-    text = (
-        f"{server_id} in lane {lane.name}: speed {spec.speed:g}, weight {spec.weight}, slow x{spec.slow:g}, "
-        f"failing {spec.fail_probability:.0%}. {numbers['in_flight']} in flight, {numbers['queue']} queued; "
-        f"routed {numbers['routed']}, served {numbers['served']} ({numbers['failed']} errors), dropped "
-        f"{numbers['dropped']}. Latency p50/p95/p99 last {lane.window:g} s: {_ms3(numbers['window'])}; "
-        f"whole run: {_ms3(numbers['total'])}."
-    )
+    lines = [
+        f"{server_id} in lane {lane.name}",
+        f"speed {spec.speed:g}, weight {spec.weight}, slow x{spec.slow:g}, failing {spec.fail_probability:.0%}",
+        f"{numbers['in_flight']} in flight, {numbers['queue']} queued",
+        f"routed {numbers['routed']}, served {numbers['served']} ({numbers['failed']} errors), "
+        f"dropped {numbers['dropped']}",
+        f"latency p50/p95/p99, last {lane.window:g} s: {_ms3(numbers['window'])}",
+        f"latency p50/p95/p99, whole run: {_ms3(numbers['total'])}",
+    ]
     if "key_share" in numbers:
-        text += f" Key share {numbers['key_share']:.1%}."
+        lines.append(f"key share {numbers['key_share']:.1%}")
     host = lane.health.hosts[server_id]
     if host.ejections:
-        text += f" Ejected {host.ejections} time{'s' if host.ejections > 1 else ''}."
-    return text
+        lines.append(f"ejected {host.ejections} time{'s' if host.ejections > 1 else ''}")
+    return "\n".join(lines)
 
 
 def _lane_caption(lane: Lane, figures: dict[str, Any]) -> str:

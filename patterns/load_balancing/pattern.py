@@ -341,8 +341,8 @@ PATTERN = Pattern(
     commands=COMMANDS,
     event_types=EVENT_TYPES,
     diagrams=(
-        Diagram("topology", "Clients, balancers and servers", diagrams.topology),
-        Diagram("flow", "Decision flow of each lane", diagrams.flow),
+        Diagram("topology", "Clients, balancers and servers", diagrams.topology, wide=True),
+        Diagram("flow", "Decision flow of each lane", diagrams.flow, wide=True),
         Diagram("ring", "Hash rings and key shares", diagrams.ring),
         Diagram("load", "Load per server over time", diagrams.load),
     ),

@@ -7,9 +7,11 @@
  *
  *   - Mermaid diagrams: re-render only when a diagram's source changed, off-screen, one render at a time,
  *     coalescing to the latest source; then swap the finished SVG in one step (the old one stays until then).
+ *     After a render the next one waits twice as long as that render took, so that diagrams whose text changes
+ *     every frame keep Mermaid to at most a third of the main thread and the page stays responsive.
  *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
  *   - Details: nodes the frame has `details` for become buttons; clicking one (or Enter/Space on it) shows its
- *     text in the figure's details box, which follows the live frames until it is closed.
+ *     text in the figure's details box (first line as the heading), which follows the live frames until closed.
  *   - Timeline slider, "now" label, share link, theme toggle.
  *
  * Hook: `htmx:wsAfterMessage`. The ws extension fires it once per message, after every OOB swap is done.
@@ -30,7 +32,7 @@
 
   const THEME_KEY = "pg-theme";
   const root = document.documentElement;
-  const stats = { frames: 0, renders: 0, renderErrors: 0, lastRenderMs: 0, applyMs: 0, morphs: 0, morphMs: 0 };
+  const stats = { frames: 0, renders: 0, renderErrors: 0, lastRenderMs: 0, renderMs: 0, applyMs: 0, morphs: 0, morphMs: 0 };
 
   let lastFrameText = null; // raw data-frame text of the last applied frame
   let frame = null; // last applied frame object
@@ -73,6 +75,8 @@
   const diagrams = new Map(); // name -> per-diagram state, see diagramState()
   const pending = new Map(); // name -> Mermaid source waiting to be rendered (latest wins)
   let rendering = false;
+  let nextRenderAt = 0; // performance.now() before which no render starts (see RENDER_REST)
+  const RENDER_REST = 2; // rest after a render, as a multiple of its duration
   let renderSeq = 0; // makes every render id unique, so a render never collides with the SVG on screen
   let mermaidTheme = null; // theme Mermaid was last initialised with
   let idleWaiters = [];
@@ -210,6 +214,8 @@
     rendering = true; // set synchronously: a second pump() in the same task is a no-op
     try {
       while (pending.size) {
+        const wait = nextRenderAt - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // newer sources coalesce meanwhile
         const [name, source] = pending.entries().next().value;
         pending.delete(name);
         await renderMermaid(diagrams.get(name), source);
@@ -244,6 +250,8 @@
       scratch.remove();
       for (const stray of [id, "d" + id, "i" + id]) document.getElementById(stray)?.remove();
       stats.lastRenderMs = performance.now() - started;
+      stats.renderMs += stats.lastRenderMs;
+      nextRenderAt = performance.now() + RENDER_REST * stats.lastRenderMs;
     }
     if (d.source !== source) return; // superseded while rendering: the newer source is already queued
     if (error) {
@@ -289,10 +297,11 @@
     d.selected = text === undefined ? null : id;
     d.box.hidden = d.selected === null;
     if (d.selected === null) return;
+    const [heading, ...rest] = text.split("\n");
     const title = d.box.querySelector(".details-title");
     const body = d.box.querySelector(".details-text");
-    if (title.textContent !== id) title.textContent = id;
-    if (body.textContent !== text) body.textContent = text;
+    if (title.textContent !== heading) title.textContent = heading;
+    if (body.textContent !== rest.join("\n")) body.textContent = rest.join("\n");
   }
 
   function closeDetails(d) {

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Message-queue engine speed: messages simulated per CPU second, beside the bare event loop. No server.
+
+For each scenario (the work-queue defaults and the `crash-redelivery` preset by default, optionally at a higher
+publish rate with --rate):
+
+- engine: a raw `Simulation` + the engine, scripted perturbations applied as the player applies them, advanced in
+  chunks of virtual time with the events collected after each chunk. Figures: messages published (and copies
+  settled) per CPU second, events per CPU second, virtual seconds per CPU second (time.process_time, best of
+  --repeat); the ledger is checked to balance at the end.
+- player: the same through `patterns.core.player.Player` with the live limits (snapshots included).
+- bare: the kernel's cost alone (bench/engine_speed.py's bare loop) for as many events over the same span.
+
+    .venv/bin/python bench/messaging_speed.py [--json] [--virtual-seconds 300] [--repeat 3] [--rate 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import bench_parser, machine, run_benchmark, setup_django
+from engine_speed import best, comma_list, run_bare, scenario_for
+
+SLUG = "messaging"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--virtual-seconds", type=float, default=300.0, help="virtual span simulated (default 300)")
+    parser.add_argument("--chunk", type=float, default=1.0, help="virtual seconds per advance (default 1)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; the best (least CPU) counts (default 3)")
+    parser.add_argument(
+        "--scenarios",
+        type=comma_list,
+        default="default,crash-redelivery",
+        help="comma-separated: 'default' (the work-queue view) or preset slugs (default: default,crash-redelivery)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="also run each scenario at this publish rate, with enough workers"
+    )
+    return parser.parse_args(argv)
+
+
+def with_rate(pattern: Any, scenario: Any, rate: float) -> Any:
+    """The scenario at another publish rate, with the most workers and a processing time they can keep up with."""
+    from patterns.core.scenario import Scenario
+
+    values = {
+        **scenario.values,
+        "publish_rate": rate,
+        "consumers": pattern.param("consumers").max,
+        "process_ms": 0.5 * 1000.0 * pattern.param("consumers").max / rate,
+    }
+    return Scenario(scenario.pattern, scenario.seed, tuple(values.items()), scenario.script)
+
+
+def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, dict[str, Any]]:
+    """Raw Simulation + engine; returns (CPU seconds, events, the ledger at the end)."""
+    from patterns.core.player import apply_action
+    from patterns.core.sim import Simulation
+
+    started = time.process_time()
+    sim = Simulation(scenario.seed)
+    engine = pattern.engine(sim, scenario.values)
+    engine.start()
+    script = list(scenario.script)
+    events = 0
+    t = 0.0
+    while t < span:
+        t = min(span, t + chunk)
+        while script and script[0].t <= t:
+            action = script.pop(0)
+            sim.run_until(action.t)
+            apply_action(sim, engine, action)
+        sim.run_until(t)
+        events += len(sim.collect())
+    return time.process_time() - started, events, engine.ledger()
+
+
+def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: float) -> tuple[float, int]:
+    from patterns.core.player import Player
+
+    started = time.process_time()
+    player = Player(pattern, scenario, limits)
+    events = len(player.drain())
+    t = 0.0
+    while t < span and player.stopped is None:
+        t = min(span, t + chunk)
+        player.advance_to(t)
+        events += len(player.drain())
+    return time.process_time() - started, events
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    setup_django()
+    from django.conf import settings
+
+    from patterns.core.registry import get_pattern
+
+    pattern = get_pattern(SLUG)
+    limits = dict(settings.PLAYGROUND)
+    span = args.virtual_seconds
+    result: dict[str, Any] = {
+        "benchmark": "messaging_speed",
+        "machine": machine(),
+        "virtual_seconds": span,
+        "chunk": args.chunk,
+        "repeat": args.repeat,
+        "speed": {},
+    }
+    runs = [(name, scenario_for(pattern, name)) for name in args.scenarios]
+    if args.rate > 0:
+        runs += [(f"{name}@{args.rate:g}/s", with_rate(pattern, scenario, args.rate)) for name, scenario in runs]
+    for name, scenario in runs:
+        cpu, events, ledger = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
+        player_cpu, _ = best([run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)])
+        bare_cpu, bare_events = best([run_bare(events, span, args.chunk) for _ in range(args.repeat)])
+        result["speed"][name] = {
+            "published": ledger["published"],
+            "settled": ledger["acked"],
+            "events": events,
+            "balanced": ledger["balanced"],
+            "engine_cpu_s": cpu,
+            "messages_per_cpu_s": ledger["published"] / cpu,
+            "events_per_cpu_s": events / cpu,
+            "virtual_s_per_cpu_s": span / cpu,
+            "player_messages_per_cpu_s": ledger["published"] / player_cpu,
+            "bare_events_per_cpu_s": bare_events / bare_cpu,
+            "engine_over_bare": cpu / bare_cpu,
+        }
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"messaging engine speed, {result['virtual_seconds']:g} virtual s, best of {result['repeat']}")
+    for name, row in result["speed"].items():
+        print(
+            f"  {name:<28} {row['published']:>7} messages  {row['events']:>8} events  ledger "
+            f"{'balanced' if row['balanced'] else 'NOT balanced'}\n"
+            f"    engine : {row['messages_per_cpu_s']:>10,.0f} messages/CPU s  {row['events_per_cpu_s']:>10,.0f} "
+            f"events/CPU s  {row['virtual_s_per_cpu_s']:>8,.0f} virtual s/CPU s\n"
+            f"    player : {row['player_messages_per_cpu_s']:>10,.0f} messages/CPU s (snapshots included)\n"
+            f"    bare   : {row['bare_events_per_cpu_s']:>10,.0f} events/CPU s; engine CPU / bare CPU = "
+            f"{row['engine_over_bare']:.1f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_benchmark(argv, parse_args, measure, report)
+
+
+if __name__ == "__main__":
+    main()

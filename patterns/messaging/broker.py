@@ -1,0 +1,509 @@
+"""The broker: exchanges, queues and their policies, push delivery with prefetch, and SQS-style polling.
+
+RabbitMQ semantics, as documented for classic and quorum queues:
+
+- A publish is routed by its exchange (the default exchange "" routes to the queue named by the key) and becomes
+  one copy per queue. With publisher confirms, the producer gets basic.ack once the copies are enqueued, or
+  basic.nack if a full queue with overflow reject-publish(-dlx) refused one. Unroutable messages are dropped and
+  still acked, as RabbitMQ does for publishes without the mandatory flag.
+- x-max-length counts ready messages only. drop-head drops (or dead-letters, reason maxlen) the oldest ready
+  message to make room; reject-publish refuses the new one; reject-publish-dlx also dead-letters it.
+- x-message-ttl: a copy expires when it reaches the head of its queue past its time (a requeued copy keeps its
+  original enqueue time); it is dead-lettered (reason expired) or discarded.
+- Push delivery: consumers in round-robin order, each up to its prefetch of unacked deliveries (0: no limit).
+  Auto-ack deliveries are settled when sent and ignore the prefetch, as in RabbitMQ.
+- A nack with requeue, or a closed connection, returns the copy to its original position with the redelivered
+  flag; x-delivery-limit (quorum queues) counts those returns, and a copy returned more times than the limit is
+  dead-lettered (reason delivery_limit) or dropped: a poison message is delivered limit + 1 times. A nack
+  without requeue dead-letters (reason rejected) or drops it.
+- The broker learns that a consumer is gone from a TCP reset right after a crash, or from the heartbeat timeout
+  when the link is cut; then it requeues what the consumer held, and deletes its exclusive, auto-delete queue.
+
+SQS semantics for polled queues: ReceiveMessage (up to ``receive_batch``, long polling up to ``wait_time_s``)
+hides each returned message for the visibility timeout and counts the receive; DeleteMessage is the ack (with a
+stale receipt handle it succeeds without deleting); a message not deleted in time becomes visible again. With a
+redrive policy a message already received ``max_receive_count`` times goes to the dead-letter queue instead of
+being received again: it is received exactly that many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patterns.core.sim import Simulation
+
+from .events import Recorder
+from .exchanges import Exchange
+from .ledger import Ledger
+from .protocol import (
+    BROKER,
+    Cancel,
+    Close,
+    Confirm,
+    Connect,
+    ConnectOk,
+    Deliver,
+    FrameReceiver,
+    Links,
+    Publish,
+    Qos,
+    Receive,
+    Received,
+    Reset,
+    Settle,
+)
+from .queues import Entry, Message, Queue
+
+DLX = "dlx"
+
+
+@dataclass
+class Session:
+    """An open consumer connection (with its one channel and one consumer)."""
+
+    consumer: str
+    session: int
+    queue: str
+    prefetch: int
+    auto_ack: bool
+    cancelled: bool = False
+    pending: dict[int, Entry] = field(default_factory=dict)  # tag -> unacked copy
+
+    def has_credit(self) -> bool:
+        return not self.cancelled and (self.auto_ack or self.prefetch == 0 or len(self.pending) < self.prefetch)
+
+
+@dataclass
+class Poll:
+    consumer: str
+    poll: int
+    max_messages: int
+
+
+class Broker(FrameReceiver):
+    def __init__(self, sim: Simulation, links: Links, recorder: Recorder, ledger: Ledger, params: Mapping[str, Any]):
+        self.sim = sim
+        self.links = links
+        self.rec = recorder
+        self.ledger = ledger
+        self.policy = {
+            "max_length": params["max_length"],
+            "ttl": params["message_ttl_s"],
+            "overflow": params["overflow"],
+            "delivery_limit": params["delivery_limit"],
+        }
+        self.dead_letter = params["dead_letter"]
+        self.visibility = params["visibility_timeout_s"]
+        self.max_receive_count = params["max_receive_count"] if params["dead_letter"] else 0
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.sessions: dict[str, Session] = {}
+        self.subscribers: dict[str, list[str]] = {}  # queue -> consumers in round-robin order
+        self._next: dict[str, int] = {}  # queue -> round-robin position
+        self.polls: dict[str, list[Poll]] = {}  # SQS queue -> waiting long polls, oldest first
+        self._seq = 0
+        self._tag = 0
+        links.add(BROKER, self)
+        if self.dead_letter:
+            self.exchanges[DLX] = Exchange(DLX, "direct")
+
+    # -- declarations ---------------------------------------------------------------------------------------------
+    def declare_exchange(self, name: str, kind: str) -> Exchange:
+        exchange = self.exchanges.setdefault(name, Exchange(name, kind))
+        return exchange
+
+    def declare_queue(
+        self, name: str, role: str, *, polled: bool = False, exclusive: bool = False, dead_letter: bool = True
+    ) -> Queue:
+        """A queue with the run's policies; with dead-lettering on, its dead-letter queue "<name>.dlq" too."""
+        dlq = None
+        if self.dead_letter and dead_letter:
+            dlq = f"{name}.dlq"
+            if dlq not in self.queues:
+                self.queues[dlq] = Queue(dlq, "dead_letter")
+                self.exchanges[DLX].bind(dlq, name)
+        queue = Queue(
+            name,
+            role,
+            durable=not exclusive,
+            exclusive=exclusive,
+            auto_delete=exclusive,
+            dead_letter_queue=dlq,
+            polled=polled,
+            **{**self.policy, "delivery_limit": 0 if polled else self.policy["delivery_limit"]},
+        )
+        self.queues[name] = queue
+        self.subscribers.setdefault(name, [])
+        self.polls.setdefault(name, [])
+        return queue
+
+    def _delete_queue(self, queue: Queue) -> None:
+        dropped = 0
+        while queue.ready:
+            self.drop(queue.pop(), "queue_deleted")
+            dropped += 1
+        queue.deleted = True
+        for exchange in self.exchanges.values():
+            if exchange.name != DLX:
+                exchange.unbind_queue(queue.name)
+        self.rec.emit("queue.deleted", queue=queue.name, dropped=dropped)
+
+    # -- publishing -----------------------------------------------------------------------------------------------
+    def on_publish(self, frame: Publish) -> None:
+        m = frame.message
+        self.ledger.published += 1
+        target = m.exchange or "(default)"
+        self.rec.emit(
+            "msg.published",
+            src=m.producer,
+            dst=target,
+            label=m.correlation_id or m.routing_key,
+            id=m.id,
+            key=m.key,
+            producer=m.producer,
+            exchange=m.exchange,
+            routing_key=m.routing_key,
+            size=m.size,
+            poison=m.poison,
+            correlation_id=m.correlation_id,
+            reply_to=m.reply_to,
+        )
+        if m.exchange:
+            names = self.exchanges[m.exchange].route(m.routing_key)
+        else:
+            queue = self.queues.get(m.routing_key)
+            names = [m.routing_key] if queue is not None and not queue.deleted else []
+        self.rec.emit(
+            "msg.routed",
+            src=target,
+            dst=",".join(names) or "nowhere",
+            label=m.routing_key,
+            id=m.id,
+            exchange=m.exchange,
+            routing_key=m.routing_key,
+            queues=names,
+        )
+        accepted = True
+        if not names:
+            self.ledger.entries += 1
+            self.ledger.dropped_by["unroutable"] += 1
+            self.rec.emit("msg.dropped", src=target, label="unroutable", id=m.id, queue=None, reason="unroutable")
+        for name in names:
+            accepted = self._enqueue_new(m, self.queues[name]) and accepted
+        if frame.confirm:
+            self.links.send(BROKER, m.producer, Confirm(m.id, accepted))
+
+    def _enqueue_new(self, message: Message, queue: Queue) -> bool:
+        """Add a copy; False if the queue's overflow policy refused it."""
+        self._seq += 1
+        entry = Entry(message, queue.name, self._seq, self.sim.now)
+        if queue.full() and queue.overflow == "drop-head":
+            self._discard(queue.pop(), "maxlen")
+        self.ledger.entries += 1
+        if queue.full():
+            if queue.overflow == "reject-publish":
+                self.drop(entry, "overflow_rejected")
+            else:
+                self._discard(entry, "maxlen")
+            return False
+        queue.push(entry)
+        self.rec.emit("msg.enqueued", id=message.id, queue=queue.name, ready=queue.ready)
+        self._arm_expiry(queue)
+        self._serve(queue)
+        return True
+
+    # -- fates ----------------------------------------------------------------------------------------------------
+    def _discard(self, entry: Entry, reason: str) -> None:
+        """Dead-letter a copy that leaves its queue unsettled, or, with no dead-letter queue, end it."""
+        queue = self.queues[entry.queue]
+        dlq = self.queues.get(queue.dead_letter_queue) if queue.dead_letter_queue else None
+        if dlq is not None:
+            self._seq += 1
+            source = entry.queue
+            entry.queue, entry.seq, entry.enqueued_at = dlq.name, self._seq, self.sim.now
+            dlq.push(entry)
+            self.rec.emit(
+                "msg.dead_lettered",
+                src=source,
+                dst=dlq.name,
+                label=reason,
+                id=entry.id,
+                queue=source,
+                dead_letter_queue=dlq.name,
+                reason=reason,
+                deliveries=entry.deliveries,
+            )
+        elif reason == "expired":
+            self.ledger.expired += 1
+            self.rec.emit("msg.expired", src=entry.queue, label="ttl", id=entry.id, queue=entry.queue)
+        else:
+            self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))
+
+    def drop(self, entry: Entry, reason: str, consumer: str | None = None) -> None:
+        """End a copy by a stated policy (auto-ack losses name the consumer that held it)."""
+        self.ledger.dropped_by[reason] += 1
+        self.rec.emit(
+            "msg.dropped",
+            src=entry.queue,
+            label=reason,
+            id=entry.id,
+            queue=entry.queue,
+            reason=reason,
+            consumer=consumer,
+        )
+
+    def _requeue(self, entry: Entry, reason: str) -> None:
+        """Give a copy back to its queue at its original position, unless it is over the delivery limit."""
+        queue = self.queues[entry.queue]
+        consumer, entry.consumer = entry.consumer, None
+        entry.returns += 1
+        if queue.delivery_limit and entry.returns > queue.delivery_limit:
+            self._discard(entry, "delivery_limit")
+            return
+        queue.push(entry)
+        self.rec.emit(
+            "msg.requeued",
+            src=consumer,
+            dst=queue.name,
+            label=reason,
+            id=entry.id,
+            queue=queue.name,
+            reason=reason,
+            consumer=consumer,
+        )
+        self._arm_expiry(queue)
+
+    def _settled(self, entry: Entry, consumer: str) -> None:
+        self.ledger.acked += 1
+        self.rec.emit(
+            "msg.acked", src=consumer, dst=entry.queue, id=entry.id, queue=entry.queue, consumer=consumer, auto=False
+        )
+
+    # -- TTL ------------------------------------------------------------------------------------------------------
+    def _arm_expiry(self, queue: Queue) -> None:
+        """Make sure a timer fires when the head is due (a requeued copy may be due before the armed time)."""
+        head = queue.peek()
+        if queue.ttl <= 0 or head is None:
+            return
+        due = max(self.sim.now, head.enqueued_at + queue.ttl)
+        if queue.expiry_at is None or due < queue.expiry_at:
+            queue.expiry_at = due
+            self.sim.schedule_at(due, self._expire, queue, due)
+
+    def _expire(self, queue: Queue, due: float) -> None:
+        if queue.expiry_at == due and not queue.deleted:
+            queue.expiry_at = None
+            self._expire_heads(queue)
+            self._arm_expiry(queue)
+
+    def _expire_heads(self, queue: Queue) -> None:
+        if queue.ttl > 0:
+            now = self.sim.now
+            while (head := queue.peek()) is not None and head.enqueued_at + queue.ttl <= now:
+                self._discard(queue.pop(), "expired")
+
+    # -- push delivery --------------------------------------------------------------------------------------------
+    def _serve(self, queue: Queue) -> None:
+        if queue.polled:
+            self._answer_polls(queue)
+        else:
+            self._dispatch(queue)
+
+    def _dispatch(self, queue: Queue) -> None:
+        names = self.subscribers[queue.name]
+        if not names:
+            return
+        self._expire_heads(queue)
+        while queue.ready:
+            session = self._next_with_credit(queue.name, names)
+            if session is None:
+                return
+            self._deliver(queue, queue.pop(), session)
+
+    def _next_with_credit(self, queue: str, names: list[str]) -> Session | None:
+        start = self._next.get(queue, 0)
+        for i in range(len(names)):
+            index = (start + i) % len(names)
+            session = self.sessions[names[index]]
+            if session.has_credit():
+                self._next[queue] = index + 1
+                return session
+        return None
+
+    def _deliver(self, queue: Queue, entry: Entry, session: Session) -> None:
+        frame = self._handout(queue, entry, session.consumer, session)
+        self.links.send(BROKER, session.consumer, frame, reliable=True)
+
+    def _handout(self, queue: Queue, entry: Entry, consumer: str, session: Session | None) -> Deliver:
+        """Number a delivery (tag, delivery count), put the copy where in-flight copies are kept, and emit it."""
+        self._tag += 1
+        redelivered = entry.redelivered
+        entry.deliveries += 1
+        entry.consumer = consumer
+        if session is not None and session.auto_ack:
+            self.links.receivers[consumer].sent_auto(self._tag, entry, session.session)
+        else:
+            queue.pending[(consumer, self._tag)] = entry
+            if session is not None:
+                session.pending[self._tag] = entry
+        key = entry.message.key
+        if self.ledger.was_processed(queue.name, key):
+            self.ledger.duplicates_delivered += 1
+        self.rec.emit(
+            "msg.delivered",
+            src=queue.name,
+            dst=consumer,
+            label="redelivered" if redelivered else "",
+            id=entry.id,
+            queue=queue.name,
+            key=key,
+            consumer=consumer,
+            tag=self._tag,
+            redelivered=redelivered,
+            deliveries=entry.deliveries,
+        )
+        return Deliver(entry, self._tag, session.session if session is not None else 0, redelivered)
+
+    # -- connections ----------------------------------------------------------------------------------------------
+    def on_connect(self, frame: Connect) -> None:
+        if frame.consumer in self.sessions:
+            self.close_session(frame.consumer, "replaced")
+        queue = self.queues.get(frame.queue)
+        if frame.exchange and (queue is None or queue.deleted):
+            queue = self.declare_queue(frame.queue, "subscriber", exclusive=True)
+            for key in frame.bindings:
+                self.exchanges[frame.exchange].bind(frame.queue, key)
+            self.rec.emit("queue.declared", queue=frame.queue, exclusive=True, bindings=list(frame.bindings))
+        session = Session(frame.consumer, frame.session, frame.queue, frame.prefetch, frame.auto_ack)
+        self.sessions[frame.consumer] = session
+        self.subscribers[frame.queue].append(frame.consumer)
+        self.links.send(BROKER, frame.consumer, ConnectOk(frame.session), reliable=True)
+        self._dispatch(queue)
+
+    def session_of(self, consumer: str, session: int) -> Session | None:
+        current = self.sessions.get(consumer)
+        return current if current is not None and current.session == session else None
+
+    def close_session(self, consumer: str, reason: str, session: int | None = None) -> None:
+        """Close a consumer's connection (if ``session`` is given, only that one): requeue what it held."""
+        current = self.sessions.get(consumer)
+        if current is None or (session is not None and current.session != session):
+            return
+        del self.sessions[consumer]
+        queue = self.queues[current.queue]
+        self._stop_dispatching(current)
+        for tag, entry in current.pending.items():
+            del queue.pending[(consumer, tag)]
+            self._requeue(entry, "connection_lost")
+        self.links.reset(consumer)
+        self.links.receivers[consumer].session_closed(current.session)
+        self.rec.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=len(current.pending))
+        if queue.exclusive and queue.auto_delete:
+            self._delete_queue(queue)
+        else:
+            self._dispatch(queue)
+
+    def _stop_dispatching(self, session: Session) -> None:
+        names = self.subscribers[session.queue]
+        if session.consumer in names:
+            index = names.index(session.consumer)
+            names.remove(session.consumer)
+            if self._next.get(session.queue, 0) > index:
+                self._next[session.queue] -= 1
+
+    def on_cancel(self, frame: Cancel) -> None:
+        session = self.session_of(frame.consumer, frame.session)
+        if session is not None:
+            session.cancelled = True
+            self._stop_dispatching(session)
+
+    def on_reset(self, frame: Reset) -> None:
+        self.close_session(frame.consumer, "crash", frame.session)
+
+    def on_close(self, frame: Close) -> None:
+        self.close_session(frame.consumer, "cancelled", frame.session)
+
+    def on_qos(self, frame: Qos) -> None:
+        session = self.session_of(frame.consumer, frame.session)
+        if session is not None:
+            session.prefetch = frame.prefetch
+            self._dispatch(self.queues[session.queue])
+
+    # -- settling -------------------------------------------------------------------------------------------------
+    def on_settle(self, frame: Settle) -> None:
+        queue = self.queues[frame.queue]
+        key = (frame.consumer, frame.tag)
+        session = None if queue.polled else self.session_of(frame.consumer, frame.session)
+        entry = queue.pending.get(key) if queue.polled or session is not None else None
+        if entry is None:
+            self.rec.emit("msg.ack_stale", id=frame.id, queue=frame.queue, consumer=frame.consumer, tag=frame.tag)
+            return
+        if not frame.ack:
+            self.rec.emit(
+                "msg.nacked",
+                src=frame.consumer,
+                dst=queue.name,
+                label="requeue" if frame.requeue else "reject",
+                id=entry.id,
+                queue=queue.name,
+                consumer=frame.consumer,
+                requeue=frame.requeue,
+            )
+        del queue.pending[key]
+        if session is not None:
+            del session.pending[frame.tag]
+        if frame.ack:
+            self._settled(entry, frame.consumer)
+        elif frame.requeue:
+            self._requeue(entry, "nack")
+        else:
+            entry.consumer = None
+            self._discard(entry, "rejected")
+        self._serve(queue)
+
+    # -- SQS polling ----------------------------------------------------------------------------------------------
+    def on_receive(self, frame: Receive) -> None:
+        queue = self.queues[frame.queue]
+        deliveries = self._receive(queue, frame.consumer, frame.max_messages)
+        if deliveries or frame.wait <= 0:
+            self.links.send(BROKER, frame.consumer, Received(frame.poll, deliveries))
+            return
+        self.polls[queue.name].append(Poll(frame.consumer, frame.poll, frame.max_messages))
+        self.sim.schedule(frame.wait, self._poll_expired, queue, frame.consumer, frame.poll)
+
+    def _receive(self, queue: Queue, consumer: str, count: int) -> tuple[Deliver, ...]:
+        self._expire_heads(queue)
+        out = []
+        while queue.ready and len(out) < count:
+            entry = queue.pop()
+            if self.max_receive_count and entry.deliveries >= self.max_receive_count:
+                self._discard(entry, "max_receive_count")
+                continue
+            frame = self._handout(queue, entry, consumer, None)
+            self.sim.schedule(self.visibility, self._visibility_expired, queue, (consumer, frame.tag))
+            out.append(frame)
+        return tuple(out)
+
+    def _answer_polls(self, queue: Queue) -> None:
+        waiting = self.polls[queue.name]
+        while waiting and queue.ready:
+            poll = waiting.pop(0)
+            self.links.send(
+                BROKER, poll.consumer, Received(poll.poll, self._receive(queue, poll.consumer, poll.max_messages))
+            )
+
+    def _poll_expired(self, queue: Queue, consumer: str, poll: int) -> None:
+        waiting = self.polls[queue.name]
+        for index, item in enumerate(waiting):
+            if item.consumer == consumer and item.poll == poll:
+                del waiting[index]
+                self.links.send(BROKER, consumer, Received(poll, ()))
+                return
+
+    def _visibility_expired(self, queue: Queue, key: tuple[str, int]) -> None:
+        entry = queue.pending.pop(key, None)
+        if entry is not None:
+            self._requeue(entry, "visibility_timeout")
+            self._answer_polls(queue)

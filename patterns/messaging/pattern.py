@@ -1,0 +1,35 @@
+"""The message-queue pattern as the kernel sees it: parameters, commands, events, diagrams and presets."""
+
+from __future__ import annotations
+
+from patterns.core.network import EVENT_TYPES as NETWORK_EVENT_TYPES
+from patterns.core.registry import Pattern
+
+from .diagrams import DIAGRAMS, metrics
+from .engine import MessagingEngine
+from .events import EVENT_TYPES
+from .params import COMMANDS, PARAMS
+from .presets import PRESETS
+
+PATTERN = Pattern(
+    slug="messaging",
+    title="Message queues",
+    summary=(
+        "A broker between producers and consumers: exchanges route each message to queues, queues hold it until a "
+        "consumer acknowledges it. Crash a consumer holding messages, cut its link, publish a poison message or a "
+        "burst, and watch what RabbitMQ (or SQS) promises: who gets each message, when it is redelivered, where "
+        "duplicates come from, and a ledger that proves nothing was lost."
+    ),
+    engine=MessagingEngine,
+    params=PARAMS,
+    commands=COMMANDS,
+    event_types=(
+        *EVENT_TYPES,
+        *(e for e in NETWORK_EVENT_TYPES if e.name in ("net.crash", "net.restart", "net.cut", "net.restore")),
+    ),
+    diagrams=DIAGRAMS,
+    metrics=metrics,
+    presets=PRESETS,
+    explain_template="messaging/explain.html",
+    order=40,
+)

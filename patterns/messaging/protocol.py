@@ -1,0 +1,188 @@
+"""The frames actors exchange over the network, and the connection layer that carries them.
+
+Frames are small immutable records; each names the method of the receiver that handles it (``handler``), so
+every receiver needs only one network callback, `FrameReceiver.deliver`.
+
+`Links` models what TCP gives AMQP: between the broker and a consumer, frames of an open connection are never
+lost to a short cut. While a link is cut, frames of the connection wait in a send buffer, and frames that were on
+the wire when the cut happened (and so got dropped) are resent when the link is restored. A cut that outlasts the
+heartbeat timeout closes the connection on both sides: its buffered frames are discarded with it. Connection
+attempts and SQS's HTTP requests are not buffered: a request sent over a cut link is simply lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from patterns.core.network import Network
+
+from .queues import Entry, Message
+
+BROKER = "broker"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    message: Message
+    confirm: bool
+    handler = "on_publish"
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    id: int
+    ack: bool
+    handler = "on_confirm"
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    consumer: str
+    session: int
+    queue: str
+    prefetch: int
+    auto_ack: bool
+    exchange: str  # transient subscriptions: declare and bind the queue to this exchange ("" for none)
+    bindings: tuple[str, ...]
+    handler = "on_connect"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOk:
+    session: int
+    handler = "on_connect_ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    entry: Entry
+    tag: int
+    session: int
+    redelivered: bool
+    handler = "on_deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """basic.ack / basic.nack; in SQS mode DeleteMessage (ack) or ChangeMessageVisibility to 0 (nack, requeue)."""
+
+    consumer: str
+    session: int
+    queue: str
+    tag: int
+    id: int
+    ack: bool
+    requeue: bool
+    handler = "on_settle"
+
+
+@dataclass(frozen=True, slots=True)
+class Qos:
+    consumer: str
+    session: int
+    prefetch: int
+    handler = "on_qos"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    consumer: str
+    session: int
+    handler = "on_cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    consumer: str
+    session: int
+    handler = "on_close"
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """What the consumer's operating system sends when its process dies: the TCP connection is reset."""
+
+    consumer: str
+    session: int
+    handler = "on_reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """SQS ReceiveMessage with long polling."""
+
+    consumer: str
+    queue: str
+    poll: int
+    max_messages: int
+    wait: float
+    handler = "on_receive"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    poll: int
+    deliveries: tuple[Deliver, ...]
+    handler = "on_received"
+
+
+class FrameReceiver:
+    """A node's one network callback: hand the frame to the receiver's handler for it."""
+
+    def deliver(self, message: Any) -> None:
+        frame = message.payload
+        getattr(self, frame.handler)(frame)
+
+
+class Links:
+    """Sends frames between nodes, with TCP's guarantees for open broker-consumer connections."""
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.receivers: dict[str, FrameReceiver] = {}
+        self._cut: dict[str, list[tuple[int | None, str, str, Any]]] = {}  # node -> frames to resend on restore
+
+    def add(self, node: str, receiver: FrameReceiver) -> None:
+        if node not in self.receivers:
+            self.net.add_node(node)
+        self.receivers[node] = receiver
+
+    def is_cut(self, node: str) -> bool:
+        return node in self._cut
+
+    def send(self, src: str, dst: str, frame: Any, *, reliable: bool = False) -> None:
+        """Send a frame; ``reliable`` frames belong to an open connection and survive a cut link."""
+        peer = dst if src == BROKER else src
+        backlog = self._cut.get(peer)
+        if backlog is not None and reliable:
+            backlog.append((None, src, dst, frame))
+            return
+        self.net.send(src, dst, frame, self.receivers[dst].deliver)
+
+    def cut(self, node: str, *, connection: bool) -> None:
+        """Cut the link both ways. Over an open ``connection`` what is on the wire now will be lost on arrival,
+        so it is kept for resending."""
+        self.net.cut(BROKER, node)
+        self._cut[node] = [
+            (m.id, m.src, m.dst, m.payload)
+            for m in self.net.in_flight()
+            if connection and {m.src, m.dst} == {BROKER, node}
+        ]
+
+    def restore(self, node: str) -> int:
+        """Restore the link and resend what the cut lost, oldest first; returns how many frames."""
+        self.net.restore(BROKER, node)
+        backlog = self._cut.pop(node, [])
+        still_on_wire = {m.id for m in self.net.in_flight()}
+        resent = 0
+        for message_id, src, dst, frame in backlog:
+            if message_id is None or message_id not in still_on_wire:
+                self.net.send(src, dst, frame, self.receivers[dst].deliver)
+                resent += 1
+        return resent
+
+    def reset(self, node: str) -> None:
+        """The connection is gone: nothing buffered for it will be sent (the link itself stays as it is)."""
+        if node in self._cut:
+            self._cut[node] = []

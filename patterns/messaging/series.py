@@ -1,0 +1,66 @@
+"""Bounded per-second history for the charts: event counts, sampled gauges, end-to-end latency.
+
+Counts are added as events happen; gauges (ready, in flight, busy seconds of live consumers) are sampled by a
+one-second tick of the engine. Everything is bounded (two minutes of seconds, the last latencies), so a long run
+costs the same memory as a short one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+HISTORY_SECONDS = 120
+LATENCY_SAMPLES = 400
+COUNTED = ("published", "delivered", "acked", "redelivered", "dead_lettered", "expired", "dropped")
+GAUGES = ("ready", "in_flight", "utilization")
+PERCENTILES = (50, 95, 99)
+
+
+class Series:
+    def __init__(self) -> None:
+        self.rows: deque[dict] = deque(maxlen=HISTORY_SECONDS)  # {"second", counts..., gauges...}
+        self.latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_SAMPLES)  # (second, seconds)
+        self.totals = dict.fromkeys(COUNTED, 0)
+
+    def _row(self, now: float) -> dict:
+        second = int(now)
+        if not self.rows or self.rows[-1]["second"] != second:
+            self.rows.append({"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)})
+        return self.rows[-1]
+
+    def count(self, now: float, name: str) -> None:
+        self._row(now)[name] += 1
+        self.totals[name] += 1
+
+    def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
+        row = self._row(now)
+        row["ready"], row["in_flight"], row["utilization"] = ready, in_flight, utilization
+
+    def latency(self, now: float, seconds: float) -> None:
+        self.latencies.append((int(now), seconds))
+
+    def window(self, now: float, span: int) -> dict[str, list[float]]:
+        """One value per second for the ``span`` seconds up to ``now``; latency percentiles per second."""
+        last = int(now)
+        seconds = range(last - span + 1, last + 1)
+        rows = {row["second"]: row for row in self.rows}
+        out: dict[str, list[float]] = {}
+        for name in COUNTED:
+            out[name] = [rows[s][name] if s in rows else 0 for s in seconds]
+        for name in GAUGES:
+            out[name] = [rows[s][name] if s in rows else math.nan for s in seconds]
+        by_second: dict[int, list[float]] = {}
+        for second, value in self.latencies:
+            by_second.setdefault(second, []).append(value)
+        for p in PERCENTILES:
+            out[f"latency_p{p}"] = [percentile(by_second.get(s, []), p) for s in seconds]
+        return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100.0 * len(ordered)) - 1))]

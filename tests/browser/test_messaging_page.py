@@ -1,0 +1,110 @@
+"""The message-queue page end to end in real Chromium: crash a worker from the page and watch its messages come
+back, and every preset's diagrams rendered by the page's own Mermaid without an error."""
+
+import json
+from dataclasses import asdict
+from urllib.parse import urlsplit
+
+import pytest
+
+from patterns.core.player import Player
+from patterns.core.scenario import decode
+from patterns.messaging.diagrams import DIAGRAMS, mermaid_id
+from patterns.messaging.pattern import PATTERN
+from patterns.messaging.presets import PRESETS
+
+pytestmark = pytest.mark.browser
+
+FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
+METRIC = """name => [...document.querySelectorAll('#metrics tr')]
+    .find(row => row.querySelector('th').textContent === name)?.querySelector('td').textContent"""
+LIMITS = {"MAX_VIRTUAL_TIME": 600, "MAX_EVENTS_PER_RUN": 1_000_000, "EVENT_HISTORY": 10, "SNAPSHOT_EVERY": 10.0}
+MERMAID = ("topology", "trail")
+
+
+def wait_for_frame(page, condition, timeout=20000):
+    page.wait_for_function(f"(() => {{ const f = {FRAME}; return {condition}; }})()", timeout=timeout)
+    return page.evaluate(FRAME)
+
+
+def press(page, name):
+    """Press a control by keyboard: a click would first wait for the page to sit still between Mermaid renders."""
+    page.get_by_role("button", name=name, exact=True).focus()
+    page.keyboard.press("Enter")
+
+
+def metric(page, name):
+    return page.evaluate(METRIC, name)
+
+
+def test_crash_a_worker_from_the_page_and_its_messages_are_redelivered(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/messaging/?preset=crash-redelivery")
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.locator("select[name=speed]").select_option("10")
+    wait_for_frame(page, "f.run && f.t > 7.5")
+    press(page, "Pause")
+    wait_for_frame(page, "!f.playing")
+    # Back to just after the burst of 7 s, before the script's own crash at 8 s: every worker holds five.
+    page.locator("#timeline").fill("7.3")
+    wait_for_frame(page, "f.t === 7.3")
+    assert metric(page, "Redelivered") == "0"
+
+    crash = page.locator("form.command", has=page.locator("input[value=crash_consumer]"))
+    crash.locator("select[name=consumer]").select_option("W2")
+    crash.get_by_role("button").click()
+    acted = wait_for_frame(page, "f.link.includes('crash_consumer:consumer=W2')")
+    w2 = mermaid_id("consumer", "W2")
+    node = page.locator(f"figure[data-diagram=topology] svg g.node.down[id*='-{w2}-']")  # marked crashed
+    node.click()
+    details = page.locator("figure[data-diagram=topology] .details-text")
+    assert details.text_content().startswith("Consumer W2 on tasks: crashed\n")
+    press(page, "Resume")
+    # The first frame that counts a redelivery; its time, metrics and ledger come from the same message.
+    seen = page.wait_for_function(
+        f"""(() => {{
+            const f = {FRAME}, metric = {METRIC};
+            const redelivered = Number(metric('Redelivered'));
+            const ledger = document.querySelector('figure[data-diagram=ledger] svg title')?.textContent;
+            return redelivered > 0 && {{t: f.t, redelivered, balanced: metric('Ledger'), ledger}};
+        }})()""",
+        timeout=20000,
+    ).json_value()
+    assert seen["balanced"] == "balanced" and seen["ledger"] == "Ledger: Balanced"
+    press(page, "Pause")  # no more Mermaid renders while the events are checked
+    # What the page counted is what W2 held when it crashed, each message delivered again to another worker.
+    query = urlsplit(acted["link"]).query
+    body = page.request.get(f"{live_server_url}/patterns/messaging/events.jsonl?{query}&until={seen['t']}")
+    events = [json.loads(line) for line in body.text().splitlines()]
+    [crashed] = [e for e in events if e["type"] == "consumer.crash"]
+    held = {e["id"] for e in events if e["type"] == "msg.requeued" and e["consumer"] == "W2"}
+    again = [e for e in events if e["type"] == "msg.delivered" and e["redelivered"]]
+    assert crashed["consumer"] == "W2" and len(held) == crashed["held"] >= 1
+    assert {e["id"] for e in again} <= held and {e["consumer"] for e in again} <= {"W1", "W3"}
+    assert seen["redelivered"] == len(again)
+
+
+def drawings_at(preset, t):
+    player = Player(PATTERN, decode(PATTERN, [("preset", preset.slug)]), LIMITS)
+    player.advance_to(t)
+    return {d.name: asdict(d.draw(player.engine)) for d in DIAGRAMS}
+
+
+def test_every_preset_s_diagrams_render_without_a_mermaid_error(page, live_server_url):
+    page.goto(f"{live_server_url}/patterns/messaging/")
+    page.wait_for_function("window.playground && document.body.dataset.frame === '0'")
+    base = page.evaluate(FRAME)
+    frames = [(preset, t) for preset in PRESETS for t in (6.0, 25.0)]
+    for number, (preset, t) in enumerate(frames, start=1):
+        diagrams = drawings_at(preset, t)
+        page.evaluate("f => window.playground.applyFrame(f)", {**base, "frame": number, "diagrams": diagrams})
+        page.evaluate("window.playground.idle()")
+        assert page.evaluate("window.playground.stats.renderErrors") == 0, (preset.slug, t)
+        for name in MERMAID:
+            figure = page.locator(f"figure[data-diagram={name}]")
+            assert not figure.locator(".diagram-caption.diagram-error").count(), (preset.slug, t, name)
+            assert figure.locator(".diagram-caption").text_content() == diagrams[name]["caption"]
+        # Every node of the topology is drawn, and the lit ones carry the highlight.
+        topology = page.locator("figure[data-diagram=topology] svg")
+        assert topology.locator("g.node").count() == len(diagrams["topology"]["details"]), (preset.slug, t)
+        lit = diagrams["topology"]["nodes"]
+        assert topology.locator("g.node.pg-active").count() == len(lit)

@@ -1,0 +1,266 @@
+"""Diagrams and metrics: Mermaid whose every edge, highlight and detail names a declared node, labels that cannot
+break the syntax, the same text for the same state, and numbers that agree with the engine's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from patterns.core.player import Player
+from patterns.core.scenario import decode
+from patterns.messaging.diagrams import DIAGRAMS, TRAIL_STEPS, label_text, mermaid_id, metrics
+from patterns.messaging.pattern import PATTERN
+from patterns.messaging.presets import PRESETS
+from patterns.messaging.series import percentile
+
+from .test_presets import LIMITS, link_pairs, played
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMES = (0.0, 5.5, 9.0, 12.0, 30.0)
+ID = r"[A-Za-z][A-Za-z0-9_]*"
+NODE = re.compile(rf"^    ({ID})(\(\[|\{{\{{|\[\(|\[)\"([^\"]*)\"(\]\)|\}}\}}|\)\]|\])$")
+EDGE = re.compile(rf"^    ({ID}) (e\d+)@(-->|-\.->)(?:\|\"([^\"]*)\"\|)? ({ID})$")
+ENTITY = r"#(35|quot|59|lt|gt|37);"
+ENTITIES = {"35": "#", "quot": '"', "59": ";", "lt": "<", "gt": ">", "37": "%"}
+ARROW = re.compile(rf"^    ({ID})(->>|-->>|--x|-x)({ID}): (.*)$")
+
+
+@functools.cache
+def engine_at(slug: str, t: float) -> Any:
+    """The engine of a preset's run at time ``t`` (shared: tests only read it)."""
+    player = Player(PATTERN, decode(PATTERN, link_pairs(PATTERN.preset(slug))), LIMITS)
+    player.advance_to(t)
+    return player.engine
+
+
+def draw(engine: Any, name: str):
+    return next(d for d in DIAGRAMS if d.name == name).draw(engine)
+
+
+def parse_flowchart(source: str) -> tuple[dict[str, str], dict[str, tuple[str, str, str, str]], dict[str, str]]:
+    """Nodes (id -> label), edges (id -> source, arrow, label, target) and classes (node id -> class) of a
+    topology; every line must be one of those or a class definition."""
+    lines = source.splitlines()
+    assert lines[0] == "flowchart LR"
+    nodes, edges, classes = {}, {}, {}
+    for line in lines[1:]:
+        if node := NODE.match(line):
+            assert node[1] not in nodes, line
+            nodes[node[1]] = node[3]
+        elif edge := EDGE.match(line):
+            edges[edge[2]] = (edge[1], edge[3], edge[4] or "", edge[5])
+        elif line.startswith("    class "):
+            _, node_id, css = line.split()
+            classes[node_id] = css
+        else:
+            assert line.startswith("    classDef "), line
+    return nodes, edges, classes
+
+
+SNAPSHOTS = [(p.slug, t) for p in PRESETS for t in TIMES]
+
+
+# -- names and labels -----------------------------------------------------------------------------------------------
+@given(st.lists(st.text(max_size=12), min_size=2, max_size=6, unique=True))
+def test_mermaid_ids_are_safe_and_distinct_names_give_distinct_ids(names):
+    ids = [mermaid_id("queue", name) for name in names]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(ID, node_id) for node_id in ids)
+
+
+@given(st.text(max_size=40))
+def test_labels_carry_no_character_mermaid_reads_as_syntax(text):
+    out = label_text(text)
+    assert not set('#"<>;%\n').intersection(re.sub(ENTITY, "", out))
+    assert re.sub(ENTITY, lambda m: ENTITIES[m[1]], out) == text.replace("\n", " ")
+
+
+def test_a_topic_binding_is_written_with_entity_codes():
+    _, edges, _ = parse_flowchart(draw(engine_at("topic-routing", 3.0), "topology").mermaid)
+    labels = {label for _, _, label, _ in edges.values()}
+    assert {"#35;", "order.*", "*.created"} <= labels
+
+
+# -- topology -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("slug", "t"), SNAPSHOTS, ids=[f"{s}@{t}" for s, t in SNAPSHOTS])
+def test_topology_is_well_formed_and_every_reference_is_declared(slug, t):
+    engine = engine_at(slug, t)
+    drawing = draw(engine, "topology")
+    nodes, edges, classes = parse_flowchart(drawing.mermaid)
+    for source, _, _, target in edges.values():
+        assert source in nodes and target in nodes
+    assert set(drawing.nodes) <= set(nodes) and set(drawing.edges) <= set(edges)
+    assert set(drawing.details) == set(nodes) and all(drawing.details.values())
+    assert set(classes) <= set(nodes)
+    for queue in engine.queues.values():
+        label = nodes[mermaid_id("queue", queue.name)]
+        assert queue.name in label
+        if not queue.deleted:
+            assert f"ready {queue.ready}" in label
+    for consumer in engine.consumers:
+        node_id = mermaid_id("consumer", consumer.name)
+        assert (classes.get(node_id) == "down") == consumer.crashed
+        assert (classes.get(node_id) == "cut") == (consumer.cut and not consumer.crashed)
+        assert (node_id in drawing.nodes) == (consumer.current is not None and not consumer.crashed)
+
+
+def test_unacked_counts_sit_on_the_queue_to_consumer_edges():
+    engine = engine_at("prefetch-pileup", 20.0)
+    _, edges, _ = parse_flowchart(draw(engine, "topology").mermaid)
+    for consumer in engine.consumers:
+        [(_, arrow, label, _)] = [e for e in edges.values() if e[3] == mermaid_id("consumer", consumer.name)]
+        assert label == f"{consumer.unacked}/∞ unacked" and arrow == "-->"
+    assert engine.consumers[2].unacked >= 20
+    sqs = engine_at("sqs-visibility", 9.0)  # SQS: received and still invisible, no prefetch
+    _, edges, _ = parse_flowchart(draw(sqs, "topology").mermaid)
+    labels = {target: label for _, _, label, target in edges.values() if target.startswith("nW")}
+    assert labels == {mermaid_id("consumer", c.name): f"{c.unacked} in flight" for c in sqs.consumers}
+
+
+def test_a_crashed_consumer_is_marked_and_its_edge_dashed_and_the_dead_letter_route_drawn():
+    engine = engine_at("crash-redelivery", 9.0)
+    drawing = draw(engine, "topology")
+    nodes, edges, classes = parse_flowchart(drawing.mermaid)
+    w1 = mermaid_id("consumer", "W1")
+    assert classes[w1] == "down" and "crashed" in nodes[w1]
+    assert [e[1] for e in edges.values() if e[3] == w1] == ["-.->"]
+    assert ("qtasks", "-.->", "dead-letter", "xdlx") in edges.values()
+    assert "W1 crashed" in drawing.caption
+    details = drawing.details[mermaid_id("queue", "tasks")]
+    assert f"Ready: {engine.queues['tasks'].ready}" in details and "Dead-letter queue: tasks.dlq" in details
+
+
+def test_consumer_details_list_the_ids_it_holds_unacked():
+    engine = engine_at("prefetch-pileup", 10.0)
+    held = sorted(entry.id for (who, _), entry in engine.queues["tasks"].pending.items() if who == "W3")
+    assert len(held) > 5
+    text = draw(engine, "topology").details[mermaid_id("consumer", "W3")]
+    assert f"Unacked at the broker: {len(held)} ({', '.join(f'#{i}' for i in held)})" in text
+    assert "prefetch ∞" in text
+
+
+def test_request_reply_draws_reply_queues_to_their_clients_and_a_transient_queue_shows_deleted():
+    nodes, edges, _ = parse_flowchart(draw(engine_at("correlation", 3.0), "topology").mermaid)
+    for client in ("C1", "C2"):
+        assert (f"qreply_2e_{client}", "-->", "reply", f"c{client}") in edges.values()
+    engine = engine_at("transient-subscriber", 10.0)
+    nodes, _, classes = parse_flowchart(draw(engine, "topology").mermaid)
+    s2 = mermaid_id("queue", "sub.S2")
+    assert nodes.get(s2) in (None, "sub.S2<br/>deleted") and classes.get(s2, "away") == "away"
+
+
+# -- message trail --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("slug", "t"), SNAPSHOTS, ids=[f"{s}@{t}" for s, t in SNAPSHOTS])
+def test_trail_is_a_bounded_sequence_diagram_of_declared_participants(slug, t):
+    engine = engine_at(slug, t)
+    lines = draw(engine, "trail").mermaid.splitlines()
+    assert lines[0] == "sequenceDiagram"
+    participants = [line.split()[1] for line in lines if line.startswith("    participant ")]
+    arrows = [ARROW.match(line) for line in lines if not line.startswith(("    participant ", "sequenceDiagram"))]
+    if t == 0.0:
+        assert lines[-1].startswith("    Note over ") and len(participants) == 1
+        return
+    assert all(arrows) and len(participants) == len(set(participants))
+    assert {a[1] for a in arrows} | {a[3] for a in arrows} == set(participants)
+    times = [float(a[4].split()[0]) for a in arrows]
+    assert times == sorted(times) and times[-1] <= t
+    assert len(arrows) <= 3 * TRAIL_STEPS  # a route to three queues is three arrows
+
+
+def trail_just_after(slug: str, event_type: str, **match: Any) -> str:
+    """The trail drawn a moment after the first event of a type in a preset's run."""
+    [first, *_] = played(slug).of(event_type, **match)
+    return draw(engine_at(slug, first["t"] + 0.001), "trail").mermaid
+
+
+def test_trail_shows_requeues_redeliveries_dead_letters_and_late_replies():
+    requeue = trail_just_after("crash-redelivery", "msg.requeued")
+    assert re.search(r"^    nW1-->>qtasks: [\d.]+ requeue #35;\d+ connection_lost$", requeue, flags=re.M)
+    redelivery = trail_just_after("crash-redelivery", "msg.delivered", redelivered=True)
+    assert re.search(r"^    qtasks->>nW[23]: [\d.]+ deliver #35;\d+ redelivered$", redelivery, flags=re.M)
+    poison = trail_just_after("poison-dlq", "msg.dead_lettered")
+    assert re.search(r"^    qtasks-xqtasks_2e_dlq: [\d.]+ dead-letter #35;\d+ delivery_limit$", poison, flags=re.M)
+    late = trail_just_after("slow-worker", "msg.reply_late")
+    assert re.search(r"^    qreply_2e_C\d--xcC\d: [\d.]+ late reply, discarded #35;\d+ C\d-\d+$", late, flags=re.M)
+
+
+# -- ledger, charts, metrics ----------------------------------------------------------------------------------------
+def test_the_ledger_block_shows_the_sum_and_says_when_it_does_not_balance(monkeypatch):
+    engine = engine_at("auto-ack-loss", 20.0)
+    book = engine.ledger()
+    drawing = draw(engine, "ledger")
+    assert "<title>Ledger: Balanced</title>" in drawing.svg
+    places = [book[k] for k in ("queued", "in_flight", "acked", "dead_lettered", "expired", "dropped")]
+    assert f"{book['entries']} copies = {' + '.join(map(str, places))}" in drawing.svg
+    assert sum(places) == book["entries"]
+    assert f"auto ack crash {book['dropped_by']['auto_ack_crash']}" in drawing.caption
+    monkeypatch.setattr(engine, "ledger", lambda: {**book, "entries": book["entries"] + 2, "balanced": False})
+    assert "NOT balanced: +2 copies unaccounted for" in draw(engine, "ledger").svg
+
+
+def test_charts_plot_the_engine_series_over_whole_seconds():
+    engine = engine_at("prefetch-pileup", 30.5)
+    depth = draw(engine, "depth").svg
+    window = engine.series.window(29, 30)
+    assert f"in flight {window['in_flight'][-1]:g} msgs" in depth
+    latency = draw(engine, "latency").svg
+    assert all(name in latency for name in ("p50", "p95", "p99"))
+    assert "no data" in draw(engine_at("prefetch-pileup", 0.5), "throughput").svg
+
+
+def test_metrics_agree_with_the_ledger_the_series_and_the_clients():
+    engine = engine_at("retry-duplicates", 30.0)
+    book, out = engine.ledger(), metrics(engine)
+    assert out["Ledger"] == "balanced" and out["Copies"] == book["entries"]
+    assert out["Duplicates processed"] == book["duplicates_processed"] > 0
+    latencies = [s for _, s in engine.series.latencies]
+    p = [f"{percentile(latencies, q) * 1000:.0f} ms" for q in (50, 95, 99)]
+    assert out["Latency p50 / p95 / p99"] == " / ".join(p)
+    assert out["Late replies"] == sum(c.late_replies for c in engine.clients) > 0
+    assert out["Redelivered"] == engine.series.totals["redelivered"]
+
+
+# -- determinism ----------------------------------------------------------------------------------------------------
+def fingerprint(slugs: tuple[str, ...]) -> str:
+    """A digest of every drawing and the metrics of some presets at a few times."""
+    digest = hashlib.sha256()
+    for slug in slugs:
+        for t in (9.0, 21.0):
+            engine = engine_at(slug, t)
+            out = [dataclasses.asdict(d.draw(engine)) for d in DIAGRAMS]
+            digest.update(json.dumps([out, metrics(engine)], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+FINGERPRINTED = ("crash-redelivery", "topic-routing", "transient-subscriber", "dead-worker")
+
+
+def test_the_same_state_draws_the_same_text_whatever_the_hash_seed():
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'playground.settings'; django.setup(); "
+        "from tests.messaging.test_diagrams import fingerprint, FINGERPRINTED; print(fingerprint(FINGERPRINTED))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert outputs == {fingerprint(FINGERPRINTED)}
