@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""The browser's budget on the live circuit-breaker page: main-thread busy share and click-to-visible latency.
+"""The browser's budget on a live pattern page: main-thread busy share and click-to-visible latency.
 
-Starts daphne on a free port of 127.0.0.1, opens /patterns/circuit-breaker/ in headless Chromium
-(/usr/bin/chromium, through Playwright), clicks "Start" and lets the run play at 1x:
+Starts daphne on a free port of 127.0.0.1, opens /patterns/<--pattern>/ (the circuit breaker by default) in headless
+Chromium (/usr/bin/chromium, through Playwright), clicks "Start" and lets the run play at 1x:
 
 - busy share: Δ TaskDuration / Δ Timestamp from the DevTools protocol (`Performance.getMetrics`) over --seconds,
   against the 25% budget; with the script/layout/style split, frames applied and Mermaid renders
@@ -11,7 +11,7 @@ Starts daphne on a free port of 127.0.0.1, opens /patterns/circuit-breaker/ in h
   performance.now()) until `#run-status` says "Paused" / "Playing" (a MutationObserver), and until the next frame
   after that (requestAnimationFrame then a task: roughly when it is painted); p50/max against 150 ms.
 
-    .venv/bin/python bench/browser_budget.py [--json] [--seconds 15] [--clicks 10] [--headed]
+    .venv/bin/python bench/browser_budget.py [--json] [--seconds 15] [--clicks 10] [--pattern raft] [--preset P]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="busy-share window with the run paused, for comparison (default 5; 0 skips it)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the pauses between clicks (default 1)")
+    parser.add_argument("--pattern", default=SLUG, help=f"the pattern page to open (default {SLUG})")
     parser.add_argument("--preset", default="", help="open ?preset=SLUG instead of the defaults")
     parser.add_argument("--headed", action="store_true", help="show the browser window (needs a display)")
     return parser.parse_args(argv)
@@ -103,6 +104,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "benchmark": "browser_budget",
+        "url": f"/patterns/{args.pattern}/" + (f"?preset={args.preset}" if args.preset else ""),
         "machine": machine(),
         "seconds": args.seconds,
         "busy_budget": BUSY_BUDGET,
@@ -119,7 +121,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             page.on("response", lambda resp: resp.status >= 400 and errors.append(f"HTTP {resp.status}: {resp.url}"))
             page.add_init_script(INIT_SCRIPT)
             query = f"?preset={args.preset}" if args.preset else ""
-            page.goto(f"{server.base_url}/patterns/{SLUG}/{query}")
+            page.goto(f"{server.base_url}/patterns/{args.pattern}/{query}")
             page.wait_for_function("window.__bench.wsOpen > 0 && !!window.playground", timeout=20000)
 
             page.get_by_role("button", name="Start", exact=True).click()
@@ -224,7 +226,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"browser_budget: /patterns/{SLUG}/ in headless Chromium, run {r['run']} at 1x")
+    print(f"browser_budget: {r['url']} in headless Chromium, run {r['run']} at 1x")
     print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
     print()
     b = r["busy"]
