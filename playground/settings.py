@@ -119,6 +119,7 @@ PLAYGROUND = {
     "LOG_EVENTS_PER_FRAME": 30,
     "FRAME_INTERVAL": 0.1,  # seconds between frames of one run (10 per second at most)
     "SNAPSHOT_EVERY": 5.0,  # virtual seconds between snapshots used to seek
+    "SNAPSHOT_BYTES": 8 * 2**20,  # snapshots kept per run, in bytes: past it their spacing doubles
     "IDLE_REAP_SECONDS": 60.0,  # a run with no viewer for this long is stopped
     "VIEWER_TIMEOUT": 45.0,  # a viewer not heard from for this long is forgotten
     "MAX_SPEED": 100.0,

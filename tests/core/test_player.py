@@ -84,7 +84,7 @@ def test_snapshots_stay_bounded_on_long_runs():
     limits = {**LIMITS, "SNAPSHOT_EVERY": 0.5}
     player = Player(TOY, default_scenario(TOY), limits)
     player.advance_to(3000)
-    assert len(player._snapshots) <= 64
+    assert len(player._snapshots) <= 256
     player.seek(1234.5)
     assert player.now == 1234.5
 
@@ -134,6 +134,18 @@ def test_snapshots_stay_sorted_evenly_spaced_and_cover_the_run_after_seeks():
         player.seek(t)
         player.advance_to(t + 7)
     times = [s[0] for s in player._snapshots]
-    assert times == sorted(set(times)) and len(times) <= 64
+    assert times == sorted(set(times)) and len(times) <= 256
     gaps = {round(b - a, 9) for a, b in zip([0.0, *times], times, strict=False)}
     assert gaps == {player.snapshot_every} and player.horizon - times[-1] <= player.snapshot_every
+
+
+def test_snapshots_thin_out_past_their_byte_budget():
+    sizes = {}
+    for budget in (10**9, 20_000):
+        player = Player(TOY, default_scenario(TOY), {**LIMITS, "SNAPSHOT_EVERY": 1.0, "SNAPSHOT_BYTES": budget})
+        player.advance_to(120)
+        total = sum(len(blob) for _t, blob in player._snapshots)
+        sizes[budget] = (len(player._snapshots), total, player.snapshot_every)
+    assert sizes[10**9] == (120, sizes[10**9][1], 1.0)
+    count, total, every = sizes[20_000]
+    assert total <= 20_000 and every > 1.0 and count >= 20_000 // (2 * max(1, sizes[10**9][1] // 120))
