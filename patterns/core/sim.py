@@ -65,6 +65,8 @@ class Simulation:
 
     # -- events -----------------------------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> Event:
+        if "seq" in fields or "t" in fields:
+            raise ValueError(f"{type}: 'seq' and 't' are the event's own fields; name the field otherwise")
         event = Event(self.next_seq, round(self.now, TIME_DIGITS), type, fields)
         self.next_seq += 1
         self.pending.append(event)

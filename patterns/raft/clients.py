@@ -1,0 +1,126 @@
+"""Clients of the key-value store: one outstanding operation each, retried until it completes.
+
+A client sends its operation to the server it believes leads (at first any server). A follower answers with a
+redirect and its own leader hint; a client that hears nothing within its timeout sends the *same* (client, seq)
+to another server, so that a write which did commit before the answer was lost is not applied twice (the state
+machine's sessions answer the retry from memory). Operations arrive as a Poisson process: after each
+completion, the next one comes an exponential think time later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WRITE_OPS = (("set", 0.6), ("delete", 0.15), ("cas", 0.25))
+
+
+class Client:
+    def __init__(self, cluster: Any, client_id: str, rate: float):
+        self.cluster = cluster
+        self.sim = cluster.sim
+        self.id = client_id
+        self.rate = rate
+        self.pending: dict[str, Any] | None = None
+        self.completed = 0
+        self.leader_hint: str | None = None
+        self.seq = 0
+        self.seen: dict[str, str | None] = {}  # the last value this client saw per key: its guess for a cas
+        self._arrivals = 0  # generation of the arrival process: a new rate starts a new one
+        self._attempt = 0  # generation of the current send: a timeout for an older one is ignored
+        self._target: str | None = None
+
+    # -- workload ---------------------------------------------------------------------------------------------
+    def set_rate(self, rate: float) -> None:
+        self.rate = rate
+        self._arrivals += 1
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        if self.rate > 0 and self.pending is None:
+            self.sim.schedule(self.sim.rng.expovariate(self.rate), self._arrive, self._arrivals)
+
+    def _arrive(self, generation: int) -> None:
+        if generation != self._arrivals or self.pending is not None:
+            return
+        rng = self.sim.rng
+        key = f"k{rng.randint(1, self.cluster.params['keys'])}"
+        if rng.random() < self.cluster.params["read_share"]:
+            op = "get"
+        else:
+            op = rng.choices([name for name, _ in WRITE_OPS], [weight for _, weight in WRITE_OPS])[0]
+        self.invoke(op, key, f"{self.id}.{self.seq + 1}")
+
+    def invoke(self, op: str, key: str, value: str) -> None:
+        """Start one operation (the caller checks that none is pending)."""
+        self.seq += 1
+        self.pending = {
+            "op": op,
+            "key": key,
+            "value": value if op in ("set", "cas") else None,
+            "expected": self.seen.get(key) if op == "cas" else None,
+            "seq": self.seq,
+        }
+        self.cluster.emit("client.invoke", client=self.id, **as_event(self.pending))
+        self._send(self.leader_hint)
+
+    # -- talking to servers -----------------------------------------------------------------------------------
+    def _send(self, target: str | None) -> None:
+        servers = self.cluster.server_ids()
+        if target not in servers:
+            others = [s for s in servers if s != self._target] or servers
+            target = others[self.sim.rng.randrange(len(others))]
+        self._target = target
+        self._attempt += 1
+        request = {**self.pending, "attempt": self._attempt}
+        self.cluster.send_client(self.id, target, request)
+        timeout = self.cluster.params["client_timeout_ms"] / 1000.0
+        self.sim.schedule(timeout, self._timed_out, self._attempt)
+
+    def _timed_out(self, attempt: int) -> None:
+        if attempt == self._attempt and self.pending is not None:
+            self.leader_hint = None
+            self._send(None)  # another server, chosen at random
+
+    def _retry(self, attempt: int, target: str | None) -> None:
+        if attempt == self._attempt and self.pending is not None:
+            self._send(target)
+
+    def receive(self, reply: dict[str, Any]) -> None:
+        if self.pending is None or reply["seq"] != self.pending["seq"]:
+            return  # the answer to an operation already completed (a retry's twin)
+        if reply["ok"]:
+            self.leader_hint = reply["server"]
+            self._complete(reply["result"])
+            return
+        # A redirect for an attempt already given up, or a network duplicate: acting on it would put two requests
+        # on the wire at once, and a pair of stale hints could bounce them back and forth.
+        if reply["attempt"] != self._attempt:
+            return
+        hint = reply["leader"]
+        self.leader_hint = hint
+        if hint is not None and hint != self._target:
+            self._retry(self._attempt, hint)
+        else:  # nobody knows a leader yet: wait a heartbeat before asking another server
+            self.sim.schedule(self.cluster.params["heartbeat_ms"] / 1000.0, self._retry, self._attempt, None)
+
+    def _complete(self, result: Any) -> None:
+        op = self.pending
+        self.pending = None
+        self._attempt += 1
+        self.completed += 1
+        if op["op"] == "get":
+            self.seen[op["key"]] = result
+        elif op["op"] == "set" or (op["op"] == "cas" and result is True):
+            self.seen[op["key"]] = op["value"]
+        elif op["op"] == "delete":
+            self.seen[op["key"]] = None
+        self.cluster.stats["client_ops"] += 1
+        self.cluster.emit("client.complete", client=self.id, **as_event(op), result=result)
+        self._schedule_next()
+
+
+def as_event(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation's fields as its events carry them: ``seq`` is the event's own number, so ``op_seq`` here."""
+    fields = dict(op)
+    fields["op_seq"] = fields.pop("seq")
+    return fields

@@ -1,0 +1,321 @@
+"""The Raft engine: servers and clients on the kernel's network, perturbed by commands, checked on every event.
+
+The engine owns what is not one server's business: the network and the wiring of messages to their receivers,
+the record of recent RPCs the sequence diagram shows, the membership requests a leader works through, the
+retirement of a server once a configuration without it has committed, and the safety checker that reads every
+raft.* and client.* event that carries state as it is emitted (a violation becomes an `invariant.violated`
+event right after; raft.rpc and raft.note, half of all events, tell it nothing and are not passed on).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from patterns.core.network import LatencyModel, Message, Network
+from patterns.core.sim import Simulation
+
+from . import membership
+from .clients import Client
+from .invariants import Checker
+from .params import MAX_SERVERS
+from .server import Server
+
+CHECKED = ("raft.", "client.")
+UNCHECKED = ("raft.rpc", "raft.note")  # traffic and remarks: no state for the checker to judge (half the events)
+STATS = ("elections", "leaders", "commits", "client_ops", "snapshots", "installs")
+MAX_CLIENTS = 20  # configured clients plus ad-hoc ones made by client_request
+
+
+class RaftEngine:
+    def __init__(self, sim: Simulation, params: Mapping[str, Any]):
+        self.sim = sim
+        self.params = dict(params)
+        self.read_mode = self.params["read_mode"]
+        self.timeout_min = self.params["election_timeout_min_ms"] / 1000.0
+        self.timeout_max = max(self.timeout_min, self.params["election_timeout_max_ms"] / 1000.0)
+        self.started = False
+        self.checker = Checker()
+        self.stats: dict[str, Any] = {name: 0 for name in STATS}
+        self.stats["rpcs"] = {}
+        self.rpcs: deque[dict[str, Any]] = deque(maxlen=60)
+        self._flying: dict[int, tuple[float, dict[str, Any]]] = {}  # id -> (arrival, record in `rpcs`) on the wire
+        self._sweep_after = math.inf  # no record in `_flying` is due before this
+        self.membership: list[tuple[str, str]] = []  # ("add" | "remove", server) requests for the leader
+        self.removing: list[str] = []  # servers to shut down once a committed configuration leaves them out
+        ids = [f"s{n}" for n in range(1, self.params["servers"] + 1)]
+        self.net = Network(
+            sim,
+            latency=_latency(self.params["latency_ms"], self.params["latency_jitter_ms"]),
+            drop_rate=self.params["loss"],
+            duplicate_rate=self.params["duplicate"],
+        )
+        self.servers: dict[str, Server] = {}
+        self.retired: dict[str, Server] = {}
+        self._next_server = 1
+        for _ in ids:
+            self._add_server(tuple(ids))
+        self.clients: dict[str, Client] = {}
+        for _ in range(self.params["clients"]):
+            self._add_client(self.params["client_rate"])
+
+    def _add_server(self, voters: tuple[str, ...]) -> Server:
+        server_id = f"s{self._next_server}"
+        self._next_server += 1
+        self.net.add_node(server_id)
+        server = Server(self, server_id, voters)
+        self.servers[server_id] = server
+        return server
+
+    def _add_client(self, rate: float) -> Client:
+        client = Client(self, f"c{len(self.clients) + 1}", rate)
+        self.net.add_node(client.id)
+        self.clients[client.id] = client
+        return client
+
+    def start(self) -> None:
+        self.started = True
+        for server in self.servers.values():
+            self.emit("raft.role", server=server.id, role=server.role, term=server.current_term)
+            server.reset_election_timer()
+        for client in self.clients.values():
+            client.set_rate(client.rate)
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def emit(self, type: str, **fields: Any) -> None:
+        event = self.sim.emit(type, **fields)
+        if type.startswith(CHECKED) and type not in UNCHECKED:
+            for violation in self.checker.observe(event.as_dict()):
+                self.sim.emit(
+                    "invariant.violated",
+                    invariant=violation["invariant"],
+                    detail=violation["detail"],
+                    cause=event.seq,
+                )
+
+    def note(self, detail: str) -> None:
+        self.emit("raft.note", detail=detail)
+
+    # -- messages ---------------------------------------------------------------------------------------------
+    def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
+        message = self.net.send(src, dst, (kind, payload), self._deliver)
+        if self.sim.now > self._sweep_after:
+            self._sweep()
+        rpcs = self.stats["rpcs"]
+        rpcs[kind] = rpcs.get(kind, 0) + 1
+        term, arrival = payload["term"], message.deliver_at
+        fate = "dropped" if arrival is None else "in_flight"
+        record = {"t": self.sim.now, "kind": kind, "src": src, "dst": dst, "term": term, "id": message.id}
+        record["summary"], record["fate"] = summary, fate
+        self.rpcs.append(record)
+        if arrival is not None:
+            self._flying[message.id] = (arrival, record)
+            self._sweep_after = min(self._sweep_after, arrival)
+        self.sim.emit("raft.rpc", kind=kind, src=src, dst=dst, term=term, id=message.id, summary=summary)
+
+    def _sweep(self) -> None:
+        """Messages whose arrival time has passed without a delivery were lost on the way (cut, crash)."""
+        now = self.sim.now
+        for message_id in [i for i, (arrival, _) in self._flying.items() if arrival < now]:
+            self._flying.pop(message_id)[1]["fate"] = "dropped"
+        self._sweep_after = min((arrival for arrival, _ in self._flying.values()), default=math.inf)
+
+    def send_client(self, src: str, dst: str, request: dict[str, Any]) -> None:
+        self.net.send(src, dst, ("ClientRequest", request), self._deliver)
+
+    def answer(self, server: str, client: str, seq: int, result: Any) -> None:
+        if client in self.clients:
+            reply = {"seq": seq, "ok": True, "result": result, "server": server, "leader": server}
+            self.net.send(server, client, ("ClientReply", reply), self._deliver)
+
+    def redirect(self, server: str, client: str, request: dict[str, Any], leader: str | None) -> None:
+        if client in self.clients:
+            reply = {"seq": request["seq"], "attempt": request["attempt"], "ok": False, "result": None}
+            reply.update(server=server, leader=leader)
+            self.net.send(server, client, ("ClientReply", reply), self._deliver)
+
+    def _deliver(self, message: Message) -> None:
+        kind, payload = message.payload
+        flying = self._flying.pop(message.id, None)
+        if flying is not None:
+            flying[1]["fate"] = "delivered"
+        if kind == "ClientReply":
+            self.clients[message.dst].receive(payload)
+        else:
+            self.servers[message.dst].receive(message.src, kind, payload)
+
+    def server_ids(self) -> list[str]:
+        return list(self.servers)
+
+    # -- membership -------------------------------------------------------------------------------------------
+    def membership_step(self, leader: Server) -> None:
+        """Called by a leader on each heartbeat: propose the next configuration if one is due."""
+        step = membership.next_step(leader, self.membership)
+        if step is not None:
+            leader.propose(membership.config_command(*step))
+
+    def config_committed(self, leader: Server) -> None:
+        """The leader's configuration is committed: shut down the servers it removed (the leader too, if so)."""
+        members = (*leader.voters, *leader.learners)
+        waiting = [server for _, server in self.membership]  # an add still queued: the removal comes after it
+        for server_id in [s for s in self.removing if s not in members and s not in waiting]:
+            self.removing.remove(server_id)
+            server = self.servers.pop(server_id, None)
+            if server is None:
+                continue
+            self.retired[server_id] = server
+            self.emit("raft.removed", server=server_id)
+            if server.alive:
+                self.net.crash(server_id)
+                server.crash()
+
+    # -- commands ---------------------------------------------------------------------------------------------
+    def apply(self, command: str, args: Mapping[str, Any]) -> None:
+        handler = getattr(self, f"_do_{command}", None)
+        if handler is None:
+            raise ValueError(f"unknown command {command!r}")
+        handler(**args)
+
+    def _server(self, command: str, server_id: str) -> Server | None:
+        server = self.servers.get(server_id)
+        if server is None:
+            self.note(f"{command}: there is no server {server_id} (servers: {', '.join(self.servers)})")
+        return server
+
+    def _do_crash(self, server: str) -> None:
+        target = self._server("crash", server)
+        if target is not None and not target.alive:
+            self.note(f"crash: {server} is down already")
+        elif target is not None:
+            self.net.crash(server)
+            target.crash()
+
+    def _do_restart(self, server: str) -> None:
+        target = self._server("restart", server)
+        if target is not None and target.alive:
+            self.note(f"restart: {server} is up already")
+        elif target is not None:
+            self.net.restart(server)
+            target.restart()
+
+    def _do_timeout(self, server: str) -> None:
+        target = self._server("timeout", server)
+        if target is None:
+            return
+        if not target.alive or target.role == "leader" or not target.is_voter:
+            self.note(f"timeout: {server} is down, leads, or is not a voter: it has no election timer")
+            return
+        target.campaign()
+
+    def _do_partition(self, groups: str) -> None:
+        listed = [group.split(".") for group in groups.split("|")]
+        names = [node for group in listed for node in group]
+        unknown = [node for node in names if node not in self.servers and node not in self.clients]
+        if unknown or len(set(names)) != len(names):
+            self.note(f"partition: unknown or repeated nodes in {groups}")
+            return
+        rest = [s for s in self.net.nodes if s[0] == "s" and s not in names]
+        if rest:
+            listed.append(rest)
+        biggest = max(listed, key=lambda group: sum(1 for node in group if node[0] == "s"))
+        biggest.extend(c for c in self.clients if c not in names)
+        self.net.partition(listed)
+
+    def _do_heal(self) -> None:
+        if not self.net.heal():
+            self.note("heal: the network is whole already")
+
+    def _link(self, command: str, a: str, b: str) -> bool:
+        known = [n for n in (a, b) if n in self.servers or n in self.clients]
+        if len(known) < 2 or a == b:
+            self.note(f"{command}: {a}-{b} is not a link between two known nodes")
+            return False
+        return True
+
+    def _do_cut(self, a: str, b: str) -> None:
+        if self._link("cut", a, b):
+            self.net.cut(a, b)
+
+    def _do_restore(self, a: str, b: str) -> None:
+        if self._link("restore", a, b):
+            self.net.restore(a, b)
+
+    def _do_set_loss(self, rate: float) -> None:
+        self.net.set_drop_rate(rate)
+
+    def _do_set_latency(self, ms: float, jitter_ms: float) -> None:
+        self.net.set_latency(_latency(ms, jitter_ms))
+
+    def _do_set_duplicate(self, rate: float) -> None:
+        self.net.set_duplicate_rate(rate)
+
+    def _do_drop_message(self, id: int) -> None:
+        if id not in {message.id for message in self.net.in_flight()}:
+            self.note(f"drop_message: message {id} is not on the wire")
+            return
+        self.net.drop(id)
+        flying = self._flying.pop(id, None)
+        if flying is not None:
+            flying[1]["fate"] = "dropped"
+
+    def _do_client_request(self, op: str, key: str, value: str) -> None:
+        client = next((c for c in self.clients.values() if c.pending is None), None)
+        if client is None and len(self.clients) >= MAX_CLIENTS:
+            self.note(f"client_request: all {MAX_CLIENTS} clients are busy")
+            return
+        if client is None:
+            client = self._add_client(0.0)
+            self._join_partition(client.id)
+        client.invoke(op, key, value)
+
+    def _join_partition(self, node: str) -> None:
+        """A node added while partitioned joins the group with the most servers, as unlisted clients do."""
+        groups = self.net.groups()
+        if len(groups) > 1:
+            for group in groups:
+                if node in group:
+                    group.remove(node)
+            max(groups, key=lambda group: sum(1 for n in group if n[0] == "s")).append(node)
+            self.net.partition([group for group in groups if group])
+
+    def _do_set_client_rate(self, rate: float) -> None:
+        self.params["client_rate"] = rate
+        for client in self.clients.values():
+            client.set_rate(rate)
+
+    def _do_add_server(self) -> None:
+        if self._next_server > MAX_SERVERS:
+            self.note(f"add_server: at most {MAX_SERVERS} servers in a run")
+            return
+        server = self._add_server(())
+        self.emit("raft.role", server=server.id, role=server.role, term=server.current_term)
+        self._join_partition(server.id)
+        self.membership.append(("add", server.id))
+
+    def _do_remove_server(self, server: str) -> None:
+        if self._server("remove_server", server) is not None:
+            self.membership.append(("remove", server))
+            self.removing.append(server)
+
+    def _do_spread_timers(self) -> None:
+        timed = [s for s in self.servers.values() if s.election_deadline is not None]
+        for k, server in enumerate(timed):
+            share = k / (len(timed) - 1) if len(timed) > 1 else 0.0
+            server.set_election_deadline(
+                self.sim.now + self.timeout_min + share * (self.timeout_max - self.timeout_min)
+            )
+
+    def _do_align_timers(self) -> None:
+        for server in self.servers.values():
+            if server.election_deadline is not None:
+                server.set_election_deadline(self.sim.now + self.timeout_min)
+
+
+def _latency(ms: float, jitter_ms: float) -> LatencyModel:
+    """Uniform over ``ms`` ± ``jitter_ms``/2 (shifted up when the mean is smaller than half the jitter)."""
+    base = max(0.0, ms - jitter_ms / 2) / 1000.0
+    if jitter_ms <= 0:
+        return LatencyModel(base=base)
+    return LatencyModel(base=base, dist="uniform", spread=jitter_ms / 1000.0)

@@ -1,0 +1,521 @@
+"""Raft's safety properties (Figure 3 of the paper) and the clients' linearizability, judged from events alone.
+
+The checker never looks inside the engine: it rebuilds what it needs from the raft.* and client.* events, so that
+the same judgement can be passed again on an exported run (`check_events`). It runs live on every event, so it
+keeps little and does little per event:
+
+- each server's log as term and *prefix hash* per index (a stable hash of the entry and of the hash before it),
+  never the commands: equal prefix hashes at an index mean equal logs up to there, which is what Log Matching
+  is about, in one comparison;
+- the entries known committed (a server's commit index covered them): term and prefix hash per index, and for
+  each index the lowest term of a server whose commit index covered it, an upper bound on the term it was
+  committed in (so Leader Completeness is never claimed for an entry committed later than it was);
+- the entry first applied at each index, for State Machine Safety;
+- per key, the frontier of the linearizability search (see `linearizability`).
+
+What every server has compacted can never be appended or applied again, so the checker forgets it too: the
+committed and applied tables start at the lowest snapshot of all servers known. Each violation is reported once
+(per term, per pair of servers, per server and term, as fits) with servers, indexes and terms in plain words.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from hashlib import blake2b
+from typing import Any
+
+from .events import INVARIANTS
+from .linearizability import KVHistory
+
+Found = list[tuple[str, Any, str]]  # (invariant, what it is reported once per, detail)
+
+
+def entry_hash(term: int, command: dict[str, Any]) -> int:
+    """A stable 64-bit hash of one entry (independent of PYTHONHASHSEED and of the command's key order)."""
+    return _hash(f"{term}|{sorted(command.items())!r}")
+
+
+def chained(previous: int, term: int, command: dict[str, Any]) -> int:
+    """The prefix hash of an entry: its own content and the prefix hash of the entry before it."""
+    return _hash(f"{previous}|{term}|{sorted(command.items())!r}")
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+MISSING = 0  # the term of an index a server skipped: no real entry has term 0
+
+
+class LogView:
+    """One server's log as the checker sees it: a snapshot point, then term and prefix hash per index."""
+
+    __slots__ = ("base", "base_hash", "base_term", "hashes", "terms")
+
+    def __init__(self) -> None:
+        self.base = 0  # last index covered by the snapshot (0: none)
+        self.base_term = 0
+        self.base_hash = 0
+        self.terms: list[int] = []  # indexes base+1 .. last
+        self.hashes: list[int] = []
+
+    @property
+    def last(self) -> int:
+        return self.base + len(self.terms)
+
+    def term_at(self, index: int) -> int | None:
+        if index == self.base:
+            return self.base_term
+        if self.base < index <= self.last:
+            return self.terms[index - self.base - 1]
+        return None
+
+    def hash_at(self, index: int) -> int | None:
+        if index == self.base:
+            return self.base_hash
+        if self.base < index <= self.last:
+            return self.hashes[index - self.base - 1]
+        return None
+
+    def append(self, term: int, command: dict[str, Any]) -> int:
+        digest = chained(self.hashes[-1] if self.hashes else self.base_hash, term, command)
+        self.terms.append(term)
+        self.hashes.append(digest)
+        return digest
+
+    def truncate(self, index: int) -> None:
+        """Delete the entries from ``index`` on (never the snapshot)."""
+        keep = max(0, index - self.base - 1)
+        del self.terms[keep:], self.hashes[keep:]
+
+    def rebase(self, index: int, term: int, digest: int, keep_tail: bool) -> None:
+        """The log now starts after a snapshot through ``index``; later entries stay only if ``keep_tail``."""
+        skip = index - self.base
+        if keep_tail and 0 <= skip <= len(self.terms):
+            del self.terms[:skip], self.hashes[:skip]
+        else:
+            self.terms, self.hashes = [], []
+        self.base, self.base_term, self.base_hash = index, term, digest
+
+
+class ServerView:
+    __slots__ = ("log", "role", "term")
+
+    def __init__(self) -> None:
+        self.role = "follower"
+        self.term = 0
+        self.log = LogView()
+
+
+class IndexTable:
+    """Rows per log index from `first` on, forgetting those below a floor."""
+
+    __slots__ = ("first", "rows")
+
+    def __init__(self) -> None:
+        self.first = 1
+        self.rows: list[Any] = []
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1
+
+    def get(self, index: int) -> Any:
+        return self.rows[index - self.first] if self.first <= index <= self.last else None
+
+    def put(self, index: int, row: Any, gap: Any = None) -> None:
+        """Set the row at ``index`` (at or after `first`), filling any gap before it with ``gap``."""
+        if index > self.last:
+            self.rows.extend([gap] * (index - self.last - 1))
+            self.rows.append(row)
+        else:
+            self.rows[index - self.first] = row
+
+    def forget_before(self, index: int) -> None:
+        if index > self.first:
+            del self.rows[: index - self.first]
+            self.first = index
+
+
+class Checker:
+    """Feed it every raft.* and client.* event with `observe`; `violations` holds what it found, in order."""
+
+    HANDLERS = {
+        "raft.role": "_role",
+        "raft.term": "_term",
+        "raft.vote": "_vote",
+        "raft.append": "_append",
+        "raft.truncate": "_truncate",
+        "raft.commit": "_commit",
+        "raft.apply": "_apply",
+        "raft.snapshot": "_snapshot",
+        "raft.install": "_install",
+        "raft.crash": "_crash",
+        "raft.restart": "_restart",
+        "raft.removed": "_removed",
+        "client.invoke": "_invoke",
+        "client.complete": "_complete",
+    }
+
+    def __init__(self) -> None:
+        self.servers: dict[str, ServerView] = {}
+        self.leaders: dict[int, str] = {}  # term -> the first server that led it
+        self.votes: dict[str, tuple[int, str]] = {}  # server -> (term, candidate) of its latest real vote
+        self.double_votes: dict[int, list[tuple[str, str, str]]] = {}  # term -> (voter, first, second)
+        self.committed = IndexTable()  # index -> (term, prefix hash) of the first server to commit it
+        self.commit_terms: list[tuple[int, int]] = []  # (last index, term): indexes up to it committed by that term
+        self.applied = IndexTable()  # index -> (entry hash, term, server, command text) of the first apply
+        self.history = KVHistory()
+        self.reported: set[tuple] = set()
+        self.violations: list[dict[str, Any]] = []
+
+    # -- the entry point --------------------------------------------------------------------------------------
+    def observe(self, event: dict[str, Any]) -> list[dict[str, str]]:
+        """Judge one event; the violations it caused, as {"invariant", "detail"}."""
+        handler = self.HANDLERS.get(event.get("type"))
+        if handler is None:
+            return []
+        out = []
+        for invariant, once_per, detail in getattr(self, handler)(event):
+            if (invariant, once_per) in self.reported:
+                continue
+            self.reported.add((invariant, once_per))
+            out.append({"invariant": invariant, "detail": detail})
+            self.violations.append(
+                {"invariant": invariant, "detail": detail, "cause": event.get("seq"), "t": event.get("t")}
+            )
+        return out
+
+    def server(self, server_id: str) -> ServerView:
+        view = self.servers.get(server_id)
+        if view is None:
+            view = self.servers[server_id] = ServerView()
+        return view
+
+    # -- roles, terms, votes ----------------------------------------------------------------------------------
+    def _role(self, event: dict[str, Any]) -> Found:
+        name, term = event["server"], event["term"]
+        server = self.server(name)
+        server.role, server.term = event["role"], term
+        if event["role"] != "leader":
+            return []
+        found: Found = []
+        first = self.leaders.setdefault(term, name)
+        if first != name:
+            why = "".join(
+                f"; {voter} voted for both {a} and {b} in term {term}"
+                for voter, a, b in self.double_votes.get(term, ())
+                if {a, b} == {first, name}
+            )
+            found.append(
+                ("election_safety", term, f"{name} became leader of term {term}, but {first} already led it{why}")
+            )
+        return found + self._leader_completeness(name, server)
+
+    def _term(self, event: dict[str, Any]) -> Found:
+        self.server(event["server"]).term = event["term"]
+        return []
+
+    def _vote(self, event: dict[str, Any]) -> Found:
+        if event["pre"]:
+            return []
+        voter, term, candidate = event["server"], event["term"], event["candidate"]
+        earlier = self.votes.get(voter)
+        if earlier is not None and earlier[0] == term and earlier[1] != candidate:
+            self.double_votes.setdefault(term, []).append((voter, earlier[1], candidate))
+        self.votes[voter] = (term, candidate)
+        return []
+
+    def _crash(self, event: dict[str, Any]) -> Found:
+        self.server(event["server"]).role = "crashed"
+        return []
+
+    def _removed(self, event: dict[str, Any]) -> Found:
+        self.server(event["server"]).role = "removed"
+        self._forget_compacted()
+        return []
+
+    def _restart(self, event: dict[str, Any]) -> Found:
+        server = self.server(event["server"])
+        server.role, server.term = "follower", event["term"]
+        if event["log_last"] < server.log.last:  # what the restart reports is what it has
+            server.log.truncate(event["log_last"] + 1)
+        return []
+
+    # -- logs -------------------------------------------------------------------------------------------------
+    def _append(self, event: dict[str, Any]) -> Found:
+        name, index = event["server"], event["index"]
+        server = self.server(name)
+        log = server.log
+        found: Found = []
+        if index <= log.last:
+            if server.role == "leader":
+                found.append(
+                    (
+                        "leader_append_only",
+                        (name, server.term),
+                        f"{name}, leader of term {server.term}, wrote over its own entries from index {index} "
+                        f"(its log went to index {log.last})",
+                    )
+                )
+            log.truncate(index)
+        while log.last < index - 1:
+            log.append(MISSING, {})
+        for offset, entry in enumerate(event["entries"]):
+            if index + offset <= log.base:
+                continue  # under its snapshot already
+            term = entry["term"]
+            found += self._matching(name, index + offset, term, log.append(term, entry["command"]), entry["command"])
+        return found
+
+    def _truncate(self, event: dict[str, Any]) -> Found:
+        name, index = event["server"], event["index"]
+        server = self.server(name)
+        found: Found = []
+        if server.role == "leader" and index <= server.log.last:
+            found.append(
+                (
+                    "leader_append_only",
+                    (name, server.term),
+                    f"{name}, leader of term {server.term}, deleted its own entries from index {index} "
+                    f"to {server.log.last}",
+                )
+            )
+        server.log.truncate(index)
+        return found
+
+    def _snapshot(self, event: dict[str, Any]) -> Found:
+        log = self.server(event["server"]).log
+        index = event["index"]
+        digest = log.hash_at(index)
+        if digest is not None:
+            log.rebase(index, log.term_at(index), digest, keep_tail=True)
+            self._forget_compacted()
+        return []
+
+    def _install(self, event: dict[str, Any]) -> Found:
+        name, index, term, leader = event["server"], event["index"], event["term"], event["leader"]
+        server = self.server(name)
+        found: Found = []
+        if server.role == "leader":
+            found.append(
+                (
+                    "leader_append_only",
+                    (name, server.term),
+                    f"{name}, leader of term {server.term}, replaced its log with {leader}'s snapshot "
+                    f"through index {index}",
+                )
+            )
+        digest = self._snapshot_hash(index, term, leader)
+        server.log.rebase(index, term, digest, keep_tail=server.log.term_at(index) == term)
+        found += self._matching(name, index, term, digest, None)
+        self._forget_compacted()
+        return found
+
+    def _snapshot_hash(self, index: int, term: int, leader: str) -> int:
+        """The prefix hash through a snapshot's last entry: as committed, else as its sender has it."""
+        row = self.committed.get(index)
+        if row is not None and row[0] == term:
+            return row[1]
+        sender = self.servers[leader].log if leader in self.servers else None
+        if sender is not None and sender.term_at(index) == term:
+            return sender.hash_at(index)
+        return _hash(f"snapshot|{index}|{term}")
+
+    def _matching(self, name: str, index: int, term: int, digest: int, command: dict | None) -> Found:
+        """Log Matching for the entry ``name`` now holds at ``index``: any other log with an entry of the same
+        term there must hold the same prefix."""
+        for other, view in self.servers.items():
+            if other != name and view.log.term_at(index) == term and view.log.hash_at(index) != digest:
+                mine = self.servers[name].log
+                return [
+                    (
+                        "log_matching",
+                        tuple(sorted((name, other))),
+                        f"{name} and {other} both have an entry of term {term} at index {index}, but "
+                        f"{_difference(name, mine, other, view.log, index, command)}",
+                    )
+                ]
+        row = self.committed.get(index)
+        if row is not None and row[0] == term and row[1] != digest:
+            return [
+                (
+                    "log_matching",
+                    (name, "committed"),
+                    f"{name} has an entry of term {term} at index {index}, like the committed entry there, but its "
+                    f"log up to index {index} is not the committed one",
+                )
+            ]
+        return []
+
+    # -- commits, completeness, applies -----------------------------------------------------------------------
+    def _commit(self, event: dict[str, Any]) -> Found:
+        server = self.server(event["server"])
+        log = server.log
+        upto = min(event["index"], log.last)
+        for index in range(self.committed.last + 1, upto + 1):  # the table grows without gaps
+            term = log.term_at(index)
+            if term is None:
+                break
+            self.committed.put(index, (term, log.hash_at(index)))
+        row = self.committed.get(upto)
+        if row is not None and row[1] == log.hash_at(upto):  # the terms describe the entries recorded
+            self._committed_by(upto, server.term)
+        return []
+
+    def _committed_by(self, index: int, term: int) -> None:
+        """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
+        marks = self.commit_terms
+        start = bisect_left(marks, term, key=_mark_term)  # marks before it were committed in earlier terms
+        if start > 0 and marks[start - 1][0] >= index:
+            return
+        end = bisect_right(marks, index, key=_mark_index)
+        marks[start:end] = [(index, term)]
+
+    def committed_in(self, index: int) -> int | None:
+        """The term by which the entry at ``index`` was committed (an upper bound), or None if it is not."""
+        at = bisect_left(self.commit_terms, index, key=_mark_index)
+        return self.commit_terms[at][1] if at < len(self.commit_terms) else None
+
+    def _leader_completeness(self, name: str, server: ServerView) -> Found:
+        """A new leader of term T must hold every entry committed in a term before T."""
+        marks, log = self.commit_terms, server.log
+        before = bisect_left(marks, server.term, key=_mark_term)
+        upto = marks[before - 1][0] if before else 0
+        start = max(log.base, self.committed.first)
+        if upto < start:
+            return []
+        lacking = self._first_difference(log, start, upto)
+        if lacking is None:
+            return []
+        term, _ = self.committed.get(lacking)
+        if lacking > log.last:
+            has = f"its log ends at index {log.last}"
+        elif lacking == log.base:
+            has = f"its snapshot through index {lacking} does not hold the committed entries"
+        elif log.term_at(lacking) != term:
+            has = f"it has an entry of term {log.term_at(lacking)} there instead"
+        else:
+            has = "its entry there, or one before it, differs from the committed one"
+        return [
+            (
+                "leader_completeness",
+                (name, server.term),
+                f"{name} became leader of term {server.term} without the entry at index {lacking} (term {term}), "
+                f"committed by term {self.committed_in(lacking)}: {has}",
+            )
+        ]
+
+    def _first_difference(self, log: LogView, start: int, upto: int) -> int | None:
+        """The first index in start..upto where ``log`` differs from the committed entries (prefix hashes:
+        once different, different for good, so a binary search finds it)."""
+
+        def differs(index: int) -> bool:
+            row = self.committed.get(index)
+            return row is not None and log.hash_at(index) != row[1]
+
+        if not differs(upto):
+            return None
+        low, high = start, upto
+        while low < high:
+            middle = (low + high) // 2
+            if differs(middle):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def _apply(self, event: dict[str, Any]) -> Found:
+        name, index, term, command = event["server"], event["index"], event["term"], event["command"]
+        if index < self.applied.first:
+            return []
+        digest = entry_hash(term, command)
+        first = self.applied.get(index)
+        if first is None or first[2] is None:
+            self.applied.put(index, (digest, term, name, describe(command)), (0, MISSING, None, ""))
+            return []
+        if first[0] == digest:
+            return []
+        _, other_term, other, other_command = first
+        return [
+            (
+                "state_machine_safety",
+                tuple(sorted((name, other))),
+                f"{name} applied {describe(command)} (term {term}) at index {index}, but {other} had applied "
+                f"{other_command} (term {other_term}) at that index",
+            )
+        ]
+
+    def _forget_compacted(self) -> None:
+        floor = min((s.log.base for s in self.servers.values() if s.role != "removed"), default=0)
+        self.committed.forget_before(floor)
+        self.applied.forget_before(floor + 1)
+
+    # -- clients ----------------------------------------------------------------------------------------------
+    def _invoke(self, event: dict[str, Any]) -> Found:
+        self.history.invoke(
+            event["client"], event["op_seq"], event["op"], event["key"], event.get("value"), event.get("expected")
+        )
+        return []
+
+    def _complete(self, event: dict[str, Any]) -> Found:
+        detail = self.history.complete(event["client"], event["op_seq"], event["key"], event["result"])
+        if detail is None:
+            return []
+        return [("linearizability", (event["client"], event["op_seq"]), detail)]
+
+
+def _mark_term(mark: tuple[int, int]) -> int:
+    return mark[1]
+
+
+def _mark_index(mark: tuple[int, int]) -> int:
+    return mark[0]
+
+
+def _difference(name: str, mine: LogView, other: str, theirs: LogView, index: int, command: dict | None) -> str:
+    """Where two logs that agree on the term at ``index`` part: the first index whose prefix hashes differ."""
+    start = max(mine.base, theirs.base)
+    if mine.hash_at(start) != theirs.hash_at(start):
+        held = "their logs up to it differ" if start == index else f"their logs differ at or before index {start}"
+        return f"{held} (one of them holds that part only as a snapshot)"
+    for at in range(start + 1, index):
+        if mine.hash_at(at) != theirs.hash_at(at):
+            a, b = mine.term_at(at), theirs.term_at(at)
+            if a == b:
+                return f"at index {at} they hold different entries of term {a}"
+            return f"their logs differ before it: at index {at} {name} has {_term(a)} and {other} has {_term(b)}"
+    what = f" ({name} has {describe(command)})" if command is not None else ""
+    return f"the entries themselves differ{what}"
+
+
+def _term(term: int) -> str:
+    return "no entry" if term == MISSING else f"an entry of term {term}"
+
+
+def describe(command: dict[str, Any]) -> str:
+    """A command in a few words: 'set x=3 (c1 #4)', 'no-op', 'config s1,s2,s3'."""
+    op = command.get("op")
+    if op == "noop":
+        return "a leader's no-op"
+    if op == "config":
+        learners = ",".join(command.get("learners") or [])
+        return f"config {','.join(command.get('voters', []))}" + (f" +learners {learners}" if learners else "")
+    who = f" ({command.get('client')} #{command.get('seq')})" if "client" in command else ""
+    if op == "set":
+        return f"set {command.get('key')}={command.get('value')}{who}"
+    if op == "cas":
+        return f"cas {command.get('key')} {command.get('expected')}->{command.get('value')}{who}"
+    return f"{op} {command.get('key')}{who}"
+
+
+def check_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Judge a whole recorded stream (events.jsonl, or a run's events) afresh; the violations, with causes."""
+    checker = Checker()
+    for event in events:
+        checker.observe(event)
+    return checker.violations
+
+
+__all__ = ["INVARIANTS", "Checker", "check_events"]

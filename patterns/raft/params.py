@@ -1,0 +1,187 @@
+"""Raft's parameters and perturbation commands: typed, bounded, named as in the helpers' contract."""
+
+from __future__ import annotations
+
+from patterns.core.registry import Command, Param, in_group
+
+SERVER_PATTERN = r"s[0-9]{1,2}"
+NODE_PATTERN = r"[sc][0-9]{1,2}"
+GROUPS_PATTERN = rf"{NODE_PATTERN}(\.{NODE_PATTERN})*(\|{NODE_PATTERN}(\.{NODE_PATTERN})*)+"
+MAX_SERVERS = 12  # initial servers plus those added later
+
+PARAMS = (
+    *in_group(
+        "Cluster",
+        Param("servers", "int", 5, "Servers", min=3, max=9, help="Servers at the start, s1, s2, ..."),
+        Param(
+            "election_timeout_min_ms",
+            "float",
+            150.0,
+            "Election timeout min",
+            min=10,
+            max=10000,
+            unit="ms",
+            help="Each election timeout is drawn uniformly between min and max.",
+        ),
+        Param("election_timeout_max_ms", "float", 300.0, "Election timeout max", min=10, max=20000, unit="ms"),
+        Param("heartbeat_ms", "float", 50.0, "Heartbeat interval", min=5, max=5000, unit="ms"),
+        Param(
+            "pre_vote",
+            "bool",
+            True,
+            "Pre-vote",
+            help="A server first asks whether it could win, and bumps its term only if a majority says yes; a "
+            "server that hears from a leader grants no pre-vote.",
+        ),
+        Param(
+            "check_quorum",
+            "bool",
+            True,
+            "Check-quorum",
+            help="A leader that hears from no majority within an election timeout steps down, and a server that "
+            "heard from a leader within the minimum election timeout ignores vote requests (the leader lease).",
+        ),
+        Param(
+            "snapshot_threshold",
+            "int",
+            100,
+            "Snapshot every",
+            min=0,
+            max=100000,
+            unit="entries",
+            help="A server snapshots every this many applied entries and compacts its log through the snapshot "
+            "before (0: never).",
+        ),
+        Param("max_batch", "int", 64, "Batch", min=1, max=1000, unit="entries", help="Entries per AppendEntries."),
+    ),
+    *in_group(
+        "Network",
+        Param("latency_ms", "float", 10.0, "Latency", min=0, max=5000, unit="ms", help="Mean one-way delay."),
+        Param(
+            "latency_jitter_ms",
+            "float",
+            5.0,
+            "Jitter",
+            min=0,
+            max=5000,
+            unit="ms",
+            help="Delays are uniform over latency ± jitter/2; any jitter lets messages overtake each other.",
+        ),
+        Param("loss", "float", 0.0, "Loss", min=0, max=0.5, help="Chance that a message is lost."),
+        Param("duplicate", "float", 0.0, "Duplication", min=0, max=0.5, help="Chance that a message arrives twice."),
+    ),
+    *in_group(
+        "Clients",
+        Param("clients", "int", 1, "Clients", min=0, max=5, help="Clients c1, c2, ..., one operation at a time."),
+        Param("client_rate", "float", 2.0, "Rate", min=0, max=200, unit="ops/s", help="Operations per client."),
+        Param("read_share", "float", 0.3, "Read share", min=0, max=1, help="Share of operations that are reads."),
+        Param("keys", "int", 3, "Keys", min=1, max=20, help="Keys k1, k2, ... the operations pick from."),
+        Param(
+            "client_timeout_ms",
+            "float",
+            500.0,
+            "Client timeout",
+            min=10,
+            max=60000,
+            unit="ms",
+            help="A client with no answer by then retries the same operation on another server.",
+        ),
+        Param(
+            "read_mode",
+            "choice",
+            "read_index",
+            "Reads",
+            choices=("read_index", "log"),
+            help="read_index: the leader answers once a heartbeat round confirms it still leads and it has "
+            "applied its commit index. log: a read is a log entry like a write.",
+        ),
+    ),
+    *in_group(
+        "Break a rule",
+        Param(
+            "break_vote_log_check",
+            "bool",
+            False,
+            "No up-to-date check",
+            help="Voters grant votes without comparing logs (5.4.1).",
+        ),
+        Param(
+            "break_commit_current_term",
+            "bool",
+            False,
+            "Commit old terms",
+            help="A leader commits any entry a majority holds, not only entries of its own term (Figure 8).",
+        ),
+        Param(
+            "break_persist_vote",
+            "bool",
+            False,
+            "Forget votedFor",
+            help="votedFor is not written to disk: a restarted server can vote twice in one term.",
+        ),
+        Param(
+            "break_consistency_check",
+            "bool",
+            False,
+            "No consistency check",
+            help="Followers accept entries without checking the term at prevLogIndex.",
+        ),
+    ),
+)
+
+SERVER = Param("server", "text", "s1", "Server", pattern=SERVER_PATTERN, example="s1")
+
+
+def _node(name: str, default: str) -> Param:
+    return Param(name, "text", default, name.upper(), pattern=NODE_PATTERN, example=default)
+
+
+COMMANDS = (
+    Command("crash", "Crash", (SERVER,), help="The server stops; it keeps its term, vote and log."),
+    Command("restart", "Restart", (SERVER,), help="A crashed server comes back as a follower."),
+    Command("timeout", "Time out", (SERVER,), help="Its election timeout fires now."),
+    Command(
+        "partition",
+        "Partition",
+        (Param("groups", "text", "s1.s2|s3.s4.s5", "Groups", pattern=GROUPS_PATTERN, example="s1.s2|s3.s4.s5"),),
+        help="Groups separated by |, members by dots. Unlisted servers form one more group; unlisted clients join "
+        "the group with the most servers.",
+    ),
+    Command("heal", "Heal", help="End the partition and restore every cut link."),
+    Command("cut", "Cut link", (_node("a", "s1"), _node("b", "s2")), help="Cut one link, both ways."),
+    Command("restore", "Restore link", (_node("a", "s1"), _node("b", "s2"))),
+    Command("set_loss", "Loss", (Param("rate", "float", 0.1, "Rate", min=0, max=0.5),)),
+    Command(
+        "set_latency",
+        "Latency",
+        (
+            Param("ms", "float", 10.0, "Latency", min=0, max=5000, unit="ms"),
+            Param("jitter_ms", "float", 5.0, "Jitter", min=0, max=5000, unit="ms"),
+        ),
+    ),
+    Command("set_duplicate", "Duplication", (Param("rate", "float", 0.1, "Rate", min=0, max=0.5),)),
+    Command(
+        "drop_message",
+        "Drop message",
+        (Param("id", "int", 1, "Message id", min=1, max=10**9),),
+        help="Lose one message that is on the wire.",
+    ),
+    Command(
+        "client_request",
+        "Client request",
+        (
+            Param("op", "choice", "set", "Operation", choices=("set", "get", "delete", "cas")),
+            Param("key", "text", "k1", "Key", pattern=r"k[0-9]{1,2}", example="k1"),
+            Param("value", "text", "v1", "Value", pattern=r"[A-Za-z0-9_.-]{1,16}", example="v1"),
+        ),
+        help="One operation from the first idle client (a new one if all are busy). A cas expects the value "
+        "that client last saw for the key.",
+    ),
+    Command("set_client_rate", "Client rate", (Param("rate", "float", 2.0, "Rate", min=0, max=200, unit="ops/s"),)),
+    Command("add_server", "Add server", help="A new empty server joins as a learner, then becomes a voter."),
+    Command(
+        "remove_server", "Remove server", (SERVER,), help="Take a server out of the configuration (even the leader)."
+    ),
+    Command("spread_timers", "Spread timers", help="Spread the election deadlines evenly over the timeout range."),
+    Command("align_timers", "Align timers", help="Give every follower the same election deadline (split votes)."),
+)

@@ -1,0 +1,32 @@
+"""The Raft pattern as the kernel sees it: parameters, commands, events, diagrams and presets."""
+
+from __future__ import annotations
+
+from patterns.core.registry import Pattern
+
+from .diagrams import DIAGRAMS, metrics
+from .engine import RaftEngine
+from .events import EVENT_TYPES
+from .params import COMMANDS, PARAMS
+from .presets import PRESETS
+
+PATTERN = Pattern(
+    slug="raft",
+    title="Raft consensus",
+    summary=(
+        "Raft keeps a replicated log identical on a majority of servers: a leader elected by majority vote "
+        "appends clients' commands to its log, replicates them with AppendEntries and commits an entry once a "
+        "majority holds it; every server applies committed entries in order to its key-value store. Crash "
+        "servers, partition the network, drop messages, change the membership, or break one of Raft's rules, "
+        "and watch the safety checker judge every event."
+    ),
+    engine=RaftEngine,
+    params=PARAMS,
+    commands=COMMANDS,
+    event_types=EVENT_TYPES,
+    diagrams=DIAGRAMS,
+    metrics=metrics,
+    presets=PRESETS,
+    explain_template="raft/explain.html",
+    order=20,
+)

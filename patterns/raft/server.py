@@ -1,0 +1,631 @@
+"""One Raft server: election (with pre-vote and check-quorum), log replication, commit, apply, snapshots.
+
+It follows Figure 2 of the paper and the dissertation's refinements. The server never touches another server's
+state: everything goes through `cluster.send_rpc` (the kernel's network), and everything that happens is told by
+`cluster.emit`. Timers are scheduled with a generation number, so a reset simply makes the older timer a no-op.
+
+Persistent state (kept across a crash): ``current_term``, ``voted_for`` and ``log`` (with its snapshot).
+Everything else is volatile and rebuilt from the snapshot on restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .kv import StateMachine
+from .log import RaftLog
+
+FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre_candidate", "candidate", "leader"
+ROLES = (FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER)
+COMMAND_FIELDS = ("op", "key", "value", "expected", "seq")  # what a client request puts in the log
+
+
+class Server:
+    def __init__(self, cluster: Any, server_id: str, voters: tuple[str, ...]):
+        self.cluster = cluster
+        self.sim = cluster.sim
+        self.id = server_id
+        self.alive = True
+        self.role = FOLLOWER
+        self.current_term = 0
+        self.voted_for: str | None = None
+        self.log = RaftLog()
+        if voters:  # the bootstrap configuration: what every initial server knows before any entry
+            self.log.snapshot_data = {**StateMachine().snapshot(), "voters": list(voters), "learners": []}
+        self.voters: tuple[str, ...] = ()
+        self.learners: tuple[str, ...] = ()
+        self.config_index = 0
+        self._timer = 0  # generation of the election timer
+        self._lead = 0  # generation of the leader's heartbeat, flush and check-quorum timers
+        self._volatile_reset()
+
+    def _volatile_reset(self) -> None:
+        """What a crash loses; rebuilt from the snapshot (the only state machine on disk)."""
+        data = self.log.snapshot_data
+        self.machine = StateMachine(data)
+        self.applied_config = _config_of(data)
+        self.commit_index = self.last_applied = self.log.snapshot_index
+        self.leader_id: str | None = None
+        self.next_index: dict[str, int] = {}
+        self.match_index: dict[str, int] = {}
+        self.votes: dict[str, bool] = {}  # granted to this candidacy, in arrival order (a dict: no hash order)
+        self.election_deadline: float | None = None
+        self._alarm: float | None = None  # when the pending election alarm wakes (see set_election_deadline)
+        self.term_start = 0  # index of the leader's no-op: reads wait until it is committed
+        self._heard = -1.0  # when a leader was last heard from (for pre-vote and the vote lease)
+        self._round = 0  # leader: number of the latest AppendEntries broadcast
+        self._acked: dict[str, int] = {}  # leader: the latest round each peer answered in this term
+        self._active: dict[str, bool] = {}  # leader: peers heard from since the last check-quorum
+        self._reads: list[dict[str, Any]] = []  # leader: read-index reads waiting
+        self._flush_for = -1  # the leader generation a flush is scheduled for
+        self._next_snapshot: tuple[int, int, dict[str, Any]] | None = None
+        self._refresh_config()
+
+    # -- views ------------------------------------------------------------------------------------------------
+    @property
+    def kv(self) -> dict[str, str]:
+        return self.machine.kv
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.cluster.params
+
+    @property
+    def is_voter(self) -> bool:
+        return self.id in self.voters
+
+    def peers(self) -> list[str]:
+        return [s for s in (*self.voters, *self.learners) if s != self.id]
+
+    def quorum(self, members: Any) -> bool:
+        """Do ``members`` hold a majority of the voters of this server's configuration?"""
+        return 2 * sum(1 for v in self.voters if v in members) > len(self.voters)
+
+    def leader_live(self) -> bool:
+        """Has a leader been heard from within the minimum election timeout (or is this the leader)?"""
+        if self.role == LEADER:
+            return True
+        return self.leader_id is not None and self.sim.now - self._heard < self.cluster.timeout_min
+
+    # -- roles and terms --------------------------------------------------------------------------------------
+    def _set_role(self, role: str) -> None:
+        if role != self.role:
+            if self.role == LEADER:
+                self._lead += 1
+                self._reads = []
+                self.next_index, self.match_index = {}, {}
+            self.role = role
+            self.cluster.emit("raft.role", server=self.id, role=role, term=self.current_term)
+
+    def _set_term(self, term: int) -> None:
+        self.current_term, self.voted_for = term, None
+        self.cluster.emit("raft.term", server=self.id, term=term)
+
+    def _step_down(self, term: int, leader: str | None = None) -> None:
+        if term > self.current_term:
+            self._set_term(term)
+        self.leader_id = leader
+        self.votes = {}
+        self._set_role(FOLLOWER)
+        if self.election_deadline is None:
+            self.reset_election_timer()
+
+    # -- election timer ---------------------------------------------------------------------------------------
+    def reset_election_timer(self) -> None:
+        low, high = self.cluster.timeout_min, self.cluster.timeout_max
+        self.set_election_deadline(self.sim.now + self.sim.rng.uniform(low, high))
+
+    def set_election_deadline(self, t: float) -> None:
+        """Move the deadline. The alarm is lazy: one already set for earlier simply sets itself again on waking,
+        so the heartbeats that push the deadline back every 50 ms cost no queue entry each."""
+        if not self.alive or self.role == LEADER or not self.is_voter:
+            self.election_deadline = None
+            return
+        self.election_deadline = t
+        if self._alarm is None or self._alarm > t:
+            self._timer += 1
+            self._alarm = t
+            self.sim.schedule_at(t, self._election_timeout, self._timer)
+
+    def _election_timeout(self, generation: int) -> None:
+        if generation != self._timer:
+            return
+        self._alarm = None
+        deadline = self.election_deadline
+        if deadline is None or not self.alive:
+            return
+        if self.sim.now < deadline:
+            self._alarm = deadline
+            self.sim.schedule_at(deadline, self._election_timeout, generation)
+            return
+        self.election_deadline = None
+        self.campaign()
+
+    def campaign(self) -> None:
+        """The election timeout: ask for pre-votes first if pre-vote is on, else start a real election."""
+        if self.role == LEADER or not self.is_voter:
+            return
+        self.reset_election_timer()
+        self.leader_id = None
+        if not self.params["pre_vote"]:
+            self._start_election()
+            return
+        self.votes = {self.id: True}
+        self._set_role(PRE_CANDIDATE)
+        self.cluster.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term + 1, pre=True)
+        self._ask_votes("PreVote", self.current_term + 1)
+        if self.quorum(self.votes):
+            self._start_election()
+
+    def _start_election(self) -> None:
+        self.cluster.stats["elections"] += 1
+        self._set_term(self.current_term + 1)
+        self.voted_for = self.id
+        self.votes = {self.id: True}
+        self._set_role(CANDIDATE)
+        self.cluster.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term, pre=False)
+        self._ask_votes("RequestVote", self.current_term)
+        if self.quorum(self.votes):
+            self._become_leader()
+
+    def _ask_votes(self, kind: str, term: int) -> None:
+        request = {
+            "term": term,
+            "candidate": self.id,
+            "last_index": self.log.last_index,
+            "last_term": self.log.last_term,
+        }
+        summary = f"term {term}, last {self.log.last_index}@t{self.log.last_term}"
+        for peer in self.voters:
+            if peer != self.id:
+                self.cluster.send_rpc(self.id, peer, kind, request, summary)
+
+    def _log_ok(self, request: dict[str, Any]) -> bool:
+        """The election restriction (5.4.1): the candidate's log is at least as up to date as ours."""
+        if self.params["break_vote_log_check"]:
+            return True
+        last_term = self.log.last_term
+        return request["last_term"] > last_term or (
+            request["last_term"] == last_term and request["last_index"] >= self.log.last_index
+        )
+
+    def on_pre_vote(self, src: str, request: dict[str, Any]) -> None:
+        """Grant a pre-vote (changing nothing) if a real vote in the next term could be granted."""
+        granted = request["term"] > self.current_term and not self.leader_live() and self._log_ok(request)
+        if granted:
+            self.cluster.emit("raft.vote", server=self.id, candidate=src, term=request["term"], pre=True)
+        term = request["term"] if granted else self.current_term
+        self._reply(src, "PreVoteReply", {"term": term, "granted": granted})
+
+    def on_pre_vote_reply(self, src: str, reply: dict[str, Any]) -> None:
+        if reply["term"] > self.current_term and not reply["granted"]:
+            self._step_down(reply["term"])
+        elif self.role == PRE_CANDIDATE and reply["granted"] and reply["term"] == self.current_term + 1:
+            self.votes[src] = True
+            if self.quorum(self.votes):
+                self._start_election()
+
+    def on_request_vote(self, src: str, request: dict[str, Any]) -> None:
+        term = request["term"]
+        if term > self.current_term and self.params["check_quorum"] and self.leader_live():
+            self._reply(src, "RequestVoteReply", {"term": self.current_term, "granted": False})
+            return  # the leader lease: a live leader's followers neither vote nor move to the disruptor's term
+        if term > self.current_term:
+            self._step_down(term)
+        granted = term == self.current_term and self.voted_for in (None, src) and self._log_ok(request)
+        if granted:
+            self.voted_for = src
+            self.cluster.emit("raft.vote", server=self.id, candidate=src, term=term, pre=False)
+            self.reset_election_timer()
+        self._reply(src, "RequestVoteReply", {"term": self.current_term, "granted": granted})
+
+    def on_request_vote_reply(self, src: str, reply: dict[str, Any]) -> None:
+        if reply["term"] > self.current_term:
+            self._step_down(reply["term"])
+        elif self.role == CANDIDATE and reply["term"] == self.current_term and reply["granted"]:
+            self.votes[src] = True
+            if self.quorum(self.votes):
+                self._become_leader()
+
+    def _become_leader(self) -> None:
+        self.cluster.stats["leaders"] += 1
+        self.election_deadline = None
+        self.leader_id = self.id
+        self._set_role(LEADER)
+        self._lead += 1
+        self._round = 0
+        self._acked, self._active = {}, {}
+        self.next_index = {peer: self.log.last_index + 1 for peer in self.peers()}
+        self.match_index = {peer: 0 for peer in self.peers()}
+        self.term_start = self.log.last_index + 1
+        self.propose({"op": "noop"})
+        self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, self._lead)
+        self.sim.schedule(self.cluster.timeout_max, self._check_quorum, self._lead)
+
+    # -- leader: replication ----------------------------------------------------------------------------------
+    def propose(self, command: dict[str, Any]) -> int:
+        """Append a command to the leader's log and send it soon (proposals made at one instant go together)."""
+        index = self.log.last_index + 1
+        entry = {"term": self.current_term, "command": command}
+        self.log.append([entry])
+        self.cluster.emit("raft.append", server=self.id, index=index, entries=[entry])
+        if command["op"] == "config":
+            self._refresh_config()
+        self._schedule_flush()
+        self._advance_commit()  # a leader alone in its configuration commits at once
+        return index
+
+    def _schedule_flush(self) -> None:
+        if self._flush_for != self._lead:
+            self._flush_for = self._lead
+            self.sim.schedule(0.0, self._flush, self._lead)
+
+    def _flush(self, generation: int) -> None:
+        if generation == self._flush_for:
+            self._flush_for = -1
+        if generation == self._lead and self.alive:
+            self._broadcast()
+
+    def _heartbeat(self, generation: int) -> None:
+        if generation != self._lead or not self.alive:
+            return
+        self._broadcast()
+        self.cluster.membership_step(self)
+        self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, generation)
+
+    def _broadcast(self) -> None:
+        self._round += 1
+        for peer in self.peers():
+            self._send_append(peer)
+        self._serve_reads()
+
+    def _send_append(self, peer: str) -> None:
+        next_index = self.next_index[peer]
+        prev = next_index - 1
+        if prev < self.log.snapshot_index:
+            self._send_snapshot(peer)
+            return
+        stop = min(self.log.last_index + 1, next_index + self.params["max_batch"])
+        entries = self.log.slice(next_index, stop)
+        request = {
+            "term": self.current_term,
+            "leader": self.id,
+            "prev_index": prev,
+            "prev_term": self.log.term_at(prev),
+            "entries": entries,
+            "commit": self.commit_index,
+            "round": self._round,
+        }
+        shown = f"{next_index}..{stop - 1}" if entries else "heartbeat"
+        summary = f"term {self.current_term}, prev {prev}@t{request['prev_term']}, {shown}, commit {self.commit_index}"
+        self.cluster.send_rpc(self.id, peer, "AppendEntries", request, summary)
+
+    def _send_snapshot(self, peer: str) -> None:
+        log = self.log
+        request = {
+            "term": self.current_term,
+            "leader": self.id,
+            "index": log.snapshot_index,
+            "last_term": log.snapshot_term,
+            "data": log.snapshot_data,
+            "round": self._round,
+        }
+        summary = f"term {self.current_term}, through {log.snapshot_index}@t{log.snapshot_term}"
+        self.cluster.send_rpc(self.id, peer, "InstallSnapshot", request, summary)
+
+    def _check_quorum(self, generation: int) -> None:
+        """Check-quorum: a leader that has not heard from a majority in an election timeout steps down."""
+        if generation != self._lead or not self.alive:
+            return
+        heard = [peer for peer, active in self._active.items() if active] + [self.id]
+        self._active = {}
+        if self.params["check_quorum"] and not self.quorum(heard):
+            self.cluster.note(f"{self.id} steps down: it heard from no majority in an election timeout")
+            self._step_down(self.current_term)
+            return
+        self.sim.schedule(self.cluster.timeout_max, self._check_quorum, generation)
+
+    def _leader_reply(self, src: str, reply: dict[str, Any]) -> bool:
+        """Common part of the leader's handling of replies: True if the reply is for this leader's term."""
+        if reply["term"] > self.current_term:
+            self._step_down(reply["term"])
+            return False
+        if self.role != LEADER or reply["term"] != self.current_term or src not in self.next_index:
+            return False
+        self._active[src] = True
+        self._acked[src] = max(self._acked.get(src, 0), reply["round"])
+        return True
+
+    def on_append_reply(self, src: str, reply: dict[str, Any]) -> None:
+        if not self._leader_reply(src, reply):
+            return
+        if reply["success"]:
+            self._matched(src, reply["match"])
+        else:
+            self._back_up(src, reply)
+        if self.role == LEADER:
+            self._serve_reads()
+
+    def _matched(self, peer: str, match: int) -> None:
+        """A peer holds the log through ``match``. Only news sends the next batch at once: a duplicated or late
+        reply must not start a second stream of AppendEntries (each duplicate would double the traffic)."""
+        if match <= self.match_index[peer]:
+            return
+        self.match_index[peer] = match
+        self.next_index[peer] = max(self.next_index[peer], match + 1)
+        self._advance_commit()
+        if self.role == LEADER and self.next_index[peer] <= self.log.last_index:
+            self._send_append(peer)
+
+    def _back_up(self, peer: str, reply: dict[str, Any]) -> None:
+        """Fast backup: jump over a whole conflicting term (or to the follower's end) instead of one entry."""
+        hint = reply["conflict_index"]
+        if hint is None or reply["prev_index"] != self.next_index[peer] - 1:
+            return  # a refusal of an older term's request, or an answer the leader has moved on from
+        if reply["conflict_term"] is not None:
+            last = self.log.last_index_of_term(reply["conflict_term"])
+            if last is not None:
+                hint = last + 1
+        self.next_index[peer] = max(self.match_index[peer] + 1, min(hint, self.next_index[peer] - 1))
+        self._send_append(peer)
+
+    def on_install_reply(self, src: str, reply: dict[str, Any]) -> None:
+        if self._leader_reply(src, reply):
+            self._matched(src, reply["match"])
+            self._serve_reads()
+
+    def _advance_commit(self) -> None:
+        """Commit the highest index a majority of voters hold, if its entry is of this term (Figure 8)."""
+        matches = sorted(
+            (self.log.last_index if v == self.id else self.match_index.get(v, 0) for v in self.voters), reverse=True
+        )
+        if not matches:
+            return
+        n = matches[len(matches) // 2]
+        if n > self.commit_index and (
+            self.params["break_commit_current_term"] or self.log.term_at(n) == self.current_term
+        ):
+            self.cluster.stats["commits"] += 1
+            self._commit_to(n)
+            if self.config_index <= self.commit_index:
+                self.cluster.config_committed(self)
+
+    # -- follower: AppendEntries and InstallSnapshot ----------------------------------------------------------
+    def _accept_leader(self, src: str, term: int) -> None:
+        if term != self.current_term or self.role != FOLLOWER:
+            self._step_down(term, src)
+        self.leader_id = src
+        self._heard = self.sim.now
+        self.reset_election_timer()
+
+    def on_append(self, src: str, request: dict[str, Any]) -> None:
+        term = request["term"]
+        reply = {"term": self.current_term, "success": False, "round": request["round"]}
+        reply.update(prev_index=request["prev_index"], conflict_index=None, conflict_term=None)
+        if term < self.current_term:
+            self._reply(src, "AppendEntriesReply", reply)
+            return
+        self._accept_leader(src, term)
+        reply["term"] = self.current_term
+        log, prev, entries = self.log, request["prev_index"], request["entries"]
+        match = prev + len(entries)
+        if prev < log.snapshot_index:  # the snapshot covers the start: those entries are committed and match
+            entries = entries[log.snapshot_index - prev :]
+            prev = log.snapshot_index
+            match = max(match, prev)
+        elif prev > log.last_index:
+            reply["conflict_index"] = log.last_index + 1
+            self._reply(src, "AppendEntriesReply", reply)
+            return
+        elif log.term_at(prev) != request["prev_term"] and not self.params["break_consistency_check"]:
+            reply["conflict_term"] = log.term_at(prev)
+            reply["conflict_index"] = log.first_index_of_term(prev)
+            self._reply(src, "AppendEntriesReply", reply)
+            return
+        self._store(prev + 1, entries)
+        if request["commit"] > self.commit_index:
+            self._commit_to(min(request["commit"], max(match, self.commit_index)))
+        reply.update(success=True, match=match)
+        self._reply(src, "AppendEntriesReply", reply)
+
+    def _store(self, index: int, entries: list[dict[str, Any]]) -> None:
+        """Append what is new; truncate from the first entry whose term differs (never a matching entry)."""
+        log = self.log
+        for k, entry in enumerate(entries):
+            at = index + k
+            if at > log.last_index:
+                self._append(at, entries[k:])
+                return
+            if log.term_at(at) != entry["term"]:
+                log.truncate_from(at)
+                self.cluster.emit("raft.truncate", server=self.id, index=at)
+                if self.config_index >= at:
+                    self._refresh_config()  # the configuration in use was cut off: fall back to the one before
+                self._append(at, entries[k:])
+                return
+
+    def _append(self, index: int, entries: list[dict[str, Any]]) -> None:
+        self.log.append(entries)
+        self.cluster.emit("raft.append", server=self.id, index=index, entries=entries)
+        if any(entry["command"]["op"] == "config" for entry in entries):
+            self._refresh_config()
+
+    def on_install(self, src: str, request: dict[str, Any]) -> None:
+        reply = {"term": self.current_term, "match": 0, "round": request["round"]}
+        if request["term"] < self.current_term:
+            self._reply(src, "InstallSnapshotReply", reply)
+            return
+        self._accept_leader(src, request["term"])
+        index, term, data = request["index"], request["last_term"], request["data"]
+        if index > self.commit_index:
+            self.log.install(index, term, data)
+            self.machine = StateMachine(data)
+            self.applied_config = _config_of(data)
+            self.commit_index = self.last_applied = index
+            self._next_snapshot = None
+            self.cluster.stats["installs"] += 1
+            self.cluster.emit("raft.install", server=self.id, index=index, term=term, leader=src)
+            self._refresh_config()
+        reply.update(term=self.current_term, match=index)
+        self._reply(src, "InstallSnapshotReply", reply)
+
+    # -- commit, apply, snapshot ------------------------------------------------------------------------------
+    def _commit_to(self, index: int) -> None:
+        if index <= self.commit_index:
+            return
+        self.commit_index = index
+        self.cluster.emit("raft.commit", server=self.id, index=index)
+        self._apply()
+
+    def _apply(self) -> None:
+        stop = min(self.commit_index, self.log.last_index)
+        while self.last_applied < stop:
+            index = self.last_applied + 1
+            entry = self.log.entry_at(index)
+            command = entry["command"]
+            result = self.machine.apply(command)
+            self.last_applied = index
+            if command["op"] == "config":
+                self.applied_config = (tuple(command["voters"]), tuple(command["learners"]))
+            self.cluster.emit(
+                "raft.apply", server=self.id, index=index, term=entry["term"], command=command, result=result
+            )
+            if self.role == LEADER and "client" in command:
+                self.cluster.answer(self.id, command["client"], command["seq"], result)
+            self._maybe_snapshot()
+        if self.role == LEADER:
+            self._serve_reads()
+
+    def _maybe_snapshot(self) -> None:
+        """Every ``snapshot_threshold`` applied entries take a snapshot, and compact the log through the one taken
+        before: the log keeps the latest threshold (or more) applied entries for followers a little behind."""
+        threshold = self.params["snapshot_threshold"]
+        since = self._next_snapshot[0] if self._next_snapshot else self.log.snapshot_index
+        if not threshold or self.last_applied - since < threshold:
+            return
+        if self._next_snapshot is not None and self.log.term_at(self._next_snapshot[0]) == self._next_snapshot[1]:
+            index, term, data = self._next_snapshot
+            self.log.compact(index, term, data)
+            self.cluster.stats["snapshots"] += 1
+            self.cluster.emit("raft.snapshot", server=self.id, index=index, term=term)
+        voters, learners = self.applied_config
+        data = {**self.machine.snapshot(), "voters": list(voters), "learners": list(learners)}
+        self._next_snapshot = (self.last_applied, self.log.term_at(self.last_applied), data)
+
+    # -- configuration ----------------------------------------------------------------------------------------
+    def _refresh_config(self) -> None:
+        """Use the latest configuration in the log, committed or not (the dissertation's rule)."""
+        latest = self.log.latest_config()
+        if latest is not None:
+            index, command = latest
+            voters, learners = tuple(command["voters"]), tuple(command["learners"])
+        else:
+            index, (voters, learners) = self.log.snapshot_index, _config_of(self.log.snapshot_data)
+        if (voters, learners) == (self.voters, self.learners):
+            self.config_index = index
+            return
+        was_voter = self.is_voter
+        self.voters, self.learners, self.config_index = voters, learners, index
+        if not self.cluster.started:
+            return
+        self.cluster.emit("raft.config", server=self.id, index=index, voters=list(voters), learners=list(learners))
+        if self.role == LEADER:
+            for peer in self.peers():
+                self.next_index.setdefault(peer, self.log.last_index + 1)
+                self.match_index.setdefault(peer, 0)
+        elif self.is_voter != was_voter and self.alive:
+            self.reset_election_timer()  # a new voter starts its timer, a former one stops it
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def read(self, client: str, seq: int, key: str) -> None:
+        """A read-index read: answer once a heartbeat round sent after it shows this is still the leader and the
+        state machine has applied everything committed when it arrived (at least this term's no-op)."""
+        index = max(self.commit_index, self.term_start)
+        self._reads.append({"client": client, "seq": seq, "key": key, "index": index, "round": self._round + 1})
+        self._schedule_flush()  # the next broadcast is that round
+
+    def _serve_reads(self) -> None:
+        if not self._reads:
+            return
+        rounds = sorted((self._round if v == self.id else self._acked.get(v, 0) for v in self.voters), reverse=True)
+        confirmed = rounds[len(rounds) // 2] if rounds else 0
+        waiting = []
+        for read in self._reads:
+            if read["round"] <= confirmed and self.last_applied >= read["index"]:
+                self.cluster.answer(self.id, read["client"], read["seq"], self.machine.kv.get(read["key"]))
+            else:
+                waiting.append(read)
+        self._reads = waiting
+
+    # -- clients ----------------------------------------------------------------------------------------------
+    def on_client(self, src: str, request: dict[str, Any]) -> None:
+        if self.role != LEADER:
+            hint = self.leader_id if self.leader_id != self.id else None
+            self.cluster.redirect(self.id, src, request, hint)
+            return
+        done, result = self.machine.answered(src, request["seq"])
+        if done:
+            self.cluster.answer(self.id, src, request["seq"], result)
+        elif request["op"] == "get" and self.cluster.read_mode == "read_index":
+            self.read(src, request["seq"], request["key"])
+        else:
+            self.propose({name: request[name] for name in COMMAND_FIELDS} | {"client": src})
+
+    # -- crash and restart ------------------------------------------------------------------------------------
+    def crash(self) -> None:
+        self.alive = False
+        self._timer += 1
+        self._lead += 1
+        self.cluster.emit("raft.crash", server=self.id)
+        self._set_role(FOLLOWER)
+        self._volatile_reset()
+
+    def restart(self) -> None:
+        self.alive = True
+        if self.params["break_persist_vote"]:
+            self.voted_for = None  # the broken rule: the vote was never written to disk
+        self._volatile_reset()
+        self.cluster.emit(
+            "raft.restart",
+            server=self.id,
+            term=self.current_term,
+            voted_for=self.voted_for,
+            log_last=self.log.last_index,
+        )
+        self.reset_election_timer()
+
+    # -- messages ---------------------------------------------------------------------------------------------
+    def _reply(self, dst: str, kind: str, reply: dict[str, Any]) -> None:
+        if "granted" in reply:
+            summary = "granted" if reply["granted"] else "refused"
+        elif reply.get("success"):
+            summary = f"ok, match {reply['match']}"
+        elif "success" in reply and reply["conflict_index"] is not None:
+            summary = f"no: conflict at {reply['conflict_index']} (term {reply['conflict_term']})"
+        elif "success" in reply:
+            summary = "no: stale term"
+        else:
+            summary = f"installed through {reply['match']}"
+        self.cluster.send_rpc(self.id, dst, kind, reply, f"term {reply['term']}, {summary}")
+
+    def receive(self, src: str, kind: str, payload: dict[str, Any]) -> None:
+        HANDLERS[kind](self, src, payload)
+
+
+HANDLERS = {
+    "PreVote": Server.on_pre_vote,
+    "PreVoteReply": Server.on_pre_vote_reply,
+    "RequestVote": Server.on_request_vote,
+    "RequestVoteReply": Server.on_request_vote_reply,
+    "AppendEntries": Server.on_append,
+    "AppendEntriesReply": Server.on_append_reply,
+    "InstallSnapshot": Server.on_install,
+    "InstallSnapshotReply": Server.on_install_reply,
+    "ClientRequest": Server.on_client,
+}
+
+
+def _config_of(data: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if data is None:
+        return (), ()
+    return tuple(data["voters"]), tuple(data["learners"])
