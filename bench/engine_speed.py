@@ -81,8 +81,8 @@ def scenario_for(pattern: Any, name: str) -> Any:
     return decode(pattern, [("preset", name)])
 
 
-def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int]:
-    """Raw Simulation + engine; returns (CPU seconds, events)."""
+def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, Any]:
+    """Raw Simulation + engine, scripted actions applied as the player does; returns (CPU seconds, events, engine)."""
     from patterns.core.player import apply_action
     from patterns.core.sim import Simulation
 
@@ -101,7 +101,7 @@ def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[
             apply_action(sim, engine, action)
         sim.run_until(t)
         events += len(sim.collect())
-    return time.process_time() - started, events
+    return time.process_time() - started, events, engine
 
 
 def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: float) -> tuple[float, int, Any]:
@@ -178,7 +178,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     for name in args.scenarios:
         scenario = scenario_for(pattern, name)
-        engine_cpu, engine_events = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
+        engine_cpu, engine_events, _ = best(
+            [run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)]
+        )
         player_cpu, player_events, _ = best(
             [run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)]
         )

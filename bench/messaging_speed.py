@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_parser, machine, run_benchmark, setup_django
-from engine_speed import best, comma_list, run_bare, scenario_for
+from engine_speed import best, comma_list, run_bare, run_engine, run_player, scenario_for
 
 SLUG = "messaging"
 
@@ -60,43 +59,6 @@ def with_rate(pattern: Any, scenario: Any, rate: float) -> Any:
     return Scenario(scenario.pattern, scenario.seed, tuple(values.items()), scenario.script)
 
 
-def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, dict[str, Any]]:
-    """Raw Simulation + engine; returns (CPU seconds, events, the ledger at the end)."""
-    from patterns.core.player import apply_action
-    from patterns.core.sim import Simulation
-
-    started = time.process_time()
-    sim = Simulation(scenario.seed)
-    engine = pattern.engine(sim, scenario.values)
-    engine.start()
-    script = list(scenario.script)
-    events = 0
-    t = 0.0
-    while t < span:
-        t = min(span, t + chunk)
-        while script and script[0].t <= t:
-            action = script.pop(0)
-            sim.run_until(action.t)
-            apply_action(sim, engine, action)
-        sim.run_until(t)
-        events += len(sim.collect())
-    return time.process_time() - started, events, engine.ledger()
-
-
-def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: float) -> tuple[float, int]:
-    from patterns.core.player import Player
-
-    started = time.process_time()
-    player = Player(pattern, scenario, limits)
-    events = len(player.drain())
-    t = 0.0
-    while t < span and player.stopped is None:
-        t = min(span, t + chunk)
-        player.advance_to(t)
-        events += len(player.drain())
-    return time.process_time() - started, events
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     setup_django()
     from django.conf import settings
@@ -118,8 +80,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.rate > 0:
         runs += [(f"{name}@{args.rate:g}/s", with_rate(pattern, scenario, args.rate)) for name, scenario in runs]
     for name, scenario in runs:
-        cpu, events, ledger = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
-        player_cpu, _ = best([run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)])
+        cpu, events, engine = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
+        ledger = engine.ledger()
+        player_cpu, _, _ = best([run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)])
         bare_cpu, bare_events = best([run_bare(events, span, args.chunk) for _ in range(args.repeat)])
         result["speed"][name] = {
             "published": ledger["published"],

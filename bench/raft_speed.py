@@ -108,13 +108,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     limits = dict(settings.PLAYGROUND)
     scenario = load_scenario(pattern, args)
     span = args.virtual_seconds
-    engine_cpu, engine_events = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
+    engine_cpu, engine_events, _ = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
     player_cpu, player_events, _ = best(
         [run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)]
     )
     bare_cpu, bare_events = best([run_bare(engine_events, span, args.chunk) for _ in range(args.repeat)])
     unchecked = dataclasses.replace(pattern, engine=unchecked_engine)
-    plain_cpu, plain_events = best([run_engine(unchecked, scenario, span, args.chunk) for _ in range(args.repeat)])
+    plain_cpu, plain_events, _ = best([run_engine(unchecked, scenario, span, args.chunk) for _ in range(args.repeat)])
     engine, bare = _rates(engine_cpu, span, engine_events), _rates(bare_cpu, span, bare_events)
 
     build_cpu, events, player = run_player(pattern, scenario, limits, args.seek_horizon, args.chunk)
