@@ -57,6 +57,7 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
         i = lane.index
         balancer = f"b{i}"
         lines.append(f'    subgraph lane{i}["{_text(lane.name)}{" (panic)" if lane.health.panic else ""}"]')
+        lines.append("        direction TB")  # servers side by side under their balancer; lanes stack down the page
         lines.append(f'        {balancer}{{{{"{_text(lane.balancer.label)}"}}}}')
         shown = [s for s in lane.servers if s in lane.order or lane.servers[s].active]
         for server_id in shown:
@@ -71,7 +72,7 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
             if marked:
                 lines.append(f"        class {node} {marked}")
         lines.append("    end")
-        lines.append(f"    clients --> {balancer}")
+        lines.append(f"    clients --> lane{i}")  # to the lane, not its balancer: a link inside would undo direction
         if lane.last is not None and lane.last.server is not None:
             lit_nodes.append(f"l{i}_{lane.last.server}")
             lit_edges.append(f"l{i}e_{lane.last.server}")

@@ -740,7 +740,7 @@ def metrics(engine: Any) -> dict[str, Any]:
 DIAGRAMS = (
     Diagram("cluster", "Cluster", cluster),
     Diagram("states", "Server states", states),
-    Diagram("rpcs", "Recent RPCs", rpcs),
-    Diagram("logs", "Logs", logs),
+    Diagram("rpcs", "Recent RPCs", rpcs, wide=True),
+    Diagram("logs", "Logs", logs, wide=True),
     Diagram("invariants", "Invariants", invariants),
 )
