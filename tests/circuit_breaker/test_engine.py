@@ -8,11 +8,7 @@ gives a call-by-call outcome sequence that is known in advance.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +19,8 @@ from patterns.circuit_breaker.service import HISTORY_SECONDS, LATENCY_SAMPLES
 from patterns.core.registry import RESERVED_NAMES
 from patterns.core.sim import Simulation
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support import outputs_under_hash_seeds
+
 Script = tuple[tuple[float, str, dict[str, Any]], ...]
 
 # No random arrivals, every call takes exactly 10 ms and succeeds unless told otherwise.
@@ -480,18 +477,7 @@ def test_the_stream_does_not_depend_on_the_hash_seed():
         "events = run(25.0, chaos_script(), seed=4, topology='chain', retries=1)[2]\n"
         "print(hashlib.sha256(json.dumps(events).encode()).hexdigest())\n"
     )
-    digests = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "4242")
-    }
-    (digest,) = digests
+    (digest,) = set(outputs_under_hash_seeds(code, seeds=("0", "4242")))
     assert len(digest.strip()) == 64
 
 

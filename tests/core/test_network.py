@@ -1,11 +1,7 @@
 """The shared network model: determinism, faults, perturbations and the events it emits."""
 
 import json
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +10,8 @@ from hypothesis import strategies as st
 from patterns.core.network import DROP_REASONS, EVENT_TYPES, LINK_STATES, LatencyModel, Message, Network
 from patterns.core.registry import EventType
 from patterns.core.sim import Simulation
+
+from ..support import outputs_under_hash_seeds
 
 NODES = ["a", "b", "c", "d", "e"]
 
@@ -122,12 +120,7 @@ print(json.dumps([e.as_dict() for e in sim.collect()] + [net.links(), net.groups
 
 
 def test_event_stream_is_identical_whatever_the_string_hash_seed():
-    root = Path(__file__).resolve().parents[2]
-    outputs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        command = [sys.executable, "-c", RUN_IN_A_FRESH_PROCESS]
-        outputs.append(subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout)
+    outputs = outputs_under_hash_seeds(RUN_IN_A_FRESH_PROCESS)
     assert outputs[0] == outputs[1] and len(json.loads(outputs[0])) > 100
 
 

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import statistics
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +23,8 @@ from patterns.load_balancing.engine import ALIASES, lane_names
 from patterns.load_balancing.pattern import PATTERN
 from patterns.load_balancing.servers import FAIL_WORK
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support import outputs_under_hash_seeds
+
 Script = tuple[tuple[float, str, dict[str, Any]], ...]
 QUIET = {"rate": 0.0, "cost_sigma": 0.0, "health_checks": False, "outlier_detection": False}  # bursts only
 
@@ -302,18 +299,7 @@ def test_the_stream_does_not_depend_on_the_hash_seed():
         "events = run(12.0, CHAOS, seed=4, algorithms=CHAOS_LANES, maglev_table_size='251')[1]\n"
         "print(hashlib.sha256(json.dumps(events).encode()).hexdigest())\n"
     )
-    digests = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "4242")
-    }
-    (digest,) = digests
+    (digest,) = set(outputs_under_hash_seeds(code, seeds=("0", "4242")))
     expected = run(12.0, CHAOS, seed=4, algorithms=CHAOS_LANES, maglev_table_size="251")[1]
     assert digest.strip() == hashlib.sha256(json.dumps(expected).encode()).hexdigest()
 

@@ -14,10 +14,7 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -35,8 +32,9 @@ from patterns.load_balancing.hashing import (
     unit_interval,
 )
 
+from ..support import outputs_under_hash_seeds
+
 Z = 4.5
-ROOT = Path(__file__).resolve().parents[2]
 KEYS = [f"user:{i}" for i in range(20000)]
 
 
@@ -77,19 +75,12 @@ json.dump(out, sys.stdout, sort_keys=True)
 """
 
 
-def owners_in(hash_seed: str) -> dict:
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", OWNERS_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout)
-
-
 def test_key_owners_are_the_same_in_processes_with_other_hash_seeds():
-    here = owners_in(os.environ.get("PYTHONHASHSEED", "random"))
+    seeds = (os.environ.get("PYTHONHASHSEED", "random"), "0", "4242")
+    here, *elsewhere = (json.loads(out) for out in outputs_under_hash_seeds(OWNERS_SCRIPT, seeds=seeds))
     assert len(here) == 2 * len(HASHING) and all(len(set(owners.values())) > 1 for owners in here.values())
-    for seed in ("0", "4242"):
-        assert owners_in(seed) == here
+    for owners in elsewhere:
+        assert owners == here
 
 
 def test_the_stable_hash_is_blake2b_and_pinned():

@@ -7,11 +7,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +21,9 @@ from patterns.messaging.pattern import PATTERN
 from patterns.messaging.presets import PRESETS
 from patterns.messaging.series import percentile
 
+from ..support import outputs_under_hash_seeds
 from .test_presets import LIMITS, link_pairs, played
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMES = (0.0, 5.5, 9.0, 12.0, 30.0)
 ID = r"[A-Za-z][A-Za-z0-9_]*"
 NODE = re.compile(rf"^    ({ID})(\(\[|\{{\{{|\[\(|\[)\"([^\"]*)\"(\]\)|\}}\}}|\)\]|\])$")
@@ -252,15 +248,5 @@ def test_the_same_state_draws_the_same_text_whatever_the_hash_seed():
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'playground.settings'; django.setup(); "
         "from tests.messaging.test_diagrams import fingerprint, FINGERPRINTED; print(fingerprint(FINGERPRINTED))"
     )
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        for seed in ("1", "2")
-    }
+    outputs = {out.strip() for out in outputs_under_hash_seeds(code)}
     assert outputs == {fingerprint(FINGERPRINTED)}

@@ -4,11 +4,7 @@ stream equals the engine's, for every preset."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -17,9 +13,9 @@ from patterns.core.player import Player
 from patterns.core.scenario import decode
 from patterns.messaging.pattern import PATTERN
 
+from ..support import outputs_under_hash_seeds
 from .test_ledger import StreamLedger, apply, engine_summary, make_engine, run
 
-ROOT = Path(__file__).resolve().parents[2]
 BUSY = [
     (1.0, "poison", {"count": 2}),
     (2.0, "crash_consumer", {"consumer": "W1"}),
@@ -95,20 +91,6 @@ def test_ledger_rebuilt_from_a_played_stream_equals_the_engine_s(preset) -> None
 
 
 def test_the_cli_stream_does_not_depend_on_the_hash_seed() -> None:
-    command = [
-        sys.executable,
-        "manage.py",
-        "simulate",
-        "messaging",
-        "--preset",
-        "transient-subscriber",
-        "--until",
-        "20",
-    ]
-    outputs = set()
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
-        outputs.add(result.stdout)
-    (output,) = outputs
+    command = ["manage.py", "simulate", "messaging", "--preset", "transient-subscriber", "--until", "20"]
+    (output,) = set(outputs_under_hash_seeds(command))
     assert output.count("\n") > 500

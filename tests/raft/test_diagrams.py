@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +23,8 @@ from patterns.raft import diagrams
 from patterns.raft.diagrams import RPCS_SHOWN, SYNTAX, leaders, text
 from patterns.raft.pattern import PATTERN
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support import outputs_under_hash_seeds
+
 STATE_IDS = set(diagrams.STATE_IDS.values())
 
 
@@ -387,11 +384,7 @@ print(json.dumps({"drawn": drawn, "metrics": metrics(engine)}))
 
 def test_the_same_run_draws_the_same_text_whatever_the_hash_seed():
     """Two processes with different PYTHONHASHSEED draw the same diagrams, details and metrics, byte for byte."""
-    outputs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "DJANGO_SETTINGS_MODULE": "playground.settings"}
-        command = [sys.executable, "-c", DRAW_IN_A_PROCESS]
-        outputs.append(subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout)
+    outputs = outputs_under_hash_seeds(DRAW_IN_A_PROCESS, env={"DJANGO_SETTINGS_MODULE": "playground.settings"})
     assert outputs[0] == outputs[1]
     drawn = json.loads(outputs[0])["drawn"]
     assert "partitions: s1  |  s2 s3" in drawn["cluster"]["svg"] and "s4: crashed" in drawn["cluster"]["details"]["s4"]

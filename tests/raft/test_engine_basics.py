@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import pytest
 from patterns.core.sim import Simulation
 from patterns.raft.pattern import PATTERN
 from patterns.raft.presets import PRESETS
+
+from ..support import outputs_under_hash_seeds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,17 +229,8 @@ def test_snapshot_pickled_mid_run_continues_identically():
 
 
 def test_events_do_not_depend_on_the_hash_seed():
-    outputs = set()
-    for hash_seed in ("1", "2"):
-        result = subprocess.run(
-            [sys.executable, "manage.py", "simulate", "raft", "--preset", "membership", "--until", "6"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": hash_seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        outputs.add(hashlib.sha256(result.stdout.encode()).hexdigest())
+    command = ["manage.py", "simulate", "raft", "--preset", "membership", "--until", "6"]
+    outputs = {hashlib.sha256(out.encode()).hexdigest() for out in outputs_under_hash_seeds(command)}
     assert len(outputs) == 1
 
 

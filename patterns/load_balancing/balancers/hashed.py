@@ -47,6 +47,7 @@ class RingHash(HashingBalancer):
 
     name = "ring_hash"
     label = "Consistent hashing (ring, virtual nodes)"
+    TRAIL = ("start", "any", "hash", "find", "search", "map", "healthy")  # what every pick passes, before "next"
     FLOW = flow(
         START,
         ANY_ELIGIBLE,
@@ -97,21 +98,26 @@ class RingHash(HashingBalancer):
     def owner(self, key: str) -> str | None:
         return self.walk(key)[3] if self.eligible else None
 
-    def describe_walk(self, h: int, start: int, passed: int) -> dict[str, float | int]:
-        return {
+    def pick(self, key: str, now: float | None = None) -> Pick:
+        if not self.eligible:
+            return self.nobody("start", "any")
+        h, start, passed, server = self.place(key)
+        detail = {
             "position": position(h),
             "point": position(self.ring.points[start]),
             "passed": passed,
             "stopped": position(self.ring.points[(start + passed) % len(self.ring)]),
+            **self.load_detail(server),
         }
+        return Pick(server, (*self.TRAIL, *(["next"] if passed else []), "send"), detail)
 
-    def pick(self, key: str, now: float | None = None) -> Pick:
-        if not self.eligible:
-            return self.nobody("start", "any")
-        h, start, passed, server = self.walk(key)
-        detail = self.describe_walk(h, start, passed)
-        trail = ("start", "any", "hash", "find", "search", "map", "healthy", *(["next"] if passed else []), "send")
-        return Pick(server, trail, detail)
+    def place(self, key: str) -> tuple[int, int, int, str | None]:
+        """The walk a pick takes (see `walk`): on the plain ring, to the first eligible owner clockwise."""
+        return self.walk(key)
+
+    def load_detail(self, server: str) -> dict[str, int]:
+        """What a pick reports of the chosen server's load: nothing, the plain ring ignores load."""
+        return {}
 
 
 class BoundedLoad(RingHash):
@@ -129,6 +135,7 @@ class BoundedLoad(RingHash):
 
     name = "bounded_load"
     label = "Consistent hashing with bounded loads"
+    TRAIL = ("start", "any", "hash", "find", "capacity", "search", "map", "healthy", "full")
     FLOW = flow(
         START,
         ANY_ELIGIBLE,
@@ -178,18 +185,13 @@ class BoundedLoad(RingHash):
     def has_room(self, server: str) -> bool:
         return self.active.get(server, 0) < self.capacity(server, self.placing)
 
-    def pick(self, key: str, now: float | None = None) -> Pick:
-        if not self.eligible:
-            return self.nobody("start", "any")
+    def place(self, key: str) -> tuple[int, int, int, str | None]:
+        """The walk clockwise passes full servers too, the capacities counting the request being placed."""
         self.placing = sum(self.active.get(s, 0) for s in self.eligible) + 1
-        h, start, passed, server = self.walk(key, self.has_room)
-        trail = ("start", "any", "hash", "find", "capacity", "search", "map", "healthy", "full")
-        detail = {
-            **self.describe_walk(h, start, passed),
-            "capacity": self.capacity(server, self.placing),
-            "load": self.active.get(server, 0),
-        }
-        return Pick(server, (*trail, *(["next"] if passed else []), "send"), detail)
+        return self.walk(key, self.has_room)
+
+    def load_detail(self, server: str) -> dict[str, int]:
+        return {"capacity": self.capacity(server, self.placing), "load": self.active.get(server, 0)}
 
 
 class Maglev(HashingBalancer):

@@ -7,16 +7,17 @@ import math
 from typing import ClassVar
 
 from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, flow, option
-from .rotation import smooth_pick
+from .rotation import SmoothWeightedTurns, smooth_pick
 
 
-class LeastConnections(Balancer):
+class LeastConnections(SmoothWeightedTurns):
     """NGINX ``least_conn``: the eligible server with the fewest active requests per unit of weight
     (``active * w_best < active_best * w``, integers, no rounding).
 
     Ties: NGINX's rule. The tied servers share out the picks by smooth weighted round-robin among themselves
-    (`smooth_pick`, with current weights kept across picks), so with equal weights tied servers take turns in
-    list order: a b c a b c on an idle cluster, never "always the first" as a plain scan would.
+    (`smooth_pick`, with current weights kept across picks as `SmoothWeightedTurns` keeps them), so with equal
+    weights tied servers take turns in list order: a b c a b c on an idle cluster, never "always the first" as a
+    plain scan would.
     """
 
     name = "least_connections"
@@ -59,14 +60,6 @@ class LeastConnections(Balancer):
             rotate > send
         """,
     )
-
-    def __init__(self, options, rng):
-        super().__init__(options, rng)
-        self.current: dict[str, int] = {}
-
-    def rebuild(self, members_changed: bool) -> None:
-        if members_changed:
-            self.current = {}
 
     def pick(self, key: str, now: float | None = None) -> Pick:
         trail = ["start", "init", "each", "healthy"]

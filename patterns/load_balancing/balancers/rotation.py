@@ -26,6 +26,23 @@ def smooth_pick(candidates: Sequence[str], weights: Mapping[str, int], current: 
     return best, total
 
 
+class SmoothWeightedTurns(Balancer):
+    """A balancer that deals picks out by `smooth_pick` and keeps the current weights between picks.
+
+    A change of membership or weights starts the current weights again from zero, as an NGINX reload does; a
+    server turning unhealthy only leaves the turns (as a peer marked down) and keeps its current weight.
+    ``current`` (server -> current weight) is public, for a face that shows the turns being taken.
+    """
+
+    def __init__(self, options, rng):
+        super().__init__(options, rng)
+        self.current: dict[str, int] = {}
+
+    def rebuild(self, members_changed: bool) -> None:
+        if members_changed:
+            self.current = {}
+
+
 class RoundRobin(Balancer):
     """The guide's round-robin: an index walks the server list in order, wrapping, and skips unhealthy servers
     (and drained ones, of weight 0). Other weights are ignored. The index survives membership changes (taken
@@ -77,13 +94,11 @@ class RoundRobin(Balancer):
         return self.nobody(*trail, "lap")
 
 
-class SmoothWeightedRoundRobin(Balancer):
-    """NGINX's smooth weighted round-robin (the default ``upstream`` balancer; see `smooth_pick`).
+class SmoothWeightedRoundRobin(SmoothWeightedTurns):
+    """NGINX's smooth weighted round-robin (the default ``upstream`` balancer; see `smooth_pick`), over every
+    eligible server, with current weights kept and reset as `SmoothWeightedTurns` says.
 
-    A change of membership or weights starts the current weights again from zero, as an NGINX reload does; a
-    server turning unhealthy only leaves the turns (as a peer marked down) and keeps its current weight.
     NGINX's failure-driven ``effective_weight`` is not modelled: failures are handled by the health checks.
-    ``current`` (server -> current weight) is public, for a face that shows the turns being taken.
     """
 
     name = "weighted_round_robin"
@@ -105,14 +120,6 @@ class SmoothWeightedRoundRobin(Balancer):
             lose > send
         """,
     )
-
-    def __init__(self, options, rng):
-        super().__init__(options, rng)
-        self.current: dict[str, int] = {}
-
-    def rebuild(self, members_changed: bool) -> None:
-        if members_changed:
-            self.current = {}
 
     def pick(self, key: str, now: float | None = None) -> Pick:
         if not self.eligible:
