@@ -23,10 +23,13 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from hashlib import blake2b
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import INVARIANTS
 from .linearizability import KVHistory
+
+if TYPE_CHECKING:
+    from patterns.core.sim import Event
 
 Found = list[tuple[str, Any, str]]  # (invariant, what it is reported once per, detail)
 
@@ -78,11 +81,21 @@ class LogView:
             return self.hashes[index - self.base - 1]
         return None
 
-    def append(self, term: int, command: dict[str, Any]) -> int:
-        digest = chained(self.hashes[-1] if self.hashes else self.base_hash, term, command)
+    @property
+    def last_hash(self) -> int:
+        return self.hashes[-1] if self.hashes else self.base_hash
+
+    def append(self, term: int, digest: int) -> None:
         self.terms.append(term)
         self.hashes.append(digest)
-        return digest
+
+    def differs(self, index: int, term: int, digest: int) -> bool:
+        """Does this log hold an entry of ``term`` at ``index`` with another prefix hash? (Log Matching's
+        question, asked of every other server for every entry appended, in one call.)"""
+        k = index - self.base - 1
+        if 0 <= k < len(self.terms):
+            return self.terms[k] == term and self.hashes[k] != digest
+        return k == -1 and self.base_term == term and self.base_hash != digest
 
     def truncate(self, index: int) -> None:
         """Delete the entries from ``index`` on (never the snapshot)."""
@@ -97,6 +110,36 @@ class LogView:
         else:
             self.terms, self.hashes = [], []
         self.base, self.base_term, self.base_hash = index, term, digest
+
+
+class PrefixHashes:
+    """The prefix hash last computed at each index, with what it was computed from. The servers of a live run
+    append the very same entry objects on the same prefixes, so an index costs one hash, not one per server.
+    Only a cache: snapshots of a run leave it out, and what it holds below the compaction floor is forgotten."""
+
+    __slots__ = ("floor", "rows")
+
+    def __init__(self) -> None:
+        self.floor = 0
+        self.rows: dict[int, tuple[int, int, dict[str, Any], int]] = {}  # index -> (previous, term, command, hash)
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return PrefixHashes, ()
+
+    def chained(self, index: int, previous: int, term: int, command: dict[str, Any]) -> int:
+        row = self.rows.get(index)
+        if row is not None and row[2] is command and row[0] == previous and row[1] == term:
+            return row[3]
+        digest = chained(previous, term, command)
+        if index > self.floor:
+            self.rows[index] = (previous, term, command, digest)
+        return digest
+
+    def forget_through(self, floor: int) -> None:
+        if floor > self.floor:
+            self.floor = floor
+            for index in [index for index in self.rows if index <= floor]:
+                del self.rows[index]
 
 
 class ServerView:
@@ -122,7 +165,8 @@ class IndexTable:
         return self.first + len(self.rows) - 1
 
     def get(self, index: int) -> Any:
-        return self.rows[index - self.first] if self.first <= index <= self.last else None
+        k = index - self.first
+        return self.rows[k] if 0 <= k < len(self.rows) else None
 
     def put(self, index: int, row: Any, gap: Any = None) -> None:
         """Set the row at ``index`` (at or after `first`), filling any gap before it with ``gap``."""
@@ -165,26 +209,33 @@ class Checker:
         self.double_votes: dict[int, list[tuple[str, str, str]]] = {}  # term -> (voter, first, second)
         self.committed = IndexTable()  # index -> (term, prefix hash) of the first server to commit it
         self.commit_terms: list[tuple[int, int]] = []  # (last index, term): indexes up to it committed by that term
-        self.applied = IndexTable()  # index -> (entry hash, term, server, command text) of the first apply
+        self.applied = IndexTable()  # index -> (entry hash or None, term, server, command) of the first apply
+        self.prefix_hashes = PrefixHashes()
         self.history = KVHistory()
         self.reported: set[tuple] = set()
         self.violations: list[dict[str, Any]] = []
 
     # -- the entry point --------------------------------------------------------------------------------------
-    def observe(self, event: dict[str, Any]) -> list[dict[str, str]]:
-        """Judge one event; the violations it caused, as {"invariant", "detail"}."""
-        handler = self.HANDLERS.get(event.get("type"))
+    def observe(self, event: Event | dict[str, Any]) -> list[dict[str, str]]:
+        """Judge one event, live (an `Event`: no copy of it into a dict of its own) or recorded (its ``as_dict()``
+        form); the violations it caused, as {"invariant", "detail"}."""
+        if isinstance(event, dict):
+            type, fields, seq, t = event.get("type"), event, event.get("seq"), event.get("t")
+        else:
+            type, fields, seq, t = event.type, event.fields, event.seq, event.t
+        handler = self.HANDLERS.get(type)
         if handler is None:
             return []
+        found = getattr(self, handler)(fields)
+        if not found:
+            return []
         out = []
-        for invariant, once_per, detail in getattr(self, handler)(event):
+        for invariant, once_per, detail in found:
             if (invariant, once_per) in self.reported:
                 continue
             self.reported.add((invariant, once_per))
             out.append({"invariant": invariant, "detail": detail})
-            self.violations.append(
-                {"invariant": invariant, "detail": detail, "cause": event.get("seq"), "t": event.get("t")}
-            )
+            self.violations.append({"invariant": invariant, "detail": detail, "cause": seq, "t": t})
         return out
 
     def server(self, server_id: str) -> ServerView:
@@ -261,12 +312,14 @@ class Checker:
                 )
             log.truncate(index)
         while log.last < index - 1:
-            log.append(MISSING, {})
-        for offset, entry in enumerate(event["entries"]):
-            if index + offset <= log.base:
+            log.append(MISSING, chained(log.last_hash, MISSING, {}))
+        for at, entry in enumerate(event["entries"], start=index):
+            if at <= log.base:
                 continue  # under its snapshot already
-            term = entry["term"]
-            found += self._matching(name, index + offset, term, log.append(term, entry["command"]), entry["command"])
+            term, command = entry["term"], entry["command"]
+            digest = self.prefix_hashes.chained(at, log.last_hash, term, command)
+            log.append(term, digest)
+            found += self._matching(name, at, term, digest, command)
         return found
 
     def _truncate(self, event: dict[str, Any]) -> Found:
@@ -327,7 +380,7 @@ class Checker:
         """Log Matching for the entry ``name`` now holds at ``index``: any other log with an entry of the same
         term there must hold the same prefix."""
         for other, view in self.servers.items():
-            if other != name and view.log.term_at(index) == term and view.log.hash_at(index) != digest:
+            if other != name and view.log.differs(index, term, digest):
                 mine = self.servers[name].log
                 return [
                     (
@@ -430,20 +483,24 @@ class Checker:
         name, index, term, command = event["server"], event["index"], event["term"], event["command"]
         if index < self.applied.first:
             return []
-        digest = entry_hash(term, command)
         first = self.applied.get(index)
         if first is None or first[2] is None:
-            self.applied.put(index, (digest, term, name, describe(command)), (0, MISSING, None, ""))
+            self.applied.put(index, (None, term, name, command), (0, MISSING, None, None))  # hashed if ever needed
             return []
-        if first[0] == digest:
+        digest, other_term, other, other_command = first
+        if command is other_command and term == other_term:
+            return []  # the very same entry: a live run's servers share them, so this is the usual case
+        if digest is None:
+            digest = entry_hash(other_term, other_command)
+            self.applied.put(index, (digest, other_term, other, other_command))
+        if entry_hash(term, command) == digest:
             return []
-        _, other_term, other, other_command = first
         return [
             (
                 "state_machine_safety",
                 tuple(sorted((name, other))),
                 f"{name} applied {describe(command)} (term {term}) at index {index}, but {other} had applied "
-                f"{other_command} (term {other_term}) at that index",
+                f"{describe(other_command)} (term {other_term}) at that index",
             )
         ]
 
@@ -451,6 +508,7 @@ class Checker:
         floor = min((s.log.base for s in self.servers.values() if s.role != "removed"), default=0)
         self.committed.forget_before(floor)
         self.applied.forget_before(floor + 1)
+        self.prefix_hashes.forget_through(floor)
 
     # -- clients ----------------------------------------------------------------------------------------------
     def _invoke(self, event: dict[str, Any]) -> Found:

@@ -31,11 +31,10 @@ class RaftLog:
 
     def term_at(self, index: int) -> int | None:
         """The term of the entry at ``index`` (the snapshot's term at its own index); None if not held."""
-        if index == self.snapshot_index:
-            return self.snapshot_term
-        if self.snapshot_index < index <= self.last_index:
-            return self.entries[index - self.snapshot_index - 1]["term"]
-        return None
+        k = index - self.snapshot_index - 1  # the position in `entries`, -1 for the snapshot's own index
+        if 0 <= k < len(self.entries):
+            return self.entries[k]["term"]
+        return self.snapshot_term if k == -1 else None
 
     def entry_at(self, index: int) -> dict[str, Any]:
         return self.entries[index - self.snapshot_index - 1]

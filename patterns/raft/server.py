@@ -376,9 +376,8 @@ class Server:
 
     def _advance_commit(self) -> None:
         """Commit the highest index a majority of voters hold, if its entry is of this term (Figure 8)."""
-        matches = sorted(
-            (self.log.last_index if v == self.id else self.match_index.get(v, 0) for v in self.voters), reverse=True
-        )
+        last = self.log.last_index
+        matches = sorted((last if v == self.id else self.match_index.get(v, 0) for v in self.voters), reverse=True)
         if not matches:
             return
         n = matches[len(matches) // 2]
@@ -400,8 +399,14 @@ class Server:
 
     def on_append(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
-        reply = {"term": self.current_term, "success": False, "round": request["round"]}
-        reply.update(prev_index=request["prev_index"], conflict_index=None, conflict_term=None)
+        reply = {
+            "term": self.current_term,
+            "success": False,
+            "round": request["round"],
+            "prev_index": request["prev_index"],
+            "conflict_index": None,
+            "conflict_term": None,
+        }
         if term < self.current_term:
             self._reply(src, "AppendEntriesReply", reply)
             return
