@@ -3,7 +3,8 @@
 Mermaid ids are derived from names by an injective escape (`mermaid_id`), so that a queue called "sub.S1" or an
 exchange called "" gives a valid, stable id, and the same engine state always gives the same text. Every label
 goes through `label_text`, which turns the characters Mermaid would read as syntax (``#`` of a topic binding
-included) into entity codes.
+included) into entity codes. The trail, which changes on every frame, and the ledger are SVG drawn here (their
+text HTML-escaped), with the same ids for the participants of the trail as for the nodes of the topology.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from patterns.core.charts import PALETTE, line_chart
 from patterns.core.registry import Diagram, Drawing
+from patterns.core.sequence import Row, sequence_svg
 
 from .broker import DLX
 from .consumers import Consumer
@@ -325,19 +327,17 @@ def _topology_caption(engine: MessagingEngine) -> str:
 
 
 # -- message trail --------------------------------------------------------------------------------------------------
-ARROWS = {
-    "published": "->>",
-    "routed": "->>",
-    "delivered": "->>",
-    "acked": "-->>",
-    "nacked": "--x",
-    "requeued": "-->>",
-    "dead_lettered": "-x",
-    "expired": "-x",
-    "dropped": "-x",
-    "replied": "->>",
-    "reply_late": "--x",
-    "confirmed": "-->>",
+# Drawn here as SVG (patterns/core/sequence.py): the trail changes on every frame, and Mermaid's layout of a
+# sequence diagram would take about 40 ms of the browser's main thread each time.
+SHAPES_OF_STEPS = {  # step -> (style, fate): dashed answers, a cross where a copy is refused or ends
+    "acked": ("reply", "delivered"),
+    "nacked": ("reply", "dropped"),
+    "requeued": ("reply", "delivered"),
+    "dead_lettered": ("request", "dropped"),
+    "expired": ("request", "dropped"),
+    "dropped": ("request", "dropped"),
+    "reply_late": ("reply", "dropped"),
+    "confirmed": ("reply", "delivered"),
 }
 VERBS = {
     "published": "publish",
@@ -353,10 +353,17 @@ VERBS = {
     "reply_late": "late reply, discarded",
     "confirmed": "confirm",
 }
+# Colours from the site's theme (light and dark), with fallbacks for a picture shown on its own.
+TRAIL_STYLE = (
+    ".msg-trail :is(.step-acked,.step-confirmed,.step-replied){--ink:var(--ok,#067647)}"
+    ".msg-trail :is(.step-requeued,.step-redelivered){--ink:var(--active,#c2410c)}"
+    ".msg-trail :is(.step-nacked,.step-dead_lettered,.step-expired,.step-dropped,.step-reply_late)"
+    "{--ink:var(--danger,#b42318)}"
+)
 
 
 class Cast:
-    """Who a name on the trail is: its Mermaid id, its shown name and its place from left to right."""
+    """Who a name on the trail is: its id (as in the topology), its shown name and its place from left to right."""
 
     def __init__(self, engine: MessagingEngine):
         self.places: dict[str, tuple[tuple[int, int], str, str]] = {}
@@ -402,33 +409,40 @@ def _ends(step: Mapping[str, Any]) -> tuple[str, list[str], str]:
 
 
 def trail(engine: MessagingEngine) -> Drawing:
-    """The last steps of messages through the broker, oldest first, as a sequence diagram."""
+    """The last steps of messages through the broker, oldest first, as a sequence diagram: one arrow per queue a
+    message is routed to; a step with one end (an expiry, a drop) is a loop on the one participant it concerns."""
     steps = [step for step in engine.trail if _shown_step(step)][-TRAIL_STEPS:]
     cast = Cast(engine)
-    arrows = []
-    actors: dict[str, tuple[tuple[int, int], str, str]] = {}
+    rows = []
+    actors = {}
     for step in steps:
         source, targets, note = _ends(step)
         words = [f"{step['t']:.2f}", VERBS.get(step["step"], step["step"])]
         if step["id"] is not None:
             words.append(f"#{step['id']}")
         words += [part for part in (step["label"], note) if part]
-        text = label_text(" ".join(words))
+        style, fate = SHAPES_OF_STEPS.get(step["step"], ("request", "delivered"))
+        css = f"step-{step['step']}" + (" step-redelivered" if step["label"] == "redelivered" else "")
         for name in (source, *targets):
             actors[name] = cast.find(name)
         for target in targets:
-            arrow = ARROWS.get(step["step"], "->>")
-            arrows.append(f"    {actors[source][1]}{arrow}{actors[target][1]}: {text}")
-    if not arrows:
+            rows.append(Row(actors[source][1], actors[target][1], " ".join(words), style=style, fate=fate, css=css))
+    if not rows:
         actors = {BROKER: cast.find(BROKER)}
-        arrows = [f"    Note over {actors[BROKER][1]}: no message has moved yet"]
-    lines = ["sequenceDiagram"]
-    for _, node_id, shown in sorted(set(actors.values())):  # the default exchange may go by two names
-        lines.append(f"    participant {node_id} as {label_text(shown)}")
+    columns = {node_id: (place, shown) for place, node_id, shown in actors.values()}  # "" and "(default)": one
+    order = sorted((place, node_id, shown) for node_id, (place, shown) in columns.items())
+    svg = sequence_svg(
+        [(node_id, shown) for _, node_id, shown in order],
+        rows,
+        name="msg-trail",
+        title=f"The last {len(steps)} message steps" if steps else "No message has moved yet",
+        style=TRAIL_STYLE,
+        empty="no message has moved yet",
+    )
     caption = "Messages appear here as they move."
     if steps:
         caption = f"The last {len(steps)} message steps, from {steps[0]['t']:.2f} s to {steps[-1]['t']:.2f} s."
-    return Drawing(mermaid="\n".join([*lines, *arrows]), caption=caption)
+    return Drawing(svg=svg, caption=caption)
 
 
 # -- ledger ---------------------------------------------------------------------------------------------------------

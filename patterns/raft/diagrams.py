@@ -19,6 +19,7 @@ from html import escape
 from typing import Any
 
 from patterns.core.registry import Diagram, Drawing
+from patterns.core.sequence import Band, Row, sequence_svg
 
 RPCS_SHOWN = 20
 LOG_ROWS = 12
@@ -451,26 +452,9 @@ def _in_order(occupied: Mapping[str, list[str]]) -> Iterable[tuple[str, list[str
 
 
 # -- recent RPCs ----------------------------------------------------------------------------------------------------
-# A sequence diagram drawn here rather than by Mermaid: it changes with every heartbeat, and Mermaid's layout of
-# twenty messages costs the browser 100 to 300 ms on every frame; here a message still on the wire can also be
-# drawn as far as it has gone, like the dots of the cluster picture.
-COLUMN_W, ROW_H, NOTE_H, ACTOR_H = 88, 30, 18, 24
-CHAR_W = 6.0  # a generous width of one character of 11px text, to keep labels inside the picture
-SEQUENCE_STYLE = (
-    "<style>"
-    ".raft-rpcs text{font:11px system-ui,sans-serif;fill:currentColor;dominant-baseline:central}"
-    ".raft-rpcs .actor rect{fill:none;stroke:currentColor;stroke-opacity:.5}"
-    ".raft-rpcs .actor text,.raft-rpcs .note text{text-anchor:middle}"
-    ".raft-rpcs .life{stroke:currentColor;stroke-opacity:.2}"
-    ".raft-rpcs .note rect{fill:#fff3bf;stroke:#f08c00}.raft-rpcs .note text{fill:#111}"
-    ".raft-rpcs line{stroke-width:1.5}.raft-rpcs .reply line{stroke-dasharray:5 3}"
-    ".raft-rpcs .dropped line{stroke-opacity:.45}.raft-rpcs .cross{fill:#c92a2a;font-weight:700;text-anchor:middle}"
-    + "".join(
-        f".raft-rpcs .{kind} line{{stroke:{c}}}.raft-rpcs .{kind} path,.raft-rpcs .{kind} circle{{fill:{c}}}"
-        for kind, c in MESSAGE_COLOURS.items()
-    )
-    + "</style>"
-)
+# A sequence diagram drawn here rather than by Mermaid (see patterns/core/sequence.py): it changes with every
+# heartbeat, and a message still on the wire is drawn as far as it has gone, like the dots of the cluster picture.
+SEQUENCE_STYLE = "".join(f".raft-rpcs .{kind}{{--ink:{c}}}" for kind, c in MESSAGE_COLOURS.items())
 
 
 def rpcs(engine: Any) -> Drawing:
@@ -478,37 +462,21 @@ def rpcs(engine: Any) -> Drawing:
     changes: solid arrows are requests, dashed ones replies; a message on the wire stops where it is now, with
     its id (what drop_message takes); a lost one ends in a cross."""
     recent = list(engine.rpcs)[-RPCS_SHOWN:]
-    names = list(engine.servers)
-    for rpc in recent:  # a server removed from the cluster since: still a column while its messages show
-        names += [end for end in (rpc["src"], rpc["dst"]) if end not in names]
-    x = {name: MARGIN + i * COLUMN_W + COLUMN_W / 2 for i, name in enumerate(names)}
-    width = 2 * MARGIN + len(names) * COLUMN_W
     flights = {m.id: m for m in engine.net.in_flight()}
-    rows, y, term = [], ACTOR_H + MARGIN, None
-    for rpc in recent:
+    rows, bands, term = [], [], None
+    for index, rpc in enumerate(recent):
         if rpc["term"] != term:
             term = rpc["term"]
-            rows.append(
-                f'<g class="note"><rect x="{MARGIN}" y="{y + 2}" width="{width - 2 * MARGIN}" height="{NOTE_H - 4}"/>'
-                f"{_svg_text(width / 2, y + NOTE_H / 2, f'term {term}')}</g>"
-            )
-            y += NOTE_H
-        rows.append(_rpc_row(rpc, x, y, width, flights.get(rpc["id"]), engine.sim.now))
-        y += ROW_H
-    if not recent:
-        rows.append(_svg_text(width / 2, y + ROW_H / 2, "no RPC yet", "plain"))
-        y += ROW_H
-    height = y + MARGIN
-    actors = [
-        f'<g class="actor" data-id="{node_id(name)}"><rect x="{x[name] - COLUMN_W / 2 + 6}" y="{MARGIN / 2}" '
-        f'width="{COLUMN_W - 12}" height="{ACTOR_H}" rx="4"/>{_svg_text(x[name], MARGIN / 2 + ACTOR_H / 2, name)}</g>'
-        f'<path class="life" d="M{x[name]} {MARGIN / 2 + ACTOR_H}V{height}"/>'
-        for name in names
-    ]
-    svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'class="raft-rpcs" role="img" aria-labelledby="raft-rpcs-title">{SEQUENCE_STYLE}'
-        f'<title id="raft-rpcs-title">The last {len(recent)} RPCs</title>{"".join(actors)}{"".join(rows)}</svg>'
+            bands.append(Band(index, f"term {term}"))
+        rows.append(_rpc_row(rpc, flights.get(rpc["id"]), engine.sim.now))
+    svg = sequence_svg(  # a server removed from the cluster since: still a column while its messages show
+        [(node_id(name), name) for name in engine.servers],
+        rows,
+        bands,
+        name="raft-rpcs",
+        title=f"The last {len(recent)} RPCs",
+        style=SEQUENCE_STYLE,
+        empty="no RPC yet",
     )
     if not recent:
         caption = "No RPC has been sent yet."
@@ -523,35 +491,22 @@ def rpcs(engine: Any) -> Drawing:
     return Drawing(svg=svg, caption=caption)
 
 
-def _label_at(x: float, y: float, words: str, right: float) -> str:
-    if x + len(words) * CHAR_W > right:
-        return f'<text x="{right:.1f}" y="{y}" text-anchor="end">{escape(words)}</text>'
-    return f'<text x="{x:.1f}" y="{y}">{escape(words)}</text>'
-
-
-def _rpc_row(rpc: Mapping[str, Any], x: Mapping[str, float], y: float, width: float, flight: Any, now: float) -> str:
-    """One message: its label above an arrow from sender to receiver (or as far as it has got); the label starts
-    over the arrow's left end, or ends at the right edge when it would run past it."""
+def _rpc_row(rpc: Mapping[str, Any], flight: Any, now: float) -> Row:
+    """One message, coloured by its RPC; the band above says the term, so its label does not."""
     reply = rpc["kind"].endswith("Reply")
-    shade = MESSAGE_KINDS.get(rpc["kind"].removesuffix("Reply"), "append") + (" reply" if reply else "")
-    start, end = x[rpc["src"]], x[rpc["dst"]]
-    summary = rpc["summary"].removeprefix(f"term {rpc['term']}, ")  # the band above says the term
+    summary = rpc["summary"].removeprefix(f"term {rpc['term']}, ")
     number = f" #{rpc['id']}" if rpc["fate"] == "in_flight" else ""
-    label = f"{rpc['kind']}{number} {summary}" + (" (lost)" if rpc["fate"] == "dropped" else "")
-    line_y = y + ROW_H - 8
+    progress = 1.0
     if rpc["fate"] == "in_flight" and flight is not None and flight.deliver_at > flight.sent_at:
-        end = start + (end - start) * min(1.0, max(0.0, (now - flight.sent_at) / (flight.deliver_at - flight.sent_at)))
-    step = 1 if end >= start else -1
-    if rpc["fate"] == "delivered":
-        head = f'<path d="M{end:.1f} {line_y}l{-8 * step} -4v8z"/>'
-    elif rpc["fate"] == "dropped":
-        head = f'<text class="cross" x="{end - 6 * step:.1f}" y="{line_y}">\N{MULTIPLICATION SIGN}</text>'
-    else:
-        head = f'<circle cx="{end:.1f}" cy="{line_y}" r="4"/>'
-    return (
-        f'<g class="rpc {rpc["fate"]} {shade}">'
-        f"{_label_at(min(start, x[rpc['dst']]) + 4, y + 9, label, width - MARGIN)}"
-        f'<line x1="{start:.1f}" y1="{line_y}" x2="{end:.1f}" y2="{line_y}"/>{head}</g>'
+        progress = (now - flight.sent_at) / (flight.deliver_at - flight.sent_at)
+    return Row(
+        node_id(rpc["src"]),
+        node_id(rpc["dst"]),
+        f"{rpc['kind']}{number} {summary}" + (" (lost)" if rpc["fate"] == "dropped" else ""),
+        style="reply" if reply else "request",
+        fate=rpc["fate"],
+        progress=progress,
+        css=MESSAGE_KINDS.get(rpc["kind"].removesuffix("Reply"), "append"),
     )
 
 

@@ -8,7 +8,8 @@ import functools
 import hashlib
 import json
 import re
-from typing import Any
+import xml.etree.ElementTree as ET
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -30,7 +31,7 @@ NODE = re.compile(rf"^    ({ID})(\(\[|\{{\{{|\[\(|\[)\"([^\"]*)\"(\]\)|\}}\}}|\)
 EDGE = re.compile(rf"^    ({ID}) (e\d+)@(-->|-\.->)(?:\|\"([^\"]*)\"\|)? ({ID})$")
 ENTITY = r"#(35|quot|59|lt|gt|37);"
 ENTITIES = {"35": "#", "quot": '"', "59": ";", "lt": "<", "gt": ">", "37": "%"}
-ARROW = re.compile(rf"^    ({ID})(->>|-->>|--x|-x)({ID}): (.*)$")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @functools.cache
@@ -63,6 +64,36 @@ def parse_flowchart(source: str) -> tuple[dict[str, str], dict[str, tuple[str, s
         else:
             assert line.startswith("    classDef "), line
     return nodes, edges, classes
+
+
+class Arrow(NamedTuple):
+    src: str
+    dst: str
+    style: str  # request (solid) or reply (dashed)
+    fate: str  # delivered (arrowhead), dropped (cross) or in_flight
+    label: str
+
+
+def parse_trail(svg: str) -> tuple[list[str], list[Arrow], ET.Element]:
+    """The participants (ids, left to right) and the arrows of a trail picture, each arrow's ends found from where
+    it is drawn: a line from one lifeline to another, or a loop that starts on one."""
+    root = ET.fromstring(svg)
+    participants, at = [], {}
+    for actor in (g for g in root.iter(f"{SVG}g") if g.get("class") == "actor"):
+        rect = actor.find(f"{SVG}rect")
+        participants.append(actor.get("data-id"))
+        at[round(float(rect.get("x")) + float(rect.get("width")) / 2, 1)] = actor.get("data-id")
+    arrows = []
+    for row in (g for g in root.iter(f"{SVG}g") if g.get("class", "").startswith("row ")):
+        _, fate, style, *_ = row.get("class").split()
+        line = row.find(f"{SVG}line")
+        if line is None:
+            loop = row.find(f"{SVG}path[@class='loop']")
+            src = dst = at[float(re.match(r"M([\d.]+) ", loop.get("d"))[1])]
+        else:
+            src, dst = at[float(line.get("x1"))], at[float(line.get("x2"))]
+        arrows.append(Arrow(src, dst, style, fate, row.find(f"{SVG}text").text))
+    return participants, arrows, root
 
 
 SNAPSHOTS = [(p.slug, t) for p in PRESETS for t in TIMES]
@@ -161,35 +192,60 @@ def test_request_reply_draws_reply_queues_to_their_clients_and_a_transient_queue
 @pytest.mark.parametrize(("slug", "t"), SNAPSHOTS, ids=[f"{s}@{t}" for s, t in SNAPSHOTS])
 def test_trail_is_a_bounded_sequence_diagram_of_declared_participants(slug, t):
     engine = engine_at(slug, t)
-    lines = draw(engine, "trail").mermaid.splitlines()
-    assert lines[0] == "sequenceDiagram"
-    participants = [line.split()[1] for line in lines if line.startswith("    participant ")]
-    arrows = [ARROW.match(line) for line in lines if not line.startswith(("    participant ", "sequenceDiagram"))]
+    drawing = draw(engine, "trail")
+    assert drawing.mermaid == "" and drawing.caption
+    participants, arrows, root = parse_trail(drawing.svg)
+    assert root.get("role") == "img" and len(participants) == len(set(participants))
     if t == 0.0:
-        assert lines[-1].startswith("    Note over ") and len(participants) == 1
+        assert not arrows and participants == [mermaid_id("node", "broker")]
+        assert root.find(f"{SVG}text[@class='empty']").text == "no message has moved yet"
         return
-    assert all(arrows) and len(participants) == len(set(participants))
-    assert {a[1] for a in arrows} | {a[3] for a in arrows} == set(participants)
-    times = [float(a[4].split()[0]) for a in arrows]
+    assert {a.src for a in arrows} | {a.dst for a in arrows} == set(participants)
+    times = [float(a.label.split()[0]) for a in arrows]
     assert times == sorted(times) and times[-1] <= t
     assert len(arrows) <= 3 * TRAIL_STEPS  # a route to three queues is three arrows
+    assert len(drawing.svg) < 6000 + 400 * len(arrows)
 
 
-def trail_just_after(slug: str, event_type: str, **match: Any) -> str:
-    """The trail drawn a moment after the first event of a type in a preset's run."""
+def trail_just_after(slug: str, event_type: str, **match: Any) -> list[Arrow]:
+    """The arrows of the trail drawn a moment after the first event of a type in a preset's run."""
     [first, *_] = played(slug).of(event_type, **match)
-    return draw(engine_at(slug, first["t"] + 0.001), "trail").mermaid
+    return parse_trail(draw(engine_at(slug, first["t"] + 0.001), "trail").svg)[1]
+
+
+def shown(arrows: list[Arrow], src: str, dst: str, style: str, fate: str, label: str) -> bool:
+    """Whether an arrow goes from ``src`` to ``dst`` (patterns) drawn so, with a label matching ``label``."""
+    return any(
+        re.fullmatch(src, a.src)
+        and re.fullmatch(dst, a.dst)
+        and (a.style, a.fate) == (style, fate)
+        and re.fullmatch(label, a.label)
+        for a in arrows
+    )
 
 
 def test_trail_shows_requeues_redeliveries_dead_letters_and_late_replies():
     requeue = trail_just_after("crash-redelivery", "msg.requeued")
-    assert re.search(r"^    nW1-->>qtasks: [\d.]+ requeue #35;\d+ connection_lost$", requeue, flags=re.M)
+    assert shown(requeue, "nW1", "qtasks", "reply", "delivered", r"[\d.]+ requeue #\d+ connection_lost")
     redelivery = trail_just_after("crash-redelivery", "msg.delivered", redelivered=True)
-    assert re.search(r"^    qtasks->>nW[23]: [\d.]+ deliver #35;\d+ redelivered$", redelivery, flags=re.M)
+    assert shown(redelivery, "qtasks", "nW[23]", "request", "delivered", r"[\d.]+ deliver #\d+ redelivered")
     poison = trail_just_after("poison-dlq", "msg.dead_lettered")
-    assert re.search(r"^    qtasks-xqtasks_2e_dlq: [\d.]+ dead-letter #35;\d+ delivery_limit$", poison, flags=re.M)
+    assert shown(poison, "qtasks", "qtasks_2e_dlq", "request", "dropped", r"[\d.]+ dead-letter #\d+ delivery_limit")
     late = trail_just_after("slow-worker", "msg.reply_late")
-    assert re.search(r"^    qreply_2e_C\d--xcC\d: [\d.]+ late reply, discarded #35;\d+ C\d-\d+$", late, flags=re.M)
+    assert shown(late, r"qreply_2e_C\d", r"cC\d", "reply", "dropped", r"[\d.]+ late reply, discarded #\d+ C\d-\d+")
+
+
+def test_a_message_routed_to_several_queues_is_one_arrow_per_queue():
+    engine = engine_at("topic-routing", 5.5)
+    _, arrows, _ = parse_trail(draw(engine, "trail").svg)
+    routes: dict[str, list[str]] = {}
+    for arrow in arrows:
+        if arrow.label.split()[1] == "route":
+            routes.setdefault(arrow.label, []).append(arrow.dst)
+    routed = {f"{s['t']:.2f} route #{s['id']} {s['label']}": s["dst"] for s in engine.trail if s["step"] == "routed"}
+    assert any(len(queues) > 1 for queues in routes.values()), "the preset routes a message to several queues"
+    for label, queues in routes.items():
+        assert queues == [mermaid_id("queue", q) for q in routed[label].split(",")]
 
 
 # -- ledger, charts, metrics ----------------------------------------------------------------------------------------

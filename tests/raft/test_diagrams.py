@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from hypothesis import given
 from hypothesis import strategies as st
 
+from patterns.core import sequence
 from patterns.core.player import Player
 from patterns.core.scenario import decode
 from patterns.raft import diagrams
@@ -170,12 +171,12 @@ def test_the_sequence_diagram_shows_the_latest_rpcs(name):
     engine, drawn = situation(name)
     root = ET.fromstring(drawn["rpcs"].svg)
     columns = {
-        el.get("data-id"): float(el.find(f"{SVG}rect").get("x")) + diagrams.COLUMN_W / 2 - 6
+        el.get("data-id"): float(el.find(f"{SVG}rect").get("x")) + sequence.COLUMN_W / 2 - 6
         for el in root.iter()
         if el.get("class") == "actor"
     }
     assert list(columns)[: len(engine.servers)] == list(engine.servers)
-    rows = [el for el in root.iter(f"{SVG}g") if el.get("class", "").startswith("rpc ")]
+    rows = [el for el in root.iter(f"{SVG}g") if el.get("class", "").startswith("row ")]
     recent = list(engine.rpcs)[-RPCS_SHOWN:]
     assert len(rows) == len(recent) > 0
     for row, rpc in zip(rows, recent, strict=True):
@@ -183,11 +184,11 @@ def test_the_sequence_diagram_shows_the_latest_rpcs(name):
         assert classes[1] == rpc["fate"] and ("reply" in classes) == rpc["kind"].endswith("Reply")
         shown = row.find(f"{SVG}text")
         label = shown.text  # inside the picture: starting after its left end, or ending at its right one
-        right = float(root.get("width")) - diagrams.MARGIN
+        right = float(root.get("width")) - sequence.MARGIN
         if shown.get("text-anchor") == "end":
-            assert float(shown.get("x")) == right and len(label) * diagrams.CHAR_W <= right
+            assert float(shown.get("x")) == right and len(label) * sequence.CHAR_W <= right
         else:
-            assert float(shown.get("x")) + len(label) * diagrams.CHAR_W <= right
+            assert float(shown.get("x")) + len(label) * sequence.CHAR_W <= right
         assert label.startswith(rpc["kind"]) and (f" #{rpc['id']} " in label) == (rpc["fate"] == "in_flight")
         assert label.endswith(" (lost)") == (rpc["fate"] == "dropped")
         line = row.find(f"{SVG}line")
@@ -195,7 +196,7 @@ def test_the_sequence_diagram_shows_the_latest_rpcs(name):
         assert abs(start - columns[rpc["src"]]) < 0.1  # from the sender's lifeline towards the receiver's
         towards = columns[rpc["dst"]] - start
         assert 0 <= (end - start) / towards <= 1 and (rpc["fate"] != "delivered" or abs(end - start - towards) < 0.1)
-    terms = [el.find(f"{SVG}text").text for el in root.iter(f"{SVG}g") if el.get("class") == "note"]
+    terms = [el.find(f"{SVG}text").text for el in root.iter(f"{SVG}g") if el.get("class") == "band"]
     assert terms == [
         f"term {t}" for i, t in enumerate(r["term"] for r in recent) if i == 0 or recent[i - 1]["term"] != t
     ]
