@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 WRITE_OPS = (("set", 0.6), ("delete", 0.15), ("cas", 0.25))
+WRITE_NAMES, WRITE_WEIGHTS = [name for name, _ in WRITE_OPS], [weight for _, weight in WRITE_OPS]
 
 
 class Client:
@@ -44,10 +45,8 @@ class Client:
             return
         rng = self.sim.rng
         key = f"k{rng.randint(1, self.cluster.params['keys'])}"
-        if rng.random() < self.cluster.params["read_share"]:
-            op = "get"
-        else:
-            op = rng.choices([name for name, _ in WRITE_OPS], [weight for _, weight in WRITE_OPS])[0]
+        read = rng.random() < self.cluster.params["read_share"]
+        op = "get" if read else rng.choices(WRITE_NAMES, WRITE_WEIGHTS)[0]
         self.invoke(op, key, f"{self.id}.{self.seq + 1}")
 
     def invoke(self, op: str, key: str, value: str) -> None:

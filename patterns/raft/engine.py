@@ -9,22 +9,22 @@ event right after; raft.rpc and raft.note, half of all events, tell it nothing a
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 from patterns.core.network import LatencyModel, Message, Network
-from patterns.core.sim import Simulation
+from patterns.core.sim import Event, Simulation
 
 from . import membership
 from .clients import Client
 from .invariants import Checker
 from .params import MAX_SERVERS
-from .server import Server
+from .server import HANDLERS, Server
 
 STATS = ("elections", "leaders", "commits", "client_ops", "snapshots", "installs")
 MAX_CLIENTS = 20  # configured clients plus ad-hoc ones made by client_request
+RPCS_KEPT = 60  # the recent RPCs the sequence diagram and the captions draw from
 
 
 class RaftEngine:
@@ -38,9 +38,9 @@ class RaftEngine:
         self.checker = Checker()
         self.stats: dict[str, Any] = {name: 0 for name in STATS}
         self.stats["rpcs"] = {}
-        self.rpcs: deque[dict[str, Any]] = deque(maxlen=60)
-        self._flying: dict[int, tuple[float, dict[str, Any]]] = {}  # id -> (arrival, record in `rpcs`) on the wire
-        self._arrivals: list[tuple[float, int]] = []  # heap of (arrival, id), one per message put in `_flying`
+        self._recent: deque[tuple[float, Event]] = deque(maxlen=RPCS_KEPT)  # (when sent, raft.rpc event) of RPCs
+        self._fates: dict[int, str] = {}  # message id -> fate of each RPC in `_recent`
+        self._receiver = self._deliver  # one bound method for every message, which the network vets only once
         self.membership: list[tuple[str, str]] = []  # ("add" | "remove", server) requests for the leader
         self.removing: list[str] = []  # servers to shut down once a committed configuration leaves them out
         ids = [f"s{n}" for n in range(1, self.params["servers"] + 1)]
@@ -99,61 +99,55 @@ class RaftEngine:
 
     # -- messages ---------------------------------------------------------------------------------------------
     def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
-        message = self.net.send(src, dst, (kind, payload), self._deliver)
-        if self._arrivals and self._arrivals[0][0] < self.sim.now:
-            self._sweep()
+        message = self.net.send(src, dst, (kind, payload), self._receiver)
         rpcs = self.stats["rpcs"]
         rpcs[kind] = rpcs.get(kind, 0) + 1
-        term, arrival = payload["term"], message.deliver_at
-        fate = "dropped" if arrival is None else "in_flight"
-        record = {
-            "t": self.sim.now,
-            "kind": kind,
-            "src": src,
-            "dst": dst,
-            "term": term,
-            "id": message.id,
-            "summary": summary,
-            "fate": fate,
-        }
-        self.rpcs.append(record)
-        if arrival is not None:
-            self._flying[message.id] = (arrival, record)
-            heapq.heappush(self._arrivals, (arrival, message.id))
-        self.sim.emit("raft.rpc", kind=kind, src=src, dst=dst, term=term, id=message.id, summary=summary)
+        event = self.sim.emit(
+            "raft.rpc", kind=kind, src=src, dst=dst, term=payload["term"], id=message.id, summary=summary
+        )
+        self._remember(message, event)
 
-    def _sweep(self) -> None:
-        """Messages whose arrival time has passed without a delivery were lost on the way (cut, crash). The heap
-        hands over only those that are due (most were delivered already), instead of a scan of all in flight."""
-        now, arrivals = self.sim.now, self._arrivals
-        while arrivals and arrivals[0][0] < now:
-            flying = self._flying.pop(heapq.heappop(arrivals)[1], None)
-            if flying is not None:
-                flying[1]["fate"] = "dropped"
+    def _remember(self, message: Message, event: Event) -> None:
+        """Keep an RPC among the recent ones: its event tells all but its fate, which is kept by message id."""
+        recent = self._recent
+        if len(recent) == RPCS_KEPT:
+            del self._fates[recent[0][1].fields["id"]]
+        recent.append((self.sim.now, event))
+        self._fates[message.id] = "dropped" if message.deliver_at is None else "in_flight"
+
+    @property
+    def rpcs(self) -> list[dict[str, Any]]:
+        """The recent RPCs as records (t, kind, src, dst, term, id, summary, fate), built when asked (for a frame or
+        a test), not for every RPC sent. A delivery marks its fate at once; a message the network lost on the way
+        (a cut, a crash) just leaves the wire, so it is marked here."""
+        fates = self._fates
+        for id, fate in fates.items():
+            if fate == "in_flight" and not self.net.on_wire(id):
+                fates[id] = "dropped"
+        return [{"t": t, **event.fields, "fate": fates[event.fields["id"]]} for t, event in self._recent]
 
     def send_client(self, src: str, dst: str, request: dict[str, Any]) -> None:
-        self.net.send(src, dst, ("ClientRequest", request), self._deliver)
+        self.net.send(src, dst, ("ClientRequest", request), self._receiver)
 
     def answer(self, server: str, client: str, seq: int, result: Any) -> None:
         if client in self.clients:
             reply = {"seq": seq, "ok": True, "result": result, "server": server, "leader": server}
-            self.net.send(server, client, ("ClientReply", reply), self._deliver)
+            self.net.send(server, client, ("ClientReply", reply), self._receiver)
 
     def redirect(self, server: str, client: str, request: dict[str, Any], leader: str | None) -> None:
         if client in self.clients:
             reply = {"seq": request["seq"], "attempt": request["attempt"], "ok": False, "result": None}
             reply.update(server=server, leader=leader)
-            self.net.send(server, client, ("ClientReply", reply), self._deliver)
+            self.net.send(server, client, ("ClientReply", reply), self._receiver)
 
     def _deliver(self, message: Message) -> None:
         kind, payload = message.payload
-        flying = self._flying.pop(message.id, None)
-        if flying is not None:
-            flying[1]["fate"] = "delivered"
+        if message.id in self._fates:
+            self._fates[message.id] = "delivered"
         if kind == "ClientReply":
             self.clients[message.dst].receive(payload)
         else:
-            self.servers[message.dst].receive(message.src, kind, payload)
+            HANDLERS[kind](self.servers[message.dst], message.src, payload)
 
     def server_ids(self) -> list[str]:
         return list(self.servers)
@@ -261,13 +255,12 @@ class RaftEngine:
         self.net.set_duplicate_rate(rate)
 
     def _do_drop_message(self, id: int) -> None:
-        if id not in {message.id for message in self.net.in_flight()}:
+        if not self.net.on_wire(id):
             self.note(f"drop_message: message {id} is not on the wire")
             return
         self.net.drop(id)
-        flying = self._flying.pop(id, None)
-        if flying is not None:
-            flying[1]["fate"] = "dropped"
+        if id in self._fates:
+            self._fates[id] = "dropped"
 
     def _do_client_request(self, op: str, key: str, value: str) -> None:
         client = next((c for c in self.clients.values() if c.pending is None), None)

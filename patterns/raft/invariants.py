@@ -54,7 +54,7 @@ MISSING = 0  # the term of an index a server skipped: no real entry has term 0
 class LogView:
     """One server's log as the checker sees it: a snapshot point, then term and prefix hash per index."""
 
-    __slots__ = ("base", "base_hash", "base_term", "hashes", "terms")
+    __slots__ = ("base", "base_hash", "base_term", "hashes", "last", "terms")
 
     def __init__(self) -> None:
         self.base = 0  # last index covered by the snapshot (0: none)
@@ -62,10 +62,7 @@ class LogView:
         self.base_hash = 0
         self.terms: list[int] = []  # indexes base+1 .. last
         self.hashes: list[int] = []
-
-    @property
-    def last(self) -> int:
-        return self.base + len(self.terms)
+        self.last = 0  # the last index held: base + len(terms), kept by every change (read for every entry)
 
     def term_at(self, index: int) -> int | None:
         if index == self.base:
@@ -88,6 +85,7 @@ class LogView:
     def append(self, term: int, digest: int) -> None:
         self.terms.append(term)
         self.hashes.append(digest)
+        self.last += 1
 
     def differs(self, index: int, term: int, digest: int) -> bool:
         """Does this log hold an entry of ``term`` at ``index`` with another prefix hash? (Log Matching's
@@ -101,6 +99,7 @@ class LogView:
         """Delete the entries from ``index`` on (never the snapshot)."""
         keep = max(0, index - self.base - 1)
         del self.terms[keep:], self.hashes[keep:]
+        self.last = self.base + len(self.terms)
 
     def rebase(self, index: int, term: int, digest: int, keep_tail: bool) -> None:
         """The log now starts after a snapshot through ``index``; later entries stay only if ``keep_tail``."""
@@ -110,6 +109,7 @@ class LogView:
         else:
             self.terms, self.hashes = [], []
         self.base, self.base_term, self.base_hash = index, term, digest
+        self.last = index + len(self.terms)
 
 
 class PrefixHashes:
@@ -185,23 +185,6 @@ class IndexTable:
 class Checker:
     """Feed it every raft.* and client.* event with `observe`; `violations` holds what it found, in order."""
 
-    HANDLERS = {
-        "raft.role": "_role",
-        "raft.term": "_term",
-        "raft.vote": "_vote",
-        "raft.append": "_append",
-        "raft.truncate": "_truncate",
-        "raft.commit": "_commit",
-        "raft.apply": "_apply",
-        "raft.snapshot": "_snapshot",
-        "raft.install": "_install",
-        "raft.crash": "_crash",
-        "raft.restart": "_restart",
-        "raft.removed": "_removed",
-        "client.invoke": "_invoke",
-        "client.complete": "_complete",
-    }
-
     def __init__(self) -> None:
         self.servers: dict[str, ServerView] = {}
         self.leaders: dict[int, str] = {}  # term -> the first server that led it
@@ -219,16 +202,14 @@ class Checker:
     def observe(self, event: Event | dict[str, Any]) -> list[dict[str, str]]:
         """Judge one event, live (an `Event`: no copy of it into a dict of its own) or recorded (its ``as_dict()``
         form); the violations it caused, as {"invariant", "detail"}."""
-        if isinstance(event, dict):
-            type, fields, seq, t = event.get("type"), event, event.get("seq"), event.get("t")
-        else:
-            type, fields, seq, t = event.type, event.fields, event.seq, event.t
-        handler = self.HANDLERS.get(type)
+        recorded = isinstance(event, dict)
+        handler = HANDLERS.get(event.get("type") if recorded else event.type)
         if handler is None:
             return []
-        found = getattr(self, handler)(fields)
-        if not found:
+        found = handler(self, event if recorded else event.fields)
+        if not found:  # the usual case: nothing else of the event is read
             return []
+        seq, t = (event.get("seq"), event.get("t")) if recorded else (event.seq, event.t)
         out = []
         for invariant, once_per, detail in found:
             if (invariant, once_per) in self.reported:
@@ -522,6 +503,24 @@ class Checker:
         if detail is None:
             return []
         return [("linearizability", (event["client"], event["op_seq"]), detail)]
+
+
+HANDLERS = {  # event type -> the Checker method that judges it (the functions themselves: no lookup by name)
+    "raft.role": Checker._role,
+    "raft.term": Checker._term,
+    "raft.vote": Checker._vote,
+    "raft.append": Checker._append,
+    "raft.truncate": Checker._truncate,
+    "raft.commit": Checker._commit,
+    "raft.apply": Checker._apply,
+    "raft.snapshot": Checker._snapshot,
+    "raft.install": Checker._install,
+    "raft.crash": Checker._crash,
+    "raft.restart": Checker._restart,
+    "raft.removed": Checker._removed,
+    "client.invoke": Checker._invoke,
+    "client.complete": Checker._complete,
+}
 
 
 def _mark_term(mark: tuple[int, int]) -> int:

@@ -78,7 +78,7 @@ class KeyHistory:
         explored = set(stack)
         while stack:
             state, placed = stack.pop()
-            earlier = next((r for oid, r in placed if oid == op.id), _NOT_PLACED)
+            earlier = _result_of(placed, op.id)
             if earlier is not _NOT_PLACED:  # op took effect before; its result was fixed then
                 if earlier == result:
                     reached.add((state, _without(placed, op.id)))
@@ -108,6 +108,14 @@ class KeyHistory:
 
 
 _NOT_PLACED = object()
+
+
+def _result_of(placed: frozenset, op_id: OpId) -> Any:
+    """The result ``op_id`` got when it was placed, or _NOT_PLACED (a plain loop: ``placed`` is mostly empty)."""
+    for placed_id, result in placed:
+        if placed_id == op_id:
+            return result
+    return _NOT_PLACED
 
 
 def _as_seen(state: Any, op: Op, result: Any) -> Any:

@@ -16,14 +16,11 @@ class RaftLog:
         self.snapshot_index = 0
         self.snapshot_term = 0
         self.snapshot_data: dict[str, Any] | None = None  # None: no snapshot yet (empty state machine)
+        self.last_index = 0  # snapshot_index + len(entries), kept up to date by every change: read on every RPC
 
     @property
     def first_index(self) -> int:
         return self.snapshot_index + 1
-
-    @property
-    def last_index(self) -> int:
-        return self.snapshot_index + len(self.entries)
 
     @property
     def last_term(self) -> int:
@@ -46,9 +43,14 @@ class RaftLog:
 
     def append(self, entries: list[dict[str, Any]]) -> None:
         self.entries.extend(entries)
+        self.last_index += len(entries)
 
     def truncate_from(self, index: int) -> None:
         del self.entries[index - self.snapshot_index - 1 :]
+        self._count()
+
+    def _count(self) -> None:
+        self.last_index = self.snapshot_index + len(self.entries)
 
     def first_index_of_term(self, index: int) -> int:
         """The first index held with the same term as ``index``: the follower's fast-backup hint."""
@@ -71,6 +73,7 @@ class RaftLog:
         """Forget the entries through ``index`` (held, applied), which ``data`` now stands for."""
         del self.entries[: index - self.snapshot_index]
         self.snapshot_index, self.snapshot_term, self.snapshot_data = index, term, data
+        self._count()
 
     def install(self, index: int, term: int, data: dict[str, Any]) -> None:
         """Take a leader's snapshot: keep the entries after it only if the entry at ``index`` matches (Figure 13)."""
@@ -79,6 +82,7 @@ class RaftLog:
         else:
             self.entries = []
         self.snapshot_index, self.snapshot_term, self.snapshot_data = index, term, data
+        self._count()
 
     def latest_config(self) -> tuple[int, dict[str, Any]] | None:
         """The last configuration entry held (index, command), or None: a server uses it at once, committed or not."""

@@ -24,6 +24,7 @@ class Server:
     def __init__(self, cluster: Any, server_id: str, voters: tuple[str, ...]):
         self.cluster = cluster
         self.sim = cluster.sim
+        self.params: dict[str, Any] = cluster.params  # the engine's, shared: a command that changes one is seen
         self.id = server_id
         self.alive = True
         self.role = FOLLOWER
@@ -65,10 +66,6 @@ class Server:
     @property
     def kv(self) -> dict[str, str]:
         return self.machine.kv
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.cluster.params
 
     @property
     def is_voter(self) -> bool:
@@ -194,8 +191,7 @@ class Server:
         granted = request["term"] > self.current_term and not self.leader_live() and self._log_ok(request)
         if granted:
             self.cluster.emit("raft.vote", server=self.id, candidate=src, term=request["term"], pre=True)
-        term = request["term"] if granted else self.current_term
-        self._reply(src, "PreVoteReply", {"term": term, "granted": granted})
+        self._reply_vote(src, "PreVoteReply", request["term"] if granted else self.current_term, granted)
 
     def on_pre_vote_reply(self, src: str, reply: dict[str, Any]) -> None:
         if reply["term"] > self.current_term and not reply["granted"]:
@@ -208,7 +204,7 @@ class Server:
     def on_request_vote(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
         if term > self.current_term and self.params["check_quorum"] and self.leader_live():
-            self._reply(src, "RequestVoteReply", {"term": self.current_term, "granted": False})
+            self._reply_vote(src, "RequestVoteReply", self.current_term, False)
             return  # the leader lease: a live leader's followers neither vote nor move to the disruptor's term
         if term > self.current_term:
             self._step_down(term)
@@ -217,7 +213,7 @@ class Server:
             self.voted_for = src
             self.cluster.emit("raft.vote", server=self.id, candidate=src, term=term, pre=False)
             self.reset_election_timer()
-        self._reply(src, "RequestVoteReply", {"term": self.current_term, "granted": granted})
+        self._reply_vote(src, "RequestVoteReply", self.current_term, granted)
 
     def on_request_vote_reply(self, src: str, reply: dict[str, Any]) -> None:
         if reply["term"] > self.current_term:
@@ -274,17 +270,31 @@ class Server:
         self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, generation)
 
     def _broadcast(self) -> None:
+        """One AppendEntries round to every peer. Peers at the same point of the log (all of them, most rounds) are
+        sent the very same request: it is built once per point, not once per peer."""
         self._round += 1
+        built: dict[int, tuple[dict[str, Any], str]] = {}
         for peer in self.peers():
-            self._send_append(peer)
+            self._send_append(peer, built)
         self._serve_reads()
 
-    def _send_append(self, peer: str) -> None:
+    def _send_append(self, peer: str, built: dict[int, tuple[dict[str, Any], str]] | None = None) -> None:
+        """Send ``peer`` the entries from its next index (a snapshot if they are compacted); ``built`` holds the
+        requests already made in this round, by next index."""
         next_index = self.next_index[peer]
-        prev = next_index - 1
-        if prev < self.log.snapshot_index:
+        if next_index - 1 < self.log.snapshot_index:
             self._send_snapshot(peer)
             return
+        if built is None:
+            built = {}
+        if next_index not in built:
+            built[next_index] = self._append_request(next_index)
+        request, summary = built[next_index]
+        self.cluster.send_rpc(self.id, peer, "AppendEntries", request, summary)
+
+    def _append_request(self, next_index: int) -> tuple[dict[str, Any], str]:
+        """An AppendEntries request from ``next_index`` and its summary (nothing in it depends on the peer)."""
+        prev = next_index - 1
         stop = min(self.log.last_index + 1, next_index + self.params["max_batch"])
         entries = self.log.slice(next_index, stop)
         request = {
@@ -298,7 +308,7 @@ class Server:
         }
         shown = f"{next_index}..{stop - 1}" if entries else "heartbeat"
         summary = f"term {self.current_term}, prev {prev}@t{request['prev_term']}, {shown}, commit {self.commit_index}"
-        self.cluster.send_rpc(self.id, peer, "AppendEntries", request, summary)
+        return request, summary
 
     def _send_snapshot(self, peer: str) -> None:
         log = self.log
@@ -377,7 +387,7 @@ class Server:
     def _advance_commit(self) -> None:
         """Commit the highest index a majority of voters hold, if its entry is of this term (Figure 8)."""
         last = self.log.last_index
-        matches = sorted((last if v == self.id else self.match_index.get(v, 0) for v in self.voters), reverse=True)
+        matches = sorted([last if v == self.id else self.match_index.get(v, 0) for v in self.voters], reverse=True)
         if not matches:
             return
         n = matches[len(matches) // 2]
@@ -399,19 +409,10 @@ class Server:
 
     def on_append(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
-        reply = {
-            "term": self.current_term,
-            "success": False,
-            "round": request["round"],
-            "prev_index": request["prev_index"],
-            "conflict_index": None,
-            "conflict_term": None,
-        }
         if term < self.current_term:
-            self._reply(src, "AppendEntriesReply", reply)
+            self._answer_append(src, request, "no: stale term")
             return
         self._accept_leader(src, term)
-        reply["term"] = self.current_term
         log, prev, entries = self.log, request["prev_index"], request["entries"]
         match = prev + len(entries)
         if prev < log.snapshot_index:  # the snapshot covers the start: those entries are committed and match
@@ -419,19 +420,33 @@ class Server:
             prev = log.snapshot_index
             match = max(match, prev)
         elif prev > log.last_index:
-            reply["conflict_index"] = log.last_index + 1
-            self._reply(src, "AppendEntriesReply", reply)
+            self._refuse_append(src, request, log.last_index + 1, None)
             return
         elif log.term_at(prev) != request["prev_term"] and not self.params["break_consistency_check"]:
-            reply["conflict_term"] = log.term_at(prev)
-            reply["conflict_index"] = log.first_index_of_term(prev)
-            self._reply(src, "AppendEntriesReply", reply)
+            self._refuse_append(src, request, log.first_index_of_term(prev), log.term_at(prev))
             return
         self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
-        reply.update(success=True, match=match)
-        self._reply(src, "AppendEntriesReply", reply)
+        self._answer_append(src, request, f"ok, match {match}", success=True, match=match)
+
+    def _answer_append(self, dst: str, request: dict[str, Any], summary: str, **outcome: Any) -> None:
+        """Answer an AppendEntries with its round and prev_index (how the leader knows what the answer is to)."""
+        reply = {
+            "term": self.current_term,
+            "success": False,
+            "round": request["round"],
+            "prev_index": request["prev_index"],
+            "conflict_index": None,
+            "conflict_term": None,
+            **outcome,
+        }
+        self._reply(dst, "AppendEntriesReply", reply, summary)
+
+    def _refuse_append(self, dst: str, request: dict[str, Any], index: int, term: int | None) -> None:
+        """A failed consistency check, with the fast-backup hint: where the leader may try next."""
+        summary = f"no: conflict at {index} (term {term})"
+        self._answer_append(dst, request, summary, conflict_index=index, conflict_term=term)
 
     def _store(self, index: int, entries: list[dict[str, Any]]) -> None:
         """Append what is new; truncate from the first entry whose term differs (never a matching entry)."""
@@ -458,7 +473,7 @@ class Server:
     def on_install(self, src: str, request: dict[str, Any]) -> None:
         reply = {"term": self.current_term, "match": 0, "round": request["round"]}
         if request["term"] < self.current_term:
-            self._reply(src, "InstallSnapshotReply", reply)
+            self._reply(src, "InstallSnapshotReply", reply, "installed through 0")
             return
         self._accept_leader(src, request["term"])
         index, term, data = request["index"], request["last_term"], request["data"]
@@ -472,7 +487,7 @@ class Server:
             self.cluster.emit("raft.install", server=self.id, index=index, term=term, leader=src)
             self._refresh_config()
         reply.update(term=self.current_term, match=index)
-        self._reply(src, "InstallSnapshotReply", reply)
+        self._reply(src, "InstallSnapshotReply", reply, f"installed through {index}")
 
     # -- commit, apply, snapshot ------------------------------------------------------------------------------
     def _commit_to(self, index: int) -> None:
@@ -600,24 +615,15 @@ class Server:
         self.reset_election_timer()
 
     # -- messages ---------------------------------------------------------------------------------------------
-    def _reply(self, dst: str, kind: str, reply: dict[str, Any]) -> None:
-        if "granted" in reply:
-            summary = "granted" if reply["granted"] else "refused"
-        elif reply.get("success"):
-            summary = f"ok, match {reply['match']}"
-        elif "success" in reply and reply["conflict_index"] is not None:
-            summary = f"no: conflict at {reply['conflict_index']} (term {reply['conflict_term']})"
-        elif "success" in reply:
-            summary = "no: stale term"
-        else:
-            summary = f"installed through {reply['match']}"
+    def _reply(self, dst: str, kind: str, reply: dict[str, Any], summary: str) -> None:
+        """Answer an RPC; each caller knows what its answer says, so the summary needs no guessing from fields."""
         self.cluster.send_rpc(self.id, dst, kind, reply, f"term {reply['term']}, {summary}")
 
-    def receive(self, src: str, kind: str, payload: dict[str, Any]) -> None:
-        HANDLERS[kind](self, src, payload)
+    def _reply_vote(self, dst: str, kind: str, term: int, granted: bool) -> None:
+        self._reply(dst, kind, {"term": term, "granted": granted}, "granted" if granted else "refused")
 
 
-HANDLERS = {
+HANDLERS = {  # message kind -> the Server method that takes it (the engine delivers messages through it)
     "PreVote": Server.on_pre_vote,
     "PreVoteReply": Server.on_pre_vote_reply,
     "RequestVote": Server.on_request_vote,
