@@ -7,8 +7,8 @@
  *
  *   - Mermaid diagrams: re-render only when a diagram's source changed, off-screen, one render at a time,
  *     coalescing to the latest source; then swap the finished SVG in one step (the old one stays until then).
- *     After a render the next one waits three times as long as that render took, so that diagrams whose text changes
- *     every frame keep Mermaid to at most a quarter of the main thread and the page stays responsive.
+ *     After a render the next one waits five times as long as that render took, so that diagrams whose text changes
+ *     every frame keep Mermaid to at most a sixth of the main thread and the page stays responsive.
  *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
  *   - Details: nodes the frame has `details` for become buttons; clicking one (or Enter/Space on it) shows its
  *     text in the figure's details box (first line as the heading), which follows the live frames until closed.
@@ -76,7 +76,7 @@
   const pending = new Map(); // name -> Mermaid source waiting to be rendered (latest wins)
   let rendering = false;
   let nextRenderAt = 0; // performance.now() before which no render starts (see RENDER_REST)
-  const RENDER_REST = 3; // rest after a render, as a multiple of its duration
+  const RENDER_REST = 5; // rest after a render, as a multiple of its duration
   let renderSeq = 0; // makes every render id unique, so a render never collides with the SVG on screen
   let mermaidTheme = null; // theme Mermaid was last initialised with
   let idleWaiters = [];

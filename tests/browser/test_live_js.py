@@ -370,8 +370,8 @@ def test_rapid_sources_are_coalesced_to_the_latest(page: Page):
     assert stray_mermaid_elements(page) == []
 
 
-def test_a_source_changing_every_frame_keeps_mermaid_to_a_quarter_of_the_main_thread(page: Page):
-    """Frames every 25 ms, each with a new source: each render is followed by a rest three times its length."""
+def test_a_source_changing_every_frame_keeps_mermaid_to_a_sixth_of_the_main_thread(page: Page):
+    """Frames every 25 ms, each with a new source: each render is followed by a rest five times its length."""
     result = page.evaluate(
         """async ([source, frames]) => {
             const stats = window.playground.stats, renders = stats.renders, ms = stats.renderMs;
@@ -387,7 +387,7 @@ def test_a_source_changing_every_frame_keeps_mermaid_to_a_quarter_of_the_main_th
         [STATE_5, [make_frame(n) for n in range(1, 81)]],
     )
     # The last render has no rest after it: allow for it, and for timer slack.
-    assert 2 <= result["renders"] < 80 and result["busy"] / result["wall"] < 0.35, result
+    assert 2 <= result["renders"] < 80 and result["busy"] / result["wall"] < 0.25, result
     assert page.locator('[data-diagram="state"] g.node[id*="-state-S80-"]').count() == 1
 
 
