@@ -19,6 +19,7 @@ from patterns.circuit_breaker.service import HISTORY_SECONDS, LATENCY_SAMPLES
 from patterns.core.registry import RESERVED_NAMES
 from patterns.core.sim import Simulation
 
+from ..playback import apply, as_json, play
 from ..support import outputs_under_hash_seeds
 
 Script = tuple[tuple[float, str, dict[str, Any]], ...]
@@ -57,55 +58,16 @@ def make_params(**overrides: Any) -> dict[str, Any]:
 
 
 def run(until: float, script: Script = (), seed: int = 1, **overrides: Any):
-    """Play a scenario the way the kernel's player does (a `command` event, then the command); return the
-    simulation, the engine and the events as JSON would carry them."""
-    sim = Simulation(seed)
-    engine = PATTERN.engine(sim, make_params(**overrides))
-    engine.start()
-    for t, command, args in sorted(script, key=lambda item: item[0]):
-        if t > until:
-            break
-        sim.run_until(t)
-        apply(sim, engine, command, args)
-    sim.run_until(until)
-    return sim, engine, as_json(sim.collect())
-
-
-def apply(sim: Simulation, engine: Any, command: str, args: dict[str, Any]) -> None:
-    """A perturbation as the player applies it: missing arguments take their defaults, numbers are checked."""
-    spec = PATTERN.command(command)
-    assert spec is not None, command
-    checked = {
-        a.name: a.check(args.get(a.name, a.default)) if a.kind in ("int", "float") else args.get(a.name, a.default)
-        for a in spec.args
-    }
-    sim.emit("command", command=command, args=checked)
-    engine.apply(command, checked)
+    """Play a scenario the way the kernel's player does; return the simulation, the engine and the events."""
+    return play(PATTERN, make_params(**overrides), script, seed=seed, until=until)
 
 
 def run_script(
     params: dict[str, Any], script: list, seed: int, until: float, snapshot_at: float | None = None
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Play ``(t, command, args)`` items up to ``until``; with ``snapshot_at``, the whole simulation is pickled and
-    restored there on the way (what a seek does), which must change nothing."""
-    sim = Simulation(seed)
-    engine = PATTERN.engine(sim, params)
-    engine.start()
-    events: list[dict[str, Any]] = []
-    for t, command, args in script:
-        if snapshot_at is not None and snapshot_at <= t:
-            sim.run_until(snapshot_at)
-            events += as_json(sim.collect())
-            sim, engine = pickle.loads(pickle.dumps((sim, engine)))
-            snapshot_at = None
-        sim.run_until(t)
-        apply(sim, engine, command, args)
-    sim.run_until(until)
-    return engine, events + as_json(sim.collect())
-
-
-def as_json(events: list) -> list[dict[str, Any]]:
-    return json.loads(json.dumps([e.as_dict() for e in events], allow_nan=False))
+    """The engine and the events; with ``snapshot_at``, pickled and restored there on the way."""
+    _sim, engine, events = play(PATTERN, params, script, seed=seed, until=until, snapshot_at=snapshot_at)
+    return engine, events
 
 
 def outcome_script(codes: str, start: float = 1.0, spacing: float = 1.0, service: str = "downstream") -> Script:
@@ -364,8 +326,11 @@ def test_commands_naming_what_the_topology_lacks_are_ignored_with_a_reason():
         ("force_open", "there is no breaker in front of C in the single topology"),
     ]
     assert engine.services[0].outage is None and engine.primary.breaker.state == CLOSED
-    chain_events = run(3.0, ((1.0, "force_open", {"breaker": "A"}),), topology="chain")[2]
-    assert of_type(chain_events, "ignored")[0]["reason"] == "there is no breaker in front of A in the chain topology"
+    sim, chain, _ = run(1.0, topology="chain")
+    chain.apply("force_open", {"breaker": "A"})  # no form or link can send it (not a choice): the engine still copes
+    assert of_type(as_json(sim.collect()), "ignored")[0]["reason"] == (
+        "there is no breaker in front of A in the chain topology"
+    )
 
 
 def test_burst_and_rate_change_emit_traffic_events():
@@ -425,7 +390,7 @@ def test_the_cascade_exhausts_capacity_without_breakers_and_not_with_them():
         engine = PATTERN.engine(sim, make_params(**preset.params))
         engine.start()
         sim.run_until(5.0)
-        apply(sim, engine, *preset_script(slug)[0][1:])
+        apply(PATTERN, sim, engine, *preset_script(slug)[0][1:])
         a, b = engine.services[0], engine.services[1]
         samples = []
         for t in range(10, 36):

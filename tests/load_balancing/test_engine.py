@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import statistics
 from collections import Counter
 from typing import Any
@@ -17,12 +16,12 @@ import pytest
 
 from patterns.core.registry import RESERVED_NAMES
 from patterns.core.scenario import ScenarioError, decode
-from patterns.core.sim import Simulation
 from patterns.load_balancing.balancers import ALGORITHMS
 from patterns.load_balancing.engine import ALIASES, lane_names
 from patterns.load_balancing.pattern import PATTERN
 from patterns.load_balancing.servers import FAIL_WORK
 
+from ..playback import play
 from ..support import outputs_under_hash_seeds
 
 Script = tuple[tuple[float, str, dict[str, Any]], ...]
@@ -39,35 +38,13 @@ def make_params(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def apply(sim: Simulation, engine: Any, command: str, args: dict[str, Any]) -> None:
-    spec = PATTERN.command(command)
-    assert spec is not None, command
-    checked = {a.name: a.parse(args[a.name]) if a.name in args else a.default for a in spec.args}
-    sim.emit("command", command=command, args=checked)
-    engine.apply(command, checked)
-
-
 def run(until: float, script: Script = (), seed: int = 1, snapshot_at: float | None = None, **overrides: Any):
     """Play a scenario; return the engine and the events as JSON would carry them. With ``snapshot_at`` the
     whole simulation is pickled and restored there on the way (what a seek does), which must change nothing."""
-    sim = Simulation(seed)
-    engine = PATTERN.engine(sim, make_params(**overrides))
-    engine.start()
-    events: list[dict[str, Any]] = []
-    for t, command, args in sorted(script, key=lambda item: item[0]):
-        if snapshot_at is not None and snapshot_at <= t:
-            sim.run_until(snapshot_at)
-            events += as_json(sim.collect())
-            sim, engine = pickle.loads(pickle.dumps((sim, engine)))
-            snapshot_at = None
-        sim.run_until(t)
-        apply(sim, engine, command, args)
-    sim.run_until(until)
-    return engine, events + as_json(sim.collect())
-
-
-def as_json(events: list) -> list[dict[str, Any]]:
-    return json.loads(json.dumps([e.as_dict() for e in events], allow_nan=False))
+    _sim, engine, events = play(
+        PATTERN, make_params(**overrides), script, seed=seed, until=until, snapshot_at=snapshot_at
+    )
+    return engine, events
 
 
 def of_type(events: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
