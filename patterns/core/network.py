@@ -109,8 +109,8 @@ class LatencyModel:
                 raise ValueError(f"latency {name} must be a number from 0 to {limit:g}, not {value!r}")
 
     def sample(self, rng: Any) -> float:
-        if self.dist == "uniform":
-            return self.base + rng.uniform(0.0, self.spread)
+        if self.dist == "uniform":  # the draw and the float of ``rng.uniform(0.0, spread)``, one call fewer
+            return self.base + self.spread * rng.random()
         if self.dist == "exponential":
             return self.base + (rng.expovariate(1.0 / self.spread) if self.spread else 0.0)
         if self.dist == "lognormal":
@@ -167,6 +167,7 @@ class Network:
         self._in_flight: dict[int, tuple[Message, Callable[[Message], Any]]] = {}  # insertion order = id order
         self._next_id = 1
         self._vetted: Callable[[Message], Any] | None = None  # the deliver callable last checked
+        self._whole = True  # no node down, no partition, no cut: nothing but loss can stop a message
         self.counts = {"sent": 0, "duplicated": 0, "delivered": 0, "dropped": 0}
         for node in nodes:
             self.add_node(node)
@@ -192,6 +193,7 @@ class Network:
         if self._down[self._known(node)]:
             return False
         self._down[node] = True
+        self._whole = False
         self.sim.emit("net.crash", node=node)
         return True
 
@@ -199,6 +201,7 @@ class Network:
         if not self._down[self._known(node)]:
             return False
         self._down[node] = False
+        self._check_whole()
         self.sim.emit("net.restart", node=node)
         return True
 
@@ -219,6 +222,7 @@ class Network:
         if listed == self._partition:
             return False
         self._partition, self._group = listed, {node: seen[node] for node in self._nodes if node in seen}
+        self._check_whole()
         self.sim.emit("net.partition", groups=self.groups())
         return True
 
@@ -227,6 +231,7 @@ class Network:
         if not self._partition and not self._cuts:
             return False
         self._partition, self._group, self._cuts = [], {}, {}
+        self._check_whole()
         self.sim.emit("net.heal")
         return True
 
@@ -246,6 +251,7 @@ class Network:
             else:
                 del self._cuts[pair]
         if changed:
+            self._check_whole()
             self.sim.emit(event, src=a, dst=b, both_ways=both_ways)
         return bool(changed)
 
@@ -298,13 +304,14 @@ class Network:
         if deliver is not self._vetted:  # a sender that passes the same callable every time has it vetted once
             _check_deliver(deliver)
             self._vetted = deliver
-        reason = "crashed" if self._down[src] else self._blocked(src, dst)
-        if reason is None and self._roll(_for_link(self._link_drop, src, dst, self.drop_rate)):
+        reason = None if self._whole else ("crashed" if self._down[src] else self._blocked(src, dst))
+        drop_rate = self._link_drop.get((src, dst), self.drop_rate) if self._link_drop else self.drop_rate
+        if reason is None and drop_rate and self._roll(drop_rate):  # a rate of 0 draws nothing: no roll at all
             reason = "loss"
         message = self._launch(src, dst, payload, deliver, reason is None, duplicate_of=None)
         if reason is not None:
             self._lose(message, reason)
-        elif self._roll(self.duplicate_rate):
+        elif self.duplicate_rate and self._roll(self.duplicate_rate):
             self._launch(src, dst, payload, deliver, True, duplicate_of=message.id)
         return message
 
@@ -326,14 +333,15 @@ class Network:
         return message
 
     def _launch(self, src, dst, payload, deliver, on_wire: bool, duplicate_of: int | None) -> Message:
+        sim = self.sim
         deliver_at = None
         if on_wire:
-            model = _for_link(self._link_latency, src, dst, self.latency)
-            deliver_at = self.sim.now + model.sample(self.sim.rng)
+            model = self._link_latency.get((src, dst), self.latency) if self._link_latency else self.latency
+            deliver_at = sim.now + model.sample(sim.rng)
             if self.fifo:
                 deliver_at = max(deliver_at, self._last_arrival.get((src, dst), deliver_at))
                 self._last_arrival[(src, dst)] = deliver_at
-        message = Message(self._next_id, src, dst, payload, self.sim.now, deliver_at, duplicate_of is not None)
+        message = Message(self._next_id, src, dst, payload, sim.now, deliver_at, duplicate_of is not None)
         self._next_id += 1
         if duplicate_of is None:
             self.counts["sent"] += 1
@@ -346,7 +354,7 @@ class Network:
                 self.sim.emit("net.duplicate", id=message.id, src=src, dst=dst, of=duplicate_of, deliver_at=shown)
         if on_wire:
             self._in_flight[message.id] = (message, deliver)
-            self.sim.schedule_at(deliver_at, self._arrive, message.id)
+            sim.schedule_at(deliver_at, self._arrive, message.id)
         return message
 
     def _arrive(self, message_id: int) -> None:
@@ -354,10 +362,11 @@ class Network:
         if entry is None:  # dropped by hand while on the wire
             return
         message, deliver = entry
-        reason = "crashed" if self._down[message.dst] else self._blocked(message.src, message.dst)
-        if reason is not None:
-            self._lose(message, reason)
-            return
+        if not self._whole:
+            reason = "crashed" if self._down[message.dst] else self._blocked(message.src, message.dst)
+            if reason is not None:
+                self._lose(message, reason)
+                return
         self.counts["delivered"] += 1
         if self.trace:
             shown = _shown(message.sent_at)
@@ -403,9 +412,14 @@ class Network:
                 out.append((a, b, state))
         return out
 
+    def _check_whole(self) -> None:
+        """Recompute `_whole` after a fault changed or ended. Every change of `_down`, `_group` or `_cuts` calls
+        this (a crash just clears the flag), so `send` and `_arrive` may skip the reachability checks when it is
+        set: they would find nothing then, and they draw no random number either way."""
+        self._whole = not self._group and not self._cuts and not any(self._down.values())
+
     def _blocked(self, src: str, dst: str) -> str | None:
-        """Why the network itself stops ``src`` -> ``dst`` now, or None (asked twice per message: when it is
-        sent and when it arrives, so the usual whole network with no cuts is answered first)."""
+        """Why the network itself stops ``src`` -> ``dst`` now, or None (the usual case is answered first)."""
         if self._group:
             remainder = len(self._partition)
             if self._group.get(src, remainder) != self._group.get(dst, remainder):
@@ -433,11 +447,6 @@ class Network:
         if a == b:
             raise ValueError(f"a link joins two different nodes, not {a!r} to itself")
         return [(a, b), (b, a)] if both_ways else [(a, b)]
-
-
-def _for_link(overrides: dict[tuple[str, str], Any], src: str, dst: str, default: Any) -> Any:
-    """A link's own setting, else the default (most runs override no link: then no key is even built)."""
-    return overrides.get((src, dst), default) if overrides else default
 
 
 def _shown(t: float | None) -> float | None:

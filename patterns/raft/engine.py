@@ -99,16 +99,14 @@ class RaftEngine:
 
     # -- messages ---------------------------------------------------------------------------------------------
     def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
+        """Send an RPC, count it and keep it among the recent ones: its raft.rpc event tells all but its fate,
+        which is kept by message id."""
         message = self.net.send(src, dst, (kind, payload), self._receiver)
         rpcs = self.stats["rpcs"]
         rpcs[kind] = rpcs.get(kind, 0) + 1
         event = self.sim.emit(
             "raft.rpc", kind=kind, src=src, dst=dst, term=payload["term"], id=message.id, summary=summary
         )
-        self._remember(message, event)
-
-    def _remember(self, message: Message, event: Event) -> None:
-        """Keep an RPC among the recent ones: its event tells all but its fate, which is kept by message id."""
         recent = self._recent
         if len(recent) == RPCS_KEPT:
             del self._fates[recent[0][1].fields["id"]]
