@@ -148,9 +148,6 @@ class Links:
             self.net.add_node(node)
         self.receivers[node] = receiver
 
-    def is_cut(self, node: str) -> bool:
-        return node in self._cut
-
     def send(self, src: str, dst: str, frame: Any, *, reliable: bool = False) -> None:
         """Send a frame; ``reliable`` frames belong to an open connection and survive a cut link."""
         peer = dst if src == BROKER else src
