@@ -18,6 +18,7 @@ For each scenario (the pattern's defaults and the `cascade` preset by default):
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import time
@@ -81,11 +82,20 @@ def scenario_for(pattern: Any, name: str) -> Any:
     return decode(pattern, [("preset", name)])
 
 
+def settle() -> None:
+    """Collect, then freeze what is alive (Django, the modules, earlier runs), so that the collector's full passes
+    during a timed run walk only what that run made: otherwise a run pays for walking a heap it never touched, by
+    chance (whether a full pass falls inside it), up to a third of a bare loop's time."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, Any]:
     """Raw Simulation + engine, scripted actions applied as the player does; returns (CPU seconds, events, engine)."""
     from patterns.core.player import apply_action
     from patterns.core.sim import Simulation
 
+    settle()
     started = time.process_time()
     sim = Simulation(scenario.seed)
     engine = pattern.engine(sim, scenario.values)
@@ -108,6 +118,7 @@ def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: fl
     """The same through Player (snapshots and the event history included); returns (CPU s, events, player)."""
     from patterns.core.player import Player
 
+    settle()
     started = time.process_time()
     player = Player(pattern, scenario, limits)
     events = len(player.drain())
@@ -122,6 +133,7 @@ def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: fl
 def run_bare(events: int, span: float, chunk: float) -> tuple[float, int]:
     from patterns.core.sim import Simulation
 
+    settle()
     started = time.process_time()
     sim = Simulation(1)
     bare = Bare(sim, span / max(1, events))

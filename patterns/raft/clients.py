@@ -9,10 +9,12 @@ completion, the next one comes an exponential think time later.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 WRITE_OPS = (("set", 0.6), ("delete", 0.15), ("cas", 0.25))
-WRITE_NAMES, WRITE_WEIGHTS = [name for name, _ in WRITE_OPS], [weight for _, weight in WRITE_OPS]
+WRITE_NAMES = [name for name, _ in WRITE_OPS]
+WRITE_CUMULATIVE = list(accumulate(weight for _, weight in WRITE_OPS))  # what `choices` would sum for every draw
 
 
 class Client:
@@ -46,7 +48,7 @@ class Client:
         rng = self.sim.rng
         key = f"k{rng.randint(1, self.cluster.params['keys'])}"
         read = rng.random() < self.cluster.params["read_share"]
-        op = "get" if read else rng.choices(WRITE_NAMES, WRITE_WEIGHTS)[0]
+        op = "get" if read else rng.choices(WRITE_NAMES, cum_weights=WRITE_CUMULATIVE)[0]
         self.invoke(op, key, f"{self.id}.{self.seq + 1}")
 
     def invoke(self, op: str, key: str, value: str) -> None:
@@ -59,7 +61,7 @@ class Client:
             "expected": self.seen.get(key) if op == "cas" else None,
             "seq": self.seq,
         }
-        self.cluster.emit("client.invoke", client=self.id, **as_event(self.pending))
+        self.cluster.judge(self.sim.emit("client.invoke", client=self.id, **_described(self.pending)))
         self._send(self.leader_hint)
 
     # -- talking to servers -----------------------------------------------------------------------------------
@@ -114,12 +116,10 @@ class Client:
         elif op["op"] == "delete":
             self.seen[op["key"]] = None
         self.cluster.stats["client_ops"] += 1
-        self.cluster.emit("client.complete", client=self.id, **as_event(op), result=result)
+        self.cluster.judge(self.sim.emit("client.complete", client=self.id, **_described(op), result=result))
         self._schedule_next()
 
 
-def as_event(op: dict[str, Any]) -> dict[str, Any]:
+def _described(op: dict[str, Any]) -> dict[str, Any]:
     """An operation's fields as its events carry them: ``seq`` is the event's own number, so ``op_seq`` here."""
-    fields = dict(op)
-    fields["op_seq"] = fields.pop("seq")
-    return fields
+    return {"op": op["op"], "key": op["key"], "value": op["value"], "expected": op["expected"], "op_seq": op["seq"]}

@@ -25,6 +25,7 @@ from .server import HANDLERS, Server
 STATS = ("elections", "leaders", "commits", "client_ops", "snapshots", "installs")
 MAX_CLIENTS = 20  # configured clients plus ad-hoc ones made by client_request
 RPCS_KEPT = 60  # the recent RPCs the sequence diagram and the captions draw from
+DELIVERED_KEPT = 4 * RPCS_KEPT  # delivered ids kept before the older ones are swept out
 
 
 class RaftEngine:
@@ -38,8 +39,8 @@ class RaftEngine:
         self.checker = Checker()
         self.stats: dict[str, Any] = {name: 0 for name in STATS}
         self.stats["rpcs"] = {}
-        self._recent: deque[tuple[float, Event]] = deque(maxlen=RPCS_KEPT)  # (when sent, raft.rpc event) of RPCs
-        self._fates: dict[int, str] = {}  # message id -> fate of each RPC in `_recent`
+        self._recent: deque[Event] = deque(maxlen=RPCS_KEPT)  # the raft.rpc events of the latest RPCs
+        self._delivered: set[int] = set()  # ids of messages delivered lately (a superset of those in `_recent`)
         self._receiver = self._deliver  # one bound method for every message, which the network vets only once
         self.membership: list[tuple[str, str]] = []  # ("add" | "remove", server) requests for the leader
         self.removing: list[str] = []  # servers to shut down once a committed configuration leaves them out
@@ -76,16 +77,16 @@ class RaftEngine:
     def start(self) -> None:
         self.started = True
         for server in self.servers.values():
-            self.emit("raft.role", server=server.id, role=server.role, term=server.current_term)
+            self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))
             server.reset_election_timer()
         for client in self.clients.values():
             client.set_rate(client.rate)
 
     # -- events -----------------------------------------------------------------------------------------------
-    def emit(self, type: str, **fields: Any) -> None:
-        """Emit a raft.* or client.* event that tells state, and have the checker judge it at once."""
-        event = self.sim.emit(type, **fields)
-        for violation in self.checker.observe(event):
+    def judge(self, event: Event) -> None:
+        """Have the checker judge a raft.* or client.* event that tells state, just emitted (every such event is
+        emitted as ``judge(sim.emit(...))``: one call, not a wrapper that copies the fields once more)."""
+        for violation in self.checker.judge(event):
             self.sim.emit(
                 "invariant.violated",
                 invariant=violation["invariant"],
@@ -100,29 +101,25 @@ class RaftEngine:
     # -- messages ---------------------------------------------------------------------------------------------
     def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
         """Send an RPC, count it and keep it among the recent ones: its raft.rpc event tells all but its fate,
-        which is kept by message id."""
+        which is read off the network and the delivered ids when asked (`rpcs`), not kept up for every message."""
         message = self.net.send(src, dst, (kind, payload), self._receiver)
         rpcs = self.stats["rpcs"]
         rpcs[kind] = rpcs.get(kind, 0) + 1
         event = self.sim.emit(
             "raft.rpc", kind=kind, src=src, dst=dst, term=payload["term"], id=message.id, summary=summary
         )
-        recent = self._recent
-        if len(recent) == RPCS_KEPT:
-            del self._fates[recent[0][1].fields["id"]]
-        recent.append((self.sim.now, event))
-        self._fates[message.id] = "dropped" if message.deliver_at is None else "in_flight"
+        self._recent.append(event)
 
     @property
     def rpcs(self) -> list[dict[str, Any]]:
         """The recent RPCs as records (t, kind, src, dst, term, id, summary, fate), built when asked (for a frame or
-        a test), not for every RPC sent. A delivery marks its fate at once; a message the network lost on the way
-        (a cut, a crash) just leaves the wire, so it is marked here."""
-        fates = self._fates
-        for id, fate in fates.items():
-            if fate == "in_flight" and not self.net.on_wire(id):
-                fates[id] = "dropped"
-        return [{"t": t, **event.fields, "fate": fates[event.fields["id"]]} for t, event in self._recent]
+        a test), not for every RPC sent: a message still on the wire is in flight, one delivered is delivered, any
+        other was lost (as it was sent, on the way, or dropped by hand)."""
+        on_wire, delivered = self.net.on_wire, self._delivered
+        return [
+            {"t": event.t, **event.fields, "fate": _fate(event.fields["id"], on_wire, delivered)}
+            for event in self._recent
+        ]
 
     def send_client(self, src: str, dst: str, request: dict[str, Any]) -> None:
         self.net.send(src, dst, ("ClientRequest", request), self._receiver)
@@ -140,8 +137,11 @@ class RaftEngine:
 
     def _deliver(self, message: Message) -> None:
         kind, payload = message.payload
-        if message.id in self._fates:
-            self._fates[message.id] = "delivered"
+        delivered = self._delivered
+        delivered.add(message.id)
+        if len(delivered) > DELIVERED_KEPT:  # forget the ids older than every recent RPC, now and then
+            oldest = self._recent[0].fields["id"] if self._recent else message.id
+            self._delivered = {id for id in delivered if id >= oldest}
         if kind == "ClientReply":
             self.clients[message.dst].receive(payload)
         else:
@@ -167,7 +167,7 @@ class RaftEngine:
             if server is None:
                 continue
             self.retired[server_id] = server
-            self.emit("raft.removed", server=server_id)
+            self.judge(self.sim.emit("raft.removed", server=server_id))
             if server.alive:
                 self.net.crash(server_id)
                 server.crash()
@@ -257,8 +257,6 @@ class RaftEngine:
             self.note(f"drop_message: message {id} is not on the wire")
             return
         self.net.drop(id)
-        if id in self._fates:
-            self._fates[id] = "dropped"
 
     def _do_client_request(self, op: str, key: str, value: str) -> None:
         client = next((c for c in self.clients.values() if c.pending is None), None)
@@ -290,7 +288,7 @@ class RaftEngine:
             self.note(f"add_server: at most {MAX_SERVERS} servers in a run")
             return
         server = self._add_server(())
-        self.emit("raft.role", server=server.id, role=server.role, term=server.current_term)
+        self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))
         self._join_partition(server.id)
         self.membership.append(("add", server.id))
 
@@ -319,3 +317,9 @@ def _latency(ms: float, jitter_ms: float) -> LatencyModel:
     if jitter_ms <= 0:
         return LatencyModel(base=base)
     return LatencyModel(base=base, dist="uniform", spread=jitter_ms / 1000.0)
+
+
+def _fate(id: int, on_wire: Any, delivered: set[int]) -> str:
+    if on_wire(id):
+        return "in_flight"
+    return "delivered" if id in delivered else "dropped"

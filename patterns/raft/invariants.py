@@ -87,14 +87,6 @@ class LogView:
         self.hashes.append(digest)
         self.last += 1
 
-    def differs(self, index: int, term: int, digest: int) -> bool:
-        """Does this log hold an entry of ``term`` at ``index`` with another prefix hash? (Log Matching's
-        question, asked of every other server for every entry appended, in one call.)"""
-        k = index - self.base - 1
-        if 0 <= k < len(self.terms):
-            return self.terms[k] == term and self.hashes[k] != digest
-        return k == -1 and self.base_term == term and self.base_hash != digest
-
     def truncate(self, index: int) -> None:
         """Delete the entries from ``index`` on (never the snapshot)."""
         keep = max(0, index - self.base - 1)
@@ -200,16 +192,22 @@ class Checker:
 
     # -- the entry point --------------------------------------------------------------------------------------
     def observe(self, event: Event | dict[str, Any]) -> list[dict[str, str]]:
-        """Judge one event, live (an `Event`: no copy of it into a dict of its own) or recorded (its ``as_dict()``
-        form); the violations it caused, as {"invariant", "detail"}."""
-        recorded = isinstance(event, dict)
-        handler = HANDLERS.get(event.get("type") if recorded else event.type)
-        if handler is None:
-            return []
-        found = handler(self, event if recorded else event.fields)
-        if not found:  # the usual case: nothing else of the event is read
-            return []
-        seq, t = (event.get("seq"), event.get("t")) if recorded else (event.seq, event.t)
+        """Judge one event, live (an `Event`) or recorded (its ``as_dict()`` form); the violations it caused, as
+        {"invariant", "detail"}."""
+        if not isinstance(event, dict):
+            return self.judge(event)
+        handler = HANDLERS.get(event.get("type"))
+        found = handler(self, event) if handler is not None else None
+        return self._report(found, event.get("seq"), event.get("t")) if found else []
+
+    def judge(self, event: Event) -> list[dict[str, str]]:
+        """`observe` for a live event, whose fields are read in place (the engine calls it for every event)."""
+        handler = HANDLERS.get(event.type)
+        found = handler(self, event.fields) if handler is not None else None
+        return self._report(found, event.seq, event.t) if found else []
+
+    def _report(self, found: Found, seq: int | None, t: float | None) -> list[dict[str, str]]:
+        """Record what was found, each violation once (per what it is reported once per)."""
         out = []
         for invariant, once_per, detail in found:
             if (invariant, once_per) in self.reported:
@@ -359,9 +357,17 @@ class Checker:
 
     def _matching(self, name: str, index: int, term: int, digest: int, command: dict | None) -> Found:
         """Log Matching for the entry ``name`` now holds at ``index``: any other log with an entry of the same
-        term there must hold the same prefix."""
+        term there must hold the same prefix. Asked of every server for every entry appended, so written out: a
+        log with an entry of ``term`` at ``index`` (or a snapshot ending there in ``term``) and another hash."""
         for other, view in self.servers.items():
-            if other != name and view.log.differs(index, term, digest):
+            theirs = view.log
+            k = index - theirs.base - 1
+            if 0 <= k < len(theirs.terms):
+                if theirs.terms[k] != term or theirs.hashes[k] == digest:
+                    continue
+            elif k != -1 or theirs.base_term != term or theirs.base_hash == digest:
+                continue
+            if other != name:
                 mine = self.servers[name].log
                 return [
                     (
@@ -401,6 +407,9 @@ class Checker:
     def _committed_by(self, index: int, term: int) -> None:
         """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
         marks = self.commit_terms
+        if marks and marks[-1][1] == term and marks[-1][0] <= index and (len(marks) == 1 or marks[-2][1] < term):
+            marks[-1] = (index, term)  # the usual case, a commit moving on in the latest term: what follows gives it
+            return
         start = bisect_left(marks, term, key=_mark_term)  # marks before it were committed in earlier terms
         if start > 0 and marks[start - 1][0] >= index:
             return

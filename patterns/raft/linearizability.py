@@ -87,7 +87,7 @@ class KeyHistory:
             after, got = apply(state, op)
             if got == result:
                 reached.add((after, placed))
-            placed_ids = {oid for oid, _ in placed}
+            placed_ids = {oid for oid, _ in placed} if others else ()
             for other in others:  # or let another operation in flight take effect first
                 if other.id not in placed_ids:
                     after, got = apply(state, other)

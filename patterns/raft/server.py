@@ -92,11 +92,11 @@ class Server:
                 self._reads = []
                 self.next_index, self.match_index = {}, {}
             self.role = role
-            self.cluster.emit("raft.role", server=self.id, role=role, term=self.current_term)
+            self.cluster.judge(self.sim.emit("raft.role", server=self.id, role=role, term=self.current_term))
 
     def _set_term(self, term: int) -> None:
         self.current_term, self.voted_for = term, None
-        self.cluster.emit("raft.term", server=self.id, term=term)
+        self.cluster.judge(self.sim.emit("raft.term", server=self.id, term=term))
 
     def _step_down(self, term: int, leader: str | None = None) -> None:
         if term > self.current_term:
@@ -110,12 +110,12 @@ class Server:
     # -- election timer ---------------------------------------------------------------------------------------
     def reset_election_timer(self) -> None:
         low, high = self.cluster.timeout_min, self.cluster.timeout_max
-        self.set_election_deadline(self.sim.now + self.sim.rng.uniform(low, high))
+        self.set_election_deadline(self.sim.now + (low + (high - low) * self.sim.rng.random()))  # `uniform`, inline
 
     def set_election_deadline(self, t: float) -> None:
         """Move the deadline. The alarm is lazy: one already set for earlier simply sets itself again on waking,
         so the heartbeats that push the deadline back every 50 ms cost no queue entry each."""
-        if not self.alive or self.role == LEADER or not self.is_voter:
+        if not self.alive or self.role == LEADER or self.id not in self.voters:
             self.election_deadline = None
             return
         self.election_deadline = t
@@ -149,7 +149,9 @@ class Server:
             return
         self.votes = {self.id: True}
         self._set_role(PRE_CANDIDATE)
-        self.cluster.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term + 1, pre=True)
+        self.cluster.judge(
+            self.sim.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term + 1, pre=True)
+        )
         self._ask_votes("PreVote", self.current_term + 1)
         if self.quorum(self.votes):
             self._start_election()
@@ -160,7 +162,9 @@ class Server:
         self.voted_for = self.id
         self.votes = {self.id: True}
         self._set_role(CANDIDATE)
-        self.cluster.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term, pre=False)
+        self.cluster.judge(
+            self.sim.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term, pre=False)
+        )
         self._ask_votes("RequestVote", self.current_term)
         if self.quorum(self.votes):
             self._become_leader()
@@ -190,7 +194,9 @@ class Server:
         """Grant a pre-vote (changing nothing) if a real vote in the next term could be granted."""
         granted = request["term"] > self.current_term and not self.leader_live() and self._log_ok(request)
         if granted:
-            self.cluster.emit("raft.vote", server=self.id, candidate=src, term=request["term"], pre=True)
+            self.cluster.judge(
+                self.sim.emit("raft.vote", server=self.id, candidate=src, term=request["term"], pre=True)
+            )
         self._reply_vote(src, "PreVoteReply", request["term"] if granted else self.current_term, granted)
 
     def on_pre_vote_reply(self, src: str, reply: dict[str, Any]) -> None:
@@ -211,7 +217,7 @@ class Server:
         granted = term == self.current_term and self.voted_for in (None, src) and self._log_ok(request)
         if granted:
             self.voted_for = src
-            self.cluster.emit("raft.vote", server=self.id, candidate=src, term=term, pre=False)
+            self.cluster.judge(self.sim.emit("raft.vote", server=self.id, candidate=src, term=term, pre=False))
             self.reset_election_timer()
         self._reply_vote(src, "RequestVoteReply", self.current_term, granted)
 
@@ -244,7 +250,7 @@ class Server:
         index = self.log.last_index + 1
         entry = {"term": self.current_term, "command": command}
         self.log.append([entry])
-        self.cluster.emit("raft.append", server=self.id, index=index, entries=[entry])
+        self.cluster.judge(self.sim.emit("raft.append", server=self.id, index=index, entries=[entry]))
         if command["op"] == "config":
             self._refresh_config()
         self._schedule_flush()
@@ -353,7 +359,7 @@ class Server:
             self._matched(src, reply["match"])
         else:
             self._back_up(src, reply)
-        if self.role == LEADER:
+        if self._reads and self.role == LEADER:
             self._serve_reads()
 
     def _matched(self, peer: str, match: int) -> None:
@@ -363,7 +369,8 @@ class Server:
             return
         self.match_index[peer] = match
         self.next_index[peer] = max(self.next_index[peer], match + 1)
-        self._advance_commit()
+        if match > self.commit_index:  # a match at or below the commit index cannot move the majority past it
+            self._advance_commit()
         if self.role == LEADER and self.next_index[peer] <= self.log.last_index:
             self._send_append(peer)
 
@@ -396,7 +403,7 @@ class Server:
         ):
             self.cluster.stats["commits"] += 1
             self._commit_to(n)
-            if self.config_index <= self.commit_index:
+            if self.cluster.removing and self.config_index <= self.commit_index:
                 self.cluster.config_committed(self)
 
     # -- follower: AppendEntries and InstallSnapshot ----------------------------------------------------------
@@ -428,19 +435,29 @@ class Server:
         self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
-        self._answer_append(src, request, f"ok, match {match}", success=True, match=match)
+        self._answer_append(src, request, f"ok, match {match}", match=match)
 
-    def _answer_append(self, dst: str, request: dict[str, Any], summary: str, **outcome: Any) -> None:
-        """Answer an AppendEntries with its round and prev_index (how the leader knows what the answer is to)."""
+    def _answer_append(
+        self,
+        dst: str,
+        request: dict[str, Any],
+        summary: str,
+        match: int | None = None,
+        conflict_index: int | None = None,
+        conflict_term: int | None = None,
+    ) -> None:
+        """Answer an AppendEntries with its round and prev_index (how the leader knows what the answer is to); a
+        success is the answer that carries a ``match``."""
         reply = {
             "term": self.current_term,
-            "success": False,
+            "success": match is not None,
             "round": request["round"],
             "prev_index": request["prev_index"],
-            "conflict_index": None,
-            "conflict_term": None,
-            **outcome,
+            "conflict_index": conflict_index,
+            "conflict_term": conflict_term,
         }
+        if match is not None:
+            reply["match"] = match
         self._reply(dst, "AppendEntriesReply", reply, summary)
 
     def _refuse_append(self, dst: str, request: dict[str, Any], index: int, term: int | None) -> None:
@@ -458,7 +475,7 @@ class Server:
                 return
             if log.term_at(at) != entry["term"]:
                 log.truncate_from(at)
-                self.cluster.emit("raft.truncate", server=self.id, index=at)
+                self.cluster.judge(self.sim.emit("raft.truncate", server=self.id, index=at))
                 if self.config_index >= at:
                     self._refresh_config()  # the configuration in use was cut off: fall back to the one before
                 self._append(at, entries[k:])
@@ -466,7 +483,7 @@ class Server:
 
     def _append(self, index: int, entries: list[dict[str, Any]]) -> None:
         self.log.append(entries)
-        self.cluster.emit("raft.append", server=self.id, index=index, entries=entries)
+        self.cluster.judge(self.sim.emit("raft.append", server=self.id, index=index, entries=entries))
         if any(entry["command"]["op"] == "config" for entry in entries):
             self._refresh_config()
 
@@ -484,7 +501,7 @@ class Server:
             self.commit_index = self.last_applied = index
             self._next_snapshot = None
             self.cluster.stats["installs"] += 1
-            self.cluster.emit("raft.install", server=self.id, index=index, term=term, leader=src)
+            self.cluster.judge(self.sim.emit("raft.install", server=self.id, index=index, term=term, leader=src))
             self._refresh_config()
         reply.update(term=self.current_term, match=index)
         self._reply(src, "InstallSnapshotReply", reply, f"installed through {index}")
@@ -494,7 +511,7 @@ class Server:
         if index <= self.commit_index:
             return
         self.commit_index = index
-        self.cluster.emit("raft.commit", server=self.id, index=index)
+        self.cluster.judge(self.sim.emit("raft.commit", server=self.id, index=index))
         self._apply()
 
     def _apply(self) -> None:
@@ -507,13 +524,15 @@ class Server:
             self.last_applied = index
             if command["op"] == "config":
                 self.applied_config = (tuple(command["voters"]), tuple(command["learners"]))
-            self.cluster.emit(
-                "raft.apply", server=self.id, index=index, term=entry["term"], command=command, result=result
+            self.cluster.judge(
+                self.sim.emit(
+                    "raft.apply", server=self.id, index=index, term=entry["term"], command=command, result=result
+                )
             )
             if self.role == LEADER and "client" in command:
                 self.cluster.answer(self.id, command["client"], command["seq"], result)
             self._maybe_snapshot()
-        if self.role == LEADER:
+        if self._reads and self.role == LEADER:
             self._serve_reads()
 
     def _maybe_snapshot(self) -> None:
@@ -527,7 +546,7 @@ class Server:
             index, term, data = self._next_snapshot
             self.log.compact(index, term, data)
             self.cluster.stats["snapshots"] += 1
-            self.cluster.emit("raft.snapshot", server=self.id, index=index, term=term)
+            self.cluster.judge(self.sim.emit("raft.snapshot", server=self.id, index=index, term=term))
         voters, learners = self.applied_config
         data = {**self.machine.snapshot(), "voters": list(voters), "learners": list(learners)}
         self._next_snapshot = (self.last_applied, self.log.term_at(self.last_applied), data)
@@ -548,7 +567,9 @@ class Server:
         self.voters, self.learners, self.config_index = voters, learners, index
         if not self.cluster.started:
             return
-        self.cluster.emit("raft.config", server=self.id, index=index, voters=list(voters), learners=list(learners))
+        self.cluster.judge(
+            self.sim.emit("raft.config", server=self.id, index=index, voters=list(voters), learners=list(learners))
+        )
         if self.role == LEADER:
             for peer in self.peers():
                 self.next_index.setdefault(peer, self.log.last_index + 1)
@@ -596,7 +617,7 @@ class Server:
         self.alive = False
         self._timer += 1
         self._lead += 1
-        self.cluster.emit("raft.crash", server=self.id)
+        self.cluster.judge(self.sim.emit("raft.crash", server=self.id))
         self._set_role(FOLLOWER)
         self._volatile_reset()
 
@@ -605,12 +626,14 @@ class Server:
         if self.params["break_persist_vote"]:
             self.voted_for = None  # the broken rule: the vote was never written to disk
         self._volatile_reset()
-        self.cluster.emit(
-            "raft.restart",
-            server=self.id,
-            term=self.current_term,
-            voted_for=self.voted_for,
-            log_last=self.log.last_index,
+        self.cluster.judge(
+            self.sim.emit(
+                "raft.restart",
+                server=self.id,
+                term=self.current_term,
+                voted_for=self.voted_for,
+                log_last=self.log.last_index,
+            )
         )
         self.reset_election_timer()
 
