@@ -117,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.repeat):  # in pairs, so that each ratio compares two runs made in the same conditions
         engine_runs.append(run_engine(pattern, scenario, span, args.chunk)[:2])
         bare_runs.append(run_bare(engine_runs[-1][1], span, args.chunk))
-    shares = sorted(bare[0] / engine[0] for engine, bare in zip(engine_runs, bare_runs))
+    shares = sorted(bare[0] / engine[0] for engine, bare in zip(engine_runs, bare_runs, strict=True))
     engine_cpu, engine_events = best(engine_runs)
     bare_cpu, bare_events = best(bare_runs)
     player_cpu, player_events, _ = best(
