@@ -292,13 +292,14 @@ class Checker:
             log.truncate(index)
         while log.last < index - 1:
             log.append(MISSING, chained(log.last_hash, MISSING, {}))
+        previous = log.last_hash
         for at, entry in enumerate(event["entries"], start=index):
             if at <= log.base:
                 continue  # under its snapshot already
             term, command = entry["term"], entry["command"]
-            digest = self.prefix_hashes.chained(at, log.last_hash, term, command)
-            log.append(term, digest)
-            found += self._matching(name, at, term, digest, command)
+            previous = self.prefix_hashes.chained(at, previous, term, command)
+            log.append(term, previous)
+            found += self._matching(name, at, term, previous, command)
         return found
 
     def _truncate(self, event: dict[str, Any]) -> Found:
@@ -392,14 +393,15 @@ class Checker:
     # -- commits, completeness, applies -----------------------------------------------------------------------
     def _commit(self, event: dict[str, Any]) -> Found:
         server = self.server(event["server"])
-        log = server.log
+        log, committed = server.log, self.committed
         upto = min(event["index"], log.last)
-        for index in range(self.committed.last + 1, upto + 1):  # the table grows without gaps
-            term = log.term_at(index)
-            if term is None:
-                break
-            self.committed.put(index, (term, log.hash_at(index)))
-        row = self.committed.get(upto)
+        if upto > committed.last:  # new entries committed (mostly, the commit is news only to this server)
+            for index in range(committed.last + 1, upto + 1):  # the table grows without gaps
+                term = log.term_at(index)
+                if term is None:
+                    break
+                committed.put(index, (term, log.hash_at(index)))
+        row = committed.get(upto)
         if row is not None and row[1] == log.hash_at(upto):  # the terms describe the entries recorded
             self._committed_by(upto, server.term)
         return []
