@@ -92,7 +92,6 @@ def settle() -> None:
 
 def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, Any]:
     """Raw Simulation + engine, scripted actions applied as the player does; returns (CPU seconds, events, engine)."""
-    from patterns.core.player import apply_action
     from patterns.core.sim import Simulation
 
     settle()
@@ -105,13 +104,57 @@ def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[
     t = 0.0
     while t < span:
         t = min(span, t + chunk)
-        while script and script[0].t <= t:
-            action = script.pop(0)
-            sim.run_until(action.t)
-            apply_action(sim, engine, action)
-        sim.run_until(t)
-        events += len(sim.collect())
+        events += _advance(sim, engine, script, t)
     return time.process_time() - started, events, engine
+
+
+def _advance(sim: Any, engine: Any, script: list, t: float) -> int:
+    """Run to ``t``, applying the scripted actions due on the way as the player does; the events emitted."""
+    from patterns.core.player import apply_action
+
+    while script and script[0].t <= t:
+        action = script.pop(0)
+        sim.run_until(action.t)
+        apply_action(sim, engine, action)
+    sim.run_until(t)
+    return len(sim.collect())
+
+
+def run_side_by_side(pattern: Any, scenario: Any, span: float, chunk: float) -> float:
+    """The engine's event rate as a fraction of the bare loop's, the two run in turn, chunk by chunk, each chunk
+    timed on its own: both see the machine as it was at that moment, so the ratio holds still where whole separate
+    runs wander (by half, on a shared machine). The bare loop emits as many events per chunk as the engine did in
+    its latest; who goes first alternates (neither always finds the caches as the other left them), and each chunk
+    starts with the youngest generation collected (neither pays for collecting the other's objects)."""
+    from patterns.core.sim import Simulation
+
+    settle()
+    clock = time.process_time
+    sim = Simulation(scenario.seed)
+    engine = pattern.engine(sim, scenario.values)
+    engine.start()
+    script = list(scenario.script)
+    bare_sim = Simulation(1)
+    bare = Bare(bare_sim, 1.0)  # one tick per virtual second: running n seconds on emits n events
+    bare_sim.schedule(bare.interval, bare.tick)
+    spent = {"engine": 0.0, "bare": 0.0}
+    counted = {"engine": 0, "bare": 0}
+    latest, turn = 0, 0
+    t = 0.0
+    while t < span:
+        t = min(span, t + chunk)
+        turn += 1
+        for side in ("engine", "bare") if turn % 2 else ("bare", "engine"):
+            gc.collect(0)
+            started = clock()
+            if side == "engine":
+                latest = emitted = _advance(sim, engine, script, t)
+            else:
+                bare_sim.run_until(bare_sim.now + latest)
+                emitted = len(bare_sim.collect())
+            spent[side] += clock() - started
+            counted[side] += emitted
+    return (counted["engine"] / spent["engine"]) / (counted["bare"] / spent["bare"])
 
 
 def run_player(pattern: Any, scenario: Any, limits: dict, span: float, chunk: float) -> tuple[float, int, Any]:

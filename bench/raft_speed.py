@@ -8,8 +8,8 @@
   the engine, then the same through `Player` with the live limits, snapshots included), beside the bare event loop
   emitting as many events. Figures: virtual seconds and events per CPU second (time.process_time, best of
   --repeat), and the engine's event rate as a fraction of the bare loop's (the issue asks for at least a quarter):
-  the median over --repeat pairs, an engine run then a bare run, each on a settled heap (`engine_speed.settle`),
-  because on a shared machine the CPU time of one run can vary by half from the next.
+  the median over --repeat runs of the two side by side, chunk by chunk (`engine_speed.run_side_by_side`),
+  because on a shared machine the CPU time of one whole run can vary by half from the next.
 - checker: the same engine with the invariant checker replaced by one that checks nothing, to show what the
   live checking of every event costs.
 - seek: the same scenario played for --seek-horizon virtual seconds with settings.PLAYGROUND, then `player.seek(t)`
@@ -32,7 +32,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_parser, machine, run_benchmark, setup_django, summary
-from engine_speed import SEEK_BUDGET_MS, _rates, best, run_bare, run_engine, run_player, snapshot_stats
+from engine_speed import (
+    SEEK_BUDGET_MS,
+    _rates,
+    best,
+    run_bare,
+    run_engine,
+    run_player,
+    run_side_by_side,
+    snapshot_stats,
+)
 
 SLUG = "raft"
 TARGET_SHARE_OF_BARE = 0.25
@@ -113,13 +122,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     limits = dict(settings.PLAYGROUND)
     scenario = load_scenario(pattern, args)
     span = args.virtual_seconds
-    engine_runs, bare_runs = [], []
-    for _ in range(args.repeat):  # in pairs, so that each ratio compares two runs made in the same conditions
-        engine_runs.append(run_engine(pattern, scenario, span, args.chunk)[:2])
-        bare_runs.append(run_bare(engine_runs[-1][1], span, args.chunk))
-    shares = sorted(bare[0] / engine[0] for engine, bare in zip(engine_runs, bare_runs, strict=True))
-    engine_cpu, engine_events = best(engine_runs)
-    bare_cpu, bare_events = best(bare_runs)
+    shares = sorted(run_side_by_side(pattern, scenario, span, args.chunk) for _ in range(args.repeat))
+    engine_cpu, engine_events, _ = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
+    bare_cpu, bare_events = best([run_bare(engine_events, span, args.chunk) for _ in range(args.repeat)])
     player_cpu, player_events, _ = best(
         [run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)]
     )
@@ -180,7 +185,7 @@ def report(result: dict[str, Any]) -> None:
     low, high = result["share_of_bare_range"]
     verdict = "ok" if share >= target else "BELOW"
     print(
-        f"  engine event rate = {share:.3f} of the bare loop's, median of {result['repeat']} paired runs "
+        f"  engine event rate = {share:.3f} of the bare loop's, median of {result['repeat']} side-by-side runs "
         f"(range {low:.3f}-{high:.3f}; best against best {result['share_of_bare_best']:.3f}; "
         f"target >= {target:.2f}): {verdict}"
     )

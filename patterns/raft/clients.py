@@ -66,9 +66,9 @@ class Client:
 
     # -- talking to servers -----------------------------------------------------------------------------------
     def _send(self, target: str | None) -> None:
-        servers = self.cluster.server_ids()
+        servers = self.cluster.servers
         if target not in servers:
-            others = [s for s in servers if s != self._target] or servers
+            others = [s for s in servers if s != self._target] or list(servers)
             target = others[self.sim.rng.randrange(len(others))]
         self._target = target
         self._attempt += 1

@@ -147,9 +147,6 @@ class RaftEngine:
         else:
             HANDLERS[kind](self.servers[message.dst], message.src, payload)
 
-    def server_ids(self) -> list[str]:
-        return list(self.servers)
-
     # -- membership -------------------------------------------------------------------------------------------
     def membership_step(self, leader: Server) -> None:
         """Called by a leader on each heartbeat: propose the next configuration if one is due."""

@@ -409,9 +409,10 @@ class Checker:
     def _committed_by(self, index: int, term: int) -> None:
         """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
         marks = self.commit_terms
-        if marks and marks[-1][1] == term and marks[-1][0] <= index and (len(marks) == 1 or marks[-2][1] < term):
-            marks[-1] = (index, term)  # the usual case, a commit moving on in the latest term: what follows gives it
-            return
+        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
+            if marks[-1][0] < index:  # the usual case, a commit moving on in the latest term
+                marks[-1] = (index, term)
+            return  # else the latest mark, of the same term, covers it already
         start = bisect_left(marks, term, key=_mark_term)  # marks before it were committed in earlier terms
         if start > 0 and marks[start - 1][0] >= index:
             return

@@ -147,7 +147,9 @@ class KVHistory:
         """An operation starts; a repeated invoke of one still in flight (a retry) keeps the first."""
         if op not in OPS:
             return
-        history = self.keys.setdefault(key, KeyHistory())
+        history = self.keys.get(key)
+        if history is None:
+            history = self.keys[key] = KeyHistory()
         history.in_flight.setdefault((client, seq), Op((client, seq), op, key, value, expected))
 
     def complete(self, client: str, seq: int, key: str, result: Any) -> str | None:

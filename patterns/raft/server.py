@@ -349,7 +349,8 @@ class Server:
         if self.role != LEADER or reply["term"] != self.current_term or src not in self.next_index:
             return False
         self._active[src] = True
-        self._acked[src] = max(self._acked.get(src, 0), reply["round"])
+        if reply["round"] > self._acked.get(src, 0):  # the latest round this peer acknowledged
+            self._acked[src] = reply["round"]
         return True
 
     def on_append_reply(self, src: str, reply: dict[str, Any]) -> None:
@@ -368,7 +369,8 @@ class Server:
         if match <= self.match_index[peer]:
             return
         self.match_index[peer] = match
-        self.next_index[peer] = max(self.next_index[peer], match + 1)
+        if match >= self.next_index[peer]:
+            self.next_index[peer] = match + 1
         if match > self.commit_index:  # a match at or below the commit index cannot move the majority past it
             self._advance_commit()
         if self.role == LEADER and self.next_index[peer] <= self.log.last_index:
@@ -432,7 +434,8 @@ class Server:
         elif log.term_at(prev) != request["prev_term"] and not self.params["break_consistency_check"]:
             self._refuse_append(src, request, log.first_index_of_term(prev), log.term_at(prev))
             return
-        self._store(prev + 1, entries)
+        if entries:  # a heartbeat stores nothing
+            self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
         self._answer_append(src, request, f"ok, match {match}", match=match)
