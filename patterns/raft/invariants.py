@@ -49,6 +49,7 @@ def _hash(text: str) -> int:
 
 
 MISSING = 0  # the term of an index a server skipped: no real entry has term 0
+CONTESTED = None  # in `Checker.digests`: two logs have held the entry with different prefixes
 
 
 class LogView:
@@ -186,6 +187,8 @@ class Checker:
         self.commit_terms: list[tuple[int, int]] = []  # (last index, term): indexes up to it committed by that term
         self.applied = IndexTable()  # index -> (entry hash or None, term, server, command) of the first apply
         self.prefix_hashes = PrefixHashes()
+        self.digests: dict[tuple[int, int], int | None] = {}  # (index, term) -> prefix hash of every log to hold it
+        self.floor = 0  # what every server has compacted through: forgotten by the tables above
         self.history = KVHistory()
         self.reported: set[tuple] = set()
         self.violations: list[dict[str, Any]] = []
@@ -358,8 +361,29 @@ class Checker:
 
     def _matching(self, name: str, index: int, term: int, digest: int, command: dict | None) -> Found:
         """Log Matching for the entry ``name`` now holds at ``index``: any other log with an entry of the same
-        term there must hold the same prefix. Asked of every server for every entry appended, so written out: a
-        log with an entry of ``term`` at ``index`` (or a snapshot ending there in ``term``) and another hash."""
+        term there must hold the same prefix, and so must the committed entry there. The logs are searched only
+        once two of them have held that entry with different prefix hashes (`digests`): until then every log that
+        holds it holds this prefix, so none can differ."""
+        if self.digests.setdefault((index, term), digest) != digest:
+            self.digests[(index, term)] = CONTESTED
+            found = self._matching_logs(name, index, term, digest, command)
+            if found:
+                return found
+        row = self.committed.get(index)
+        if row is not None and row[0] == term and row[1] != digest:
+            return [
+                (
+                    "log_matching",
+                    (name, "committed"),
+                    f"{name} has an entry of term {term} at index {index}, like the committed entry there, but its "
+                    f"log up to index {index} is not the committed one",
+                )
+            ]
+        return []
+
+    def _matching_logs(self, name: str, index: int, term: int, digest: int, command: dict | None) -> Found:
+        """The first other log with an entry of ``term`` at ``index`` (or a snapshot ending there in ``term``) and
+        another prefix hash, as a violation."""
         for other, view in self.servers.items():
             theirs = view.log
             k = index - theirs.base - 1
@@ -378,16 +402,6 @@ class Checker:
                         f"{_difference(name, mine, other, view.log, index, command)}",
                     )
                 ]
-        row = self.committed.get(index)
-        if row is not None and row[0] == term and row[1] != digest:
-            return [
-                (
-                    "log_matching",
-                    (name, "committed"),
-                    f"{name} has an entry of term {term} at index {index}, like the committed entry there, but its "
-                    f"log up to index {index} is not the committed one",
-                )
-            ]
         return []
 
     # -- commits, completeness, applies -----------------------------------------------------------------------
@@ -502,6 +516,9 @@ class Checker:
         self.committed.forget_before(floor)
         self.applied.forget_before(floor + 1)
         self.prefix_hashes.forget_through(floor)
+        if floor > self.floor:
+            self.floor = floor
+            self.digests = {key: digest for key, digest in self.digests.items() if key[0] >= floor}
 
     # -- clients ----------------------------------------------------------------------------------------------
     def _invoke(self, event: dict[str, Any]) -> Found:
