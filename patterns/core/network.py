@@ -168,6 +168,7 @@ class Network:
         self._next_id = 1
         self._vetted: Callable[[Message], Any] | None = None  # the deliver callable last checked
         self._whole = True  # no node down, no partition, no cut: nothing but loss can stop a message
+        self._arriver = self._arrive  # one bound method for every arrival queued, not one made per message
         self.counts = {"sent": 0, "duplicated": 0, "delivered": 0, "dropped": 0}
         for node in nodes:
             self.add_node(node)
@@ -354,7 +355,7 @@ class Network:
                 self.sim.emit("net.duplicate", id=message.id, src=src, dst=dst, of=duplicate_of, deliver_at=shown)
         if on_wire:
             self._in_flight[message.id] = (message, deliver)
-            sim._push(deliver_at, self._arrive, (message.id,))  # finite and not before now: no checks to pay
+            sim._push(deliver_at, self._arriver, (message.id,))  # finite and not before now: no checks to pay
         return message
 
     def _arrive(self, message_id: int) -> None:

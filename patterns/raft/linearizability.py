@@ -76,7 +76,7 @@ class KeyHistory:
         reached: set[Node] = set()
         seen_before: set[Any] = set()  # the states op could have taken effect on
         stack = list(self.frontier)
-        explored = set(stack)
+        explored = set(stack) if others else set()  # with no other operation in flight nothing is pushed
         while stack:
             state, placed = stack.pop()
             earlier = _result_of(placed, op.id)
