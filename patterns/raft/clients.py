@@ -9,12 +9,13 @@ completion, the next one comes an exponential think time later.
 
 from __future__ import annotations
 
+from bisect import bisect
 from itertools import accumulate
 from typing import Any
 
 WRITE_OPS = (("set", 0.6), ("delete", 0.15), ("cas", 0.25))
 WRITE_NAMES = [name for name, _ in WRITE_OPS]
-WRITE_CUMULATIVE = list(accumulate(weight for _, weight in WRITE_OPS))  # what `choices` would sum for every draw
+WRITE_CUMULATIVE = list(accumulate(weight for _, weight in WRITE_OPS))
 
 
 class Client:
@@ -48,7 +49,7 @@ class Client:
         rng = self.sim.rng
         key = f"k{rng.randint(1, self.cluster.params['keys'])}"
         read = rng.random() < self.cluster.params["read_share"]
-        op = "get" if read else rng.choices(WRITE_NAMES, cum_weights=WRITE_CUMULATIVE)[0]
+        op = "get" if read else _weighted(rng.random())
         self.invoke(op, key, f"{self.id}.{self.seq + 1}")
 
     def invoke(self, op: str, key: str, value: str) -> None:
@@ -123,3 +124,9 @@ class Client:
 def _described(op: dict[str, Any]) -> dict[str, Any]:
     """An operation's fields as its events carry them: ``seq`` is the event's own number, so ``op_seq`` here."""
     return {"op": op["op"], "key": op["key"], "value": op["value"], "expected": op["expected"], "op_seq": op["seq"]}
+
+
+def _weighted(draw: float) -> str:
+    """A write by WRITE_OPS' weights from one uniform draw: ``random.choices`` with cumulative weights, written out
+    (the same draw gives the same write) because it runs for every operation."""
+    return WRITE_NAMES[bisect(WRITE_CUMULATIVE, draw * WRITE_CUMULATIVE[-1], 0, len(WRITE_NAMES) - 1)]

@@ -487,8 +487,10 @@ class Server:
     def _append(self, index: int, entries: list[dict[str, Any]]) -> None:
         self.log.append(entries)
         self.cluster.judge(self.sim.emit("raft.append", server=self.id, index=index, entries=entries))
-        if any(entry["command"]["op"] == "config" for entry in entries):
-            self._refresh_config()
+        for entry in entries:  # a loop, not any(...): this runs for every append
+            if entry["command"]["op"] == "config":
+                self._refresh_config()
+                break
 
     def on_install(self, src: str, request: dict[str, Any]) -> None:
         reply = {"term": self.current_term, "match": 0, "round": request["round"]}
