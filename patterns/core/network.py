@@ -301,19 +301,26 @@ class Network:
     # -- messages ---------------------------------------------------------------------------------------------
     def send(self, src: str, dst: str, payload: Any, deliver: Callable[[Message], Any]) -> Message:
         """Put a message on the wire; ``deliver(message)`` is called when it arrives, unless it is lost."""
-        self._known_pair(src, dst)
+        down = self._down
+        try:  # both ends known, in two lookups (every message is checked)
+            known = src in down and dst in down
+        except TypeError:  # unhashable: not a node name; `_known` says so
+            known = False
+        if not known:
+            self._known(src)
+            self._known(dst)
         if deliver is not self._vetted:  # a sender that passes the same callable every time has it vetted once
             _check_deliver(deliver)
             self._vetted = deliver
-        reason = None if self._whole else ("crashed" if self._down[src] else self._blocked(src, dst))
+        reason = None if self._whole else ("crashed" if down[src] else self._blocked(src, dst))
         drop_rate = self._link_drop.get((src, dst), self.drop_rate) if self._link_drop else self.drop_rate
         if reason is None and drop_rate and self._roll(drop_rate):  # a rate of 0 draws nothing: no roll at all
             reason = "loss"
-        message = self._launch(src, dst, payload, deliver, reason is None, duplicate_of=None)
+        message = self._launch(src, dst, payload, deliver, reason is None, None)
         if reason is not None:
             self._lose(message, reason)
         elif self.duplicate_rate and self._roll(self.duplicate_rate):
-            self._launch(src, dst, payload, deliver, True, duplicate_of=message.id)
+            self._launch(src, dst, payload, deliver, True, message.id)
         return message
 
     def in_flight(self) -> list[Message]:
@@ -426,16 +433,6 @@ class Network:
             if self._group.get(src, remainder) != self._group.get(dst, remainder):
                 return "partition"
         return "cut" if self._cuts and (src, dst) in self._cuts else None
-
-    def _known_pair(self, src: Any, dst: Any) -> None:
-        """`_known` for both ends of a message, in two lookups when they are known (every message is checked)."""
-        try:
-            if src in self._down and dst in self._down:
-                return
-        except TypeError:  # unhashable: not a node name; `_known` says so
-            pass
-        self._known(src)
-        self._known(dst)
 
     def _known(self, node: Any) -> str:
         if not isinstance(node, str) or node not in self._down:

@@ -419,7 +419,7 @@ class Server:
     def on_append(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
         if term < self.current_term:
-            self._answer_append(src, request, "no: stale term")
+            self._answer_append(src, request, f"term {self.current_term}, no: stale term")
             return
         self._accept_leader(src, term)
         log, prev, entries = self.log, request["prev_index"], request["entries"]
@@ -438,7 +438,7 @@ class Server:
             self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
-        self._answer_append(src, request, f"ok, match {match}", match=match)
+        self._answer_append(src, request, f"term {self.current_term}, ok, match {match}", match=match)
 
     def _answer_append(
         self,
@@ -450,7 +450,8 @@ class Server:
         conflict_term: int | None = None,
     ) -> None:
         """Answer an AppendEntries with its round and prev_index (how the leader knows what the answer is to); a
-        success is the answer that carries a ``match``."""
+        success is the answer that carries a ``match``. The caller writes the whole summary, term included (one
+        string built per answer, not two: this runs for every AppendEntries)."""
         reply = {
             "term": self.current_term,
             "success": match is not None,
@@ -461,11 +462,11 @@ class Server:
         }
         if match is not None:
             reply["match"] = match
-        self._reply(dst, "AppendEntriesReply", reply, summary)
+        self.cluster.send_rpc(self.id, dst, "AppendEntriesReply", reply, summary)
 
     def _refuse_append(self, dst: str, request: dict[str, Any], index: int, term: int | None) -> None:
         """A failed consistency check, with the fast-backup hint: where the leader may try next."""
-        summary = f"no: conflict at {index} (term {term})"
+        summary = f"term {self.current_term}, no: conflict at {index} (term {term})"
         self._answer_append(dst, request, summary, conflict_index=index, conflict_term=term)
 
     def _store(self, index: int, entries: list[dict[str, Any]]) -> None:
