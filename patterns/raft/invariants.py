@@ -147,15 +147,12 @@ class ServerView:
 class IndexTable:
     """Rows per log index from `first` on, forgetting those below a floor."""
 
-    __slots__ = ("first", "rows")
+    __slots__ = ("first", "last", "rows")
 
     def __init__(self) -> None:
         self.first = 1
         self.rows: list[Any] = []
-
-    @property
-    def last(self) -> int:
-        return self.first + len(self.rows) - 1
+        self.last = 0  # first + len(rows) - 1, kept by every change (read for every commit)
 
     def get(self, index: int) -> Any:
         k = index - self.first
@@ -166,6 +163,7 @@ class IndexTable:
         if index > self.last:
             self.rows.extend([gap] * (index - self.last - 1))
             self.rows.append(row)
+            self.last = index
         else:
             self.rows[index - self.first] = row
 
@@ -173,6 +171,7 @@ class IndexTable:
         if index > self.first:
             del self.rows[: index - self.first]
             self.first = index
+            self.last = index + len(self.rows) - 1
 
 
 class Checker:
@@ -369,7 +368,7 @@ class Checker:
             found = self._matching_logs(name, index, term, digest, command)
             if found:
                 return found
-        row = self.committed.get(index)
+        row = self.committed.get(index) if index <= self.committed.last else None  # new entries: not committed
         if row is not None and row[0] == term and row[1] != digest:
             return [
                 (
