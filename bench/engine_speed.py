@@ -125,7 +125,8 @@ def run_side_by_side(pattern: Any, scenario: Any, span: float, chunk: float) -> 
     timed on its own: both see the machine as it was at that moment, so the ratio holds still where whole separate
     runs wander (by half, on a shared machine). The bare loop emits as many events per chunk as the engine did in
     its latest; who goes first alternates (neither always finds the caches as the other left them), and each chunk
-    starts with the youngest generation collected (neither pays for collecting the other's objects)."""
+    starts with the youngest generation collected (neither pays for collecting the other's objects). A bare loop
+    measured this way against itself comes out at 0.99 (median of 11, range 0.94-1.03)."""
     from patterns.core.sim import Simulation
 
     settle()
