@@ -59,6 +59,8 @@ class Server:
         self._active: dict[str, bool] = {}  # leader: peers heard from since the last check-quorum
         self._reads: list[dict[str, Any]] = []  # leader: read-index reads waiting
         self._flush_for = -1  # the leader generation a flush is scheduled for
+        self._requests_at: tuple[int, int, int, int] | None = None  # leader: the point `_requests` were made at
+        self._requests: dict[int, tuple[dict[str, Any], str]] = {}  # leader: AppendEntries (and summary) by next index
         self._next_snapshot: tuple[int, int, dict[str, Any]] | None = None
         self._refresh_config()
 
@@ -276,26 +278,27 @@ class Server:
         self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, generation)
 
     def _broadcast(self) -> None:
-        """One AppendEntries round to every peer. Peers at the same point of the log (all of them, most rounds) are
-        sent the very same request: it is built once per point, not once per peer."""
+        """One AppendEntries round to every peer."""
         self._round += 1
-        built: dict[int, tuple[dict[str, Any], str]] = {}
         for peer in self.peers():
-            self._send_append(peer, built)
+            self._send_append(peer)
         self._serve_reads()
 
-    def _send_append(self, peer: str, built: dict[int, tuple[dict[str, Any], str]] | None = None) -> None:
-        """Send ``peer`` the entries from its next index (a snapshot if they are compacted); ``built`` holds the
-        requests already made in this round, by next index."""
+    def _send_append(self, peer: str) -> None:
+        """Send ``peer`` the entries from its next index (a snapshot if they are compacted). Peers at the same point
+        of the log (all of them, most of the time) are sent the very same request: nothing in it depends on the
+        peer, so it is built once per next index while the leader's log end, commit index and round stay put."""
         next_index = self.next_index[peer]
         if next_index - 1 < self.log.snapshot_index:
             self._send_snapshot(peer)
             return
-        if built is None:
-            built = {}
-        if next_index not in built:
-            built[next_index] = self._append_request(next_index)
-        request, summary = built[next_index]
+        point = (self._lead, self.log.last_index, self.commit_index, self._round)
+        if point != self._requests_at:
+            self._requests_at, self._requests = point, {}
+        made = self._requests.get(next_index)
+        if made is None:
+            made = self._requests[next_index] = self._append_request(next_index)
+        request, summary = made
         self.cluster.send_rpc(self.id, peer, "AppendEntries", request, summary)
 
     def _append_request(self, next_index: int) -> tuple[dict[str, Any], str]:
