@@ -61,7 +61,7 @@ class Server:
         self._flush_for = -1  # the leader generation a flush is scheduled for
         self._requests_at: tuple[int, int, int, int] | None = None  # leader: the point `_requests` were made at
         self._requests: dict[int, tuple[dict[str, Any], str]] = {}  # leader: AppendEntries (and summary) by next index
-        self._next_snapshot: tuple[int, int, dict[str, Any]] | None = None
+        self._plan_snapshot(None)
         self._refresh_config()
 
     # -- views ------------------------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ class Server:
             self.machine = StateMachine(data)
             self.applied_config = _config_of(data)
             self.commit_index = self.last_applied = index
-            self._next_snapshot = None
+            self._plan_snapshot(None)
             self.cluster.stats["installs"] += 1
             self.cluster.judge(self.sim.emit("raft.install", server=self.id, index=index, term=term, leader=src))
             self._refresh_config()
@@ -540,17 +540,22 @@ class Server:
             )
             if self.role == LEADER and "client" in command:
                 self.cluster.answer(self.id, command["client"], command["seq"], result)
-            self._maybe_snapshot()
+            if self._snapshot_due is not None and index >= self._snapshot_due:
+                self._snapshot()
         if self._reads and self.role == LEADER:
             self._serve_reads()
 
-    def _maybe_snapshot(self) -> None:
-        """Every ``snapshot_threshold`` applied entries take a snapshot, and compact the log through the one taken
-        before: the log keeps the latest threshold (or more) applied entries for followers a little behind."""
+    def _plan_snapshot(self, taken: tuple[int, int, dict[str, Any]] | None) -> None:
+        """Keep the snapshot ``taken`` (index, term, data) to compact through next time, and the applied index due
+        for the next snapshot: ``snapshot_threshold`` entries after it (after the log's own snapshot if none)."""
+        self._next_snapshot = taken
         threshold = self.params["snapshot_threshold"]
-        since = self._next_snapshot[0] if self._next_snapshot else self.log.snapshot_index
-        if not threshold or self.last_applied - since < threshold:
-            return
+        since = taken[0] if taken else self.log.snapshot_index
+        self._snapshot_due = since + threshold if threshold else None
+
+    def _snapshot(self) -> None:
+        """Take a snapshot, and compact the log through the one taken before: the log keeps the latest threshold
+        (or more) applied entries for followers a little behind."""
         if self._next_snapshot is not None and self.log.term_at(self._next_snapshot[0]) == self._next_snapshot[1]:
             index, term, data = self._next_snapshot
             self.log.compact(index, term, data)
@@ -558,7 +563,7 @@ class Server:
             self.cluster.judge(self.sim.emit("raft.snapshot", server=self.id, index=index, term=term))
         voters, learners = self.applied_config
         data = {**self.machine.snapshot(), "voters": list(voters), "learners": list(learners)}
-        self._next_snapshot = (self.last_applied, self.log.term_at(self.last_applied), data)
+        self._plan_snapshot((self.last_applied, self.log.term_at(self.last_applied), data))
 
     # -- configuration ----------------------------------------------------------------------------------------
     def _refresh_config(self) -> None:
