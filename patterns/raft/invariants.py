@@ -21,6 +21,7 @@ committed and applied tables start at the lowest snapshot of all servers known. 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Iterable
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
@@ -178,7 +179,7 @@ class Checker:
     """Feed it every raft.* and client.* event with `observe`; `violations` holds what it found, in order."""
 
     def __init__(self) -> None:
-        self.servers: dict[str, ServerView] = {}
+        self.servers: defaultdict[str, ServerView] = defaultdict(ServerView)  # a view made on a server's first event
         self.leaders: dict[int, str] = {}  # term -> the first server that led it
         self.votes: dict[str, tuple[int, str]] = {}  # server -> (term, candidate) of its latest real vote
         self.double_votes: dict[int, list[tuple[str, str, str]]] = {}  # term -> (voter, first, second)
@@ -219,16 +220,10 @@ class Checker:
             self.violations.append({"invariant": invariant, "detail": detail, "cause": seq, "t": t})
         return out
 
-    def server(self, server_id: str) -> ServerView:
-        view = self.servers.get(server_id)
-        if view is None:
-            view = self.servers[server_id] = ServerView()
-        return view
-
     # -- roles, terms, votes ----------------------------------------------------------------------------------
     def _role(self, event: dict[str, Any]) -> Found:
         name, term = event["server"], event["term"]
-        server = self.server(name)
+        server = self.servers[name]
         server.role, server.term = event["role"], term
         if event["role"] != "leader":
             return []
@@ -246,7 +241,7 @@ class Checker:
         return found + self._leader_completeness(name, server)
 
     def _term(self, event: dict[str, Any]) -> Found:
-        self.server(event["server"]).term = event["term"]
+        self.servers[event["server"]].term = event["term"]
         return []
 
     def _vote(self, event: dict[str, Any]) -> Found:
@@ -260,16 +255,16 @@ class Checker:
         return []
 
     def _crash(self, event: dict[str, Any]) -> Found:
-        self.server(event["server"]).role = "crashed"
+        self.servers[event["server"]].role = "crashed"
         return []
 
     def _removed(self, event: dict[str, Any]) -> Found:
-        self.server(event["server"]).role = "removed"
+        self.servers[event["server"]].role = "removed"
         self._forget_compacted()
         return []
 
     def _restart(self, event: dict[str, Any]) -> Found:
-        server = self.server(event["server"])
+        server = self.servers[event["server"]]
         server.role, server.term = "follower", event["term"]
         if event["log_last"] < server.log.last:  # what the restart reports is what it has
             server.log.truncate(event["log_last"] + 1)
@@ -278,7 +273,7 @@ class Checker:
     # -- logs -------------------------------------------------------------------------------------------------
     def _append(self, event: dict[str, Any]) -> Found:
         name, index = event["server"], event["index"]
-        server = self.server(name)
+        server = self.servers[name]
         log = server.log
         found: Found = []
         if index <= log.last:
@@ -306,7 +301,7 @@ class Checker:
 
     def _truncate(self, event: dict[str, Any]) -> Found:
         name, index = event["server"], event["index"]
-        server = self.server(name)
+        server = self.servers[name]
         found: Found = []
         if server.role == "leader" and index <= server.log.last:
             found.append(
@@ -321,7 +316,7 @@ class Checker:
         return found
 
     def _snapshot(self, event: dict[str, Any]) -> Found:
-        log = self.server(event["server"]).log
+        log = self.servers[event["server"]].log
         index = event["index"]
         digest = log.hash_at(index)
         if digest is not None:
@@ -331,7 +326,7 @@ class Checker:
 
     def _install(self, event: dict[str, Any]) -> Found:
         name, index, term, leader = event["server"], event["index"], event["term"], event["leader"]
-        server = self.server(name)
+        server = self.servers[name]
         found: Found = []
         if server.role == "leader":
             found.append(
@@ -405,7 +400,7 @@ class Checker:
 
     # -- commits, completeness, applies -----------------------------------------------------------------------
     def _commit(self, event: dict[str, Any]) -> Found:
-        server = self.server(event["server"])
+        server = self.servers[event["server"]]
         log, committed = server.log, self.committed
         upto = min(event["index"], log.last)
         if upto > committed.last:  # new entries committed (mostly, the commit is news only to this server)
