@@ -25,7 +25,7 @@ from .server import HANDLERS, Server
 STATS = ("elections", "leaders", "commits", "client_ops", "snapshots", "installs")
 MAX_CLIENTS = 20  # configured clients plus ad-hoc ones made by client_request
 RPCS_KEPT = 60  # the recent RPCs the sequence diagram and the captions draw from
-DELIVERED_KEPT = 4 * RPCS_KEPT  # delivered ids kept before the older ones are swept out
+DELIVERED_KEPT = 4 * RPCS_KEPT  # delivered ids kept before those of no recent RPC are swept out
 
 
 class RaftEngine:
@@ -40,7 +40,7 @@ class RaftEngine:
         self.stats: dict[str, Any] = {name: 0 for name in STATS}
         self.stats["rpcs"] = {}
         self._recent: deque[Event] = deque(maxlen=RPCS_KEPT)  # the raft.rpc events of the latest RPCs
-        self._delivered: set[int] = set()  # ids of messages delivered lately (a superset of those in `_recent`)
+        self._delivered: set[int] = set()  # ids delivered lately: every delivered one of `_recent`, and some others
         self._receiver = self._deliver  # one bound method for every message, which the network vets only once
         self.membership: list[tuple[str, str]] = []  # ("add" | "remove", server) requests for the leader
         self.removing: list[str] = []  # servers to shut down once a committed configuration leaves them out
@@ -139,9 +139,8 @@ class RaftEngine:
         kind, payload = message.payload
         delivered = self._delivered
         delivered.add(message.id)
-        if len(delivered) > DELIVERED_KEPT:  # forget the ids older than every recent RPC, now and then
-            oldest = self._recent[0].fields["id"] if self._recent else message.id
-            self._delivered = {id for id in delivered if id >= oldest}
+        if len(delivered) > DELIVERED_KEPT:  # now and then, keep only the recent RPCs' ids
+            self._delivered = delivered & {event.fields["id"] for event in self._recent}
         if kind == "ClientReply":
             self.clients[message.dst].receive(payload)
         else:

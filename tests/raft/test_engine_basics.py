@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from patterns.core.sim import Simulation
+from patterns.raft.engine import DELIVERED_KEPT
 from patterns.raft.pattern import PATTERN
 from patterns.raft.presets import PRESETS
 
@@ -188,6 +189,26 @@ def test_drop_message_loses_exactly_that_message():
     assert record["fate"] == "dropped"
     run.for_(0.1)
     assert any(r["fate"] == "delivered" for r in run.engine.rpcs)
+
+
+def test_recent_rpc_fates_agree_with_the_network_over_a_lossy_minute():
+    """Fates are read off the network and a pruned set of delivered ids: checked against the network's own trace
+    (net.deliver / net.drop per message) every virtual second, with the set kept bounded all along."""
+    run = Run(clients=4, client_rate=15.0, loss=0.2, duplicate=0.05)
+    run.engine.net.trace = True
+    fates_seen = set()
+    for _ in range(60):
+        run.for_(1.0)
+        delivered = {e["id"] for e in run.of("net.deliver")}
+        for record in run.engine.rpcs:
+            if run.engine.net.on_wire(record["id"]):
+                truth = "in_flight"
+            else:
+                truth = "delivered" if record["id"] in delivered else "dropped"
+            assert record["fate"] == truth, record
+            fates_seen.add(truth)
+        assert len(run.engine._delivered) <= DELIVERED_KEPT
+    assert fates_seen == {"in_flight", "delivered", "dropped"}
 
 
 def test_partition_puts_unlisted_clients_with_the_most_servers():
