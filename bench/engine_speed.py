@@ -92,20 +92,26 @@ def settle() -> None:
 
 def run_engine(pattern: Any, scenario: Any, span: float, chunk: float) -> tuple[float, int, Any]:
     """Raw Simulation + engine, scripted actions applied as the player does; returns (CPU seconds, events, engine)."""
-    from patterns.core.sim import Simulation
 
     settle()
     started = time.process_time()
-    sim = Simulation(scenario.seed)
-    engine = pattern.engine(sim, scenario.values)
-    engine.start()
-    script = list(scenario.script)
+    sim, engine, script = _started(pattern, scenario)
     events = 0
     t = 0.0
     while t < span:
         t = min(span, t + chunk)
         events += _advance(sim, engine, script, t)
     return time.process_time() - started, events, engine
+
+
+def _started(pattern: Any, scenario: Any) -> tuple[Any, Any, list]:
+    """A raw `Simulation` with the scenario's engine started, and its script still to apply."""
+    from patterns.core.sim import Simulation
+
+    sim = Simulation(scenario.seed)
+    engine = pattern.engine(sim, scenario.values)
+    engine.start()
+    return sim, engine, list(scenario.script)
 
 
 def _advance(sim: Any, engine: Any, script: list, t: float) -> int:
@@ -131,10 +137,7 @@ def run_side_by_side(pattern: Any, scenario: Any, span: float, chunk: float) -> 
 
     settle()
     clock = time.process_time
-    sim = Simulation(scenario.seed)
-    engine = pattern.engine(sim, scenario.values)
-    engine.start()
-    script = list(scenario.script)
+    sim, engine, script = _started(pattern, scenario)
     bare_sim = Simulation(1)
     bare = Bare(bare_sim, 1.0)  # one tick per virtual second: running n seconds on emits n events
     bare_sim.schedule(bare.interval, bare.tick)
