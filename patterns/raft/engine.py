@@ -201,8 +201,8 @@ class RaftEngine:
         target = self._server("timeout", server)
         if target is None:
             return
-        if not target.alive or target.role == "leader" or not target.is_voter:
-            self.note(f"timeout: {server} is down, leads, or is not a voter: it has no election timer")
+        if not target.alive or target.role == "leader" or not target.stands_for_election:
+            self.note(f"timeout: {server} is down, leads, or does not stand for election: it has no election timer")
             return
         target.campaign()
 

@@ -73,6 +73,20 @@ class Server:
     def is_voter(self) -> bool:
         return self.id in self.voters
 
+    @property
+    def stands_for_election(self) -> bool:
+        """Whether this server's election timer runs (the dissertation, 4.2.2). A server uses the latest
+        configuration in its log, committed or not, and a voter of it stands. So does a server that configuration
+        leaves out, as long as it is not known to be committed: the server may still be needed (a cut-off leader
+        that removed itself may hold the only copy of that entry, and the other voters' logs are not up to date
+        enough to win without it); it does not count its own vote (`quorum` counts the configuration's voters), and
+        it grants votes as any server does. A learner does not stand, nor a server that knows no configuration
+        yet, nor one that knows its removal committed (a majority of the new configuration can elect a leader
+        without it). Disruption by removed servers is what pre-vote and the leader lease (4.2.3) prevent."""
+        if self.id in self.voters:
+            return True
+        return bool(self.voters) and self.id not in self.learners and self.config_index > self.commit_index
+
     def peers(self) -> list[str]:
         return [s for s in (*self.voters, *self.learners) if s != self.id]
 
@@ -117,7 +131,7 @@ class Server:
     def set_election_deadline(self, t: float) -> None:
         """Move the deadline. The alarm is lazy: one already set for earlier simply sets itself again on waking,
         so the heartbeats that push the deadline back every 50 ms cost no queue entry each."""
-        if not self.alive or self.role == LEADER or self.id not in self.voters:
+        if not self.alive or self.role == LEADER or not self.stands_for_election:
             self.election_deadline = None
             return
         self.election_deadline = t
@@ -142,7 +156,7 @@ class Server:
 
     def campaign(self) -> None:
         """The election timeout: ask for pre-votes first if pre-vote is on, else start a real election."""
-        if self.role == LEADER or not self.is_voter:
+        if self.role == LEADER or not self.stands_for_election:
             return
         self.reset_election_timer()
         self.leader_id = None
@@ -577,7 +591,7 @@ class Server:
         if (voters, learners) == (self.voters, self.learners):
             self.config_index = index
             return
-        was_voter = self.is_voter
+        stood = self.stands_for_election
         self.voters, self.learners, self.config_index = voters, learners, index
         if not self.cluster.started:
             return
@@ -588,8 +602,8 @@ class Server:
             for peer in self.peers():
                 self.next_index.setdefault(peer, self.log.last_index + 1)
                 self.match_index.setdefault(peer, 0)
-        elif self.is_voter != was_voter and self.alive:
-            self.reset_election_timer()  # a new voter starts its timer, a former one stops it
+        elif self.stands_for_election != stood and self.alive:
+            self.reset_election_timer()  # a new voter starts its timer, one that stops standing stops it
 
     # -- reads ------------------------------------------------------------------------------------------------
     def read(self, client: str, seq: int, key: str) -> None:

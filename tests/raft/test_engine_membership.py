@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
+from typing import Any
+
+import pytest
+
 from .test_engine_basics import Run, run_preset
 from .test_engine_replication import assert_converged
 
@@ -111,3 +117,60 @@ def test_a_restarted_server_recovers_from_its_own_snapshot():
     assert victim.kv  # the snapshot is on disk: the state machine restarts from it
     run.do("restart", server=victim.id).do("set_client_rate", rate=0.0).for_(1.5)
     assert_converged(run)
+
+
+def test_a_removed_leader_cut_off_before_its_removal_spreads_is_elected_to_finish_it():
+    """The leader of two voters removes itself and is cut off at once: only its log holds the removal, so the other
+    voter can win no election without it. It still stands for election, outside its own latest configuration
+    (dissertation, 4.2.2), wins the other's vote once healed, commits its removal and retires; the cluster serves
+    clients again."""
+    run = Run(1, servers=3).until(0.1).do("timeout", server="s1").until(1.0).do("remove_server", server="s3")
+    run.until(2.0).do("remove_server", server="s1").until(2.001).do("partition", groups="s1|s2")
+    run.until(3.0).do("heal").for_(3.0)
+    assert "s1" in run.engine.retired and run.of("raft.removed", server="s1")
+    leader = run.one_leader()
+    assert leader.id == "s2" and leader.voters == ("s2",)
+    assert [e for e in run.of("client.complete") if e["t"] > 3.0]
+    assert not run.violations()
+
+
+def membership_chaos(seed: int) -> tuple[Run, list[tuple[float, str, dict[str, Any]]]]:
+    """Three to five servers through membership changes, partitions among the current servers and forced
+    timeouts over two virtual seconds, then healed at 2.5 s; the run and what was done."""
+    rng = random.Random(seed)
+    run = Run(seed, servers=rng.randint(3, 5), clients=1, client_rate=5.0)
+    script: list[tuple[float, str, dict[str, Any]]] = []
+    for t in sorted(rng.uniform(0.3, 2.0) for _ in range(rng.randint(4, 9))):
+        run.until(t)
+        servers, pick = list(run.servers), rng.random()
+        leaders = [s.id for s in run.leaders()]
+        if pick < 0.35:  # the leader, more often than not: removing it is the harder case
+            command, args = "remove_server", {"server": rng.choice(leaders if leaders and pick < 0.25 else servers)}
+        elif pick < 0.5:
+            command, args = "add_server", {}
+        elif pick < 0.8 and len(servers) > 1:
+            shuffled = rng.sample(servers, len(servers))
+            if leaders and pick < 0.65:  # the leader alone on one side
+                shuffled = [leaders[0], *(s for s in shuffled if s != leaders[0])]
+            cut = 1 if leaders and pick < 0.65 else rng.randint(1, len(shuffled) - 1)
+            command, args = "partition", {"groups": f"{'.'.join(shuffled[:cut])}|{'.'.join(shuffled[cut:])}"}
+        elif pick < 0.9:
+            command, args = "heal", {}
+        else:
+            command, args = "timeout", {"server": rng.choice(servers)}
+        script.append((round(t, 3), command, args))
+        run.do(command, **args)
+    run.until(2.5).do("heal")
+    return run, script
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("RAFT_LIVENESS", "40"))))
+def test_a_healed_cluster_always_elects_a_leader_whatever_the_membership_changes(seed):
+    """Liveness, bounded: five seconds after the heal, whatever was removed or added while partitioned, one leader
+    leads the servers still in the cluster, and a client's write completes within two seconds more."""
+    run, script = membership_chaos(seed)
+    run.for_(5.0)
+    leader = run.one_leader()
+    assert leader.id in leader.voters, script
+    run.write("k9", "alive", within=2.0)
+    assert not run.violations(), script
