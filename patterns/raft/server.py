@@ -394,16 +394,22 @@ class Server:
             self._send_append(peer)
 
     def _back_up(self, peer: str, reply: dict[str, Any]) -> None:
-        """Fast backup: jump over a whole conflicting term (or to the follower's end) instead of one entry."""
+        """Fast backup: jump over a whole conflicting term (or to the follower's end) instead of one entry, and
+        probe there at once. A refusal that moves nothing (the follower refuses at the entry after what it was
+        known to match, which only a broken rule can make it do) sends nothing: the next heartbeat probes again,
+        as etcd's probe state waits for one. Otherwise every refusal would beget a request, and each heartbeat
+        round would start one more endless exchange of the two."""
         hint = reply["conflict_index"]
-        if hint is None or reply["prev_index"] != self.next_index[peer] - 1:
+        before = self.next_index[peer]
+        if hint is None or reply["prev_index"] != before - 1:
             return  # a refusal of an older term's request, or an answer the leader has moved on from
         if reply["conflict_term"] is not None:
             last = self.log.last_index_of_term(reply["conflict_term"])
             if last is not None:
                 hint = last + 1
-        self.next_index[peer] = max(self.match_index[peer] + 1, min(hint, self.next_index[peer] - 1))
-        self._send_append(peer)
+        self.next_index[peer] = max(self.match_index[peer] + 1, min(hint, before - 1))
+        if self.next_index[peer] != before:
+            self._send_append(peer)
 
     def on_install_reply(self, src: str, reply: dict[str, Any]) -> None:
         if self._leader_reply(src, reply):
