@@ -109,14 +109,13 @@ class Client:
         op = self.pending
         self.pending = None
         self._attempt += 1
-        self.completed += 1
+        self.completed += 1  # the engine's count of client operations is the sum of these
         if op["op"] == "get":
             self.seen[op["key"]] = result
         elif op["op"] == "set" or (op["op"] == "cas" and result is True):
             self.seen[op["key"]] = op["value"]
         elif op["op"] == "delete":
             self.seen[op["key"]] = None
-        self.cluster.stats["client_ops"] += 1
         self.cluster.judge(self.sim.emit("client.complete", client=self.id, **_described(op), result=result))
         self._schedule_next()
 

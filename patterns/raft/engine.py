@@ -19,7 +19,7 @@ from patterns.core.sim import Event, Simulation
 from . import membership
 from .clients import Client
 from .invariants import Checker
-from .params import MAX_SERVERS
+from .params import MAX_SERVERS, RaftConfig
 from .server import HANDLERS, Server
 
 STATS = ("elections", "leaders", "commits", "client_ops", "snapshots", "installs")
@@ -31,14 +31,11 @@ DELIVERED_KEPT = 4 * RPCS_KEPT  # delivered ids kept before those of no recent R
 class RaftEngine:
     def __init__(self, sim: Simulation, params: Mapping[str, Any]):
         self.sim = sim
-        self.params = dict(params)
-        self.read_mode = self.params["read_mode"]
-        self.timeout_min = self.params["election_timeout_min_ms"] / 1000.0
-        self.timeout_max = max(self.timeout_min, self.params["election_timeout_max_ms"] / 1000.0)
-        self.started = False
+        self.params = dict(params)  # the clients read theirs from here; a command may change the clients' rate
+        self.config = RaftConfig.from_params(self.params)  # the servers' settings, fixed for the run
+        self.read_mode = self.config.read_mode
         self.checker = Checker()
-        self.stats: dict[str, Any] = {name: 0 for name in STATS}
-        self.stats["rpcs"] = {}
+        self._rpcs: dict[str, int] = {}  # RPCs sent, by kind
         self._recent: deque[Event] = deque(maxlen=RPCS_KEPT)  # the raft.rpc events of the latest RPCs
         self._delivered: set[int] = set()  # ids delivered lately: every delivered one of `_recent`, and some others
         self._receiver = self._deliver  # one bound method for every message, which the network vets only once
@@ -64,7 +61,7 @@ class RaftEngine:
         server_id = f"s{self._next_server}"
         self._next_server += 1
         self.net.add_node(server_id)
-        server = Server(self, server_id, voters)
+        server = Server(server_id, voters, self.config, self, self.sim)
         self.servers[server_id] = server
         return server
 
@@ -75,7 +72,6 @@ class RaftEngine:
         return client
 
     def start(self) -> None:
-        self.started = True
         for server in self.servers.values():
             self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))
             server.reset_election_timer()
@@ -103,12 +99,24 @@ class RaftEngine:
         """Send an RPC, count it and keep it among the recent ones: its raft.rpc event tells all but its fate,
         which is read off the network and the delivered ids when asked (`rpcs`), not kept up for every message."""
         message = self.net.send(src, dst, (kind, payload), self._receiver)
-        rpcs = self.stats["rpcs"]
+        rpcs = self._rpcs
         rpcs[kind] = rpcs.get(kind, 0) + 1
         event = self.sim.emit(
             "raft.rpc", kind=kind, src=src, dst=dst, term=payload["term"], id=message.id, summary=summary
         )
         self._recent.append(event)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The counts the metrics show: the servers' own tallies summed (retired servers' too), the clients'
+        completed operations, and the RPCs sent by kind."""
+        out: dict[str, Any] = dict.fromkeys(STATS, 0)
+        for server in (*self.servers.values(), *self.retired.values()):
+            for name, count in server.tally.items():
+                out[name] += count
+        out["client_ops"] = sum(client.completed for client in self.clients.values())
+        out["rpcs"] = self._rpcs
+        return out
 
     @property
     def rpcs(self) -> list[dict[str, Any]]:
@@ -155,6 +163,8 @@ class RaftEngine:
 
     def config_committed(self, leader: Server) -> None:
         """The leader's configuration is committed: shut down the servers it removed (the leader too, if so)."""
+        if not self.removing:
+            return
         members = (*leader.voters, *leader.learners)
         waiting = [server for _, server in self.membership]  # an add still queued: the removal comes after it
         for server_id in [s for s in self.removing if s not in members and s not in waiting]:
@@ -297,14 +307,13 @@ class RaftEngine:
         timed = [s for s in self.servers.values() if s.election_deadline is not None]
         for k, server in enumerate(timed):
             share = k / (len(timed) - 1) if len(timed) > 1 else 0.0
-            server.set_election_deadline(
-                self.sim.now + self.timeout_min + share * (self.timeout_max - self.timeout_min)
-            )
+            low, high = self.config.election_timeout_min, self.config.election_timeout_max
+            server.set_election_deadline(self.sim.now + low + share * (high - low))
 
     def _do_align_timers(self) -> None:
         for server in self.servers.values():
             if server.election_deadline is not None:
-                server.set_election_deadline(self.sim.now + self.timeout_min)
+                server.set_election_deadline(self.sim.now + self.config.election_timeout_min)
 
 
 def _latency(ms: float, jitter_ms: float) -> LatencyModel:

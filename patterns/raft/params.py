@@ -1,6 +1,11 @@
-"""Raft's parameters and perturbation commands: typed, bounded, named as in the helpers' contract."""
+"""Raft's parameters and perturbation commands: typed, bounded, named as in the helpers' contract; and the
+settings a server reads, built once from the parameters (`RaftConfig`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from patterns.core.registry import Command, Param, in_group
 
@@ -185,3 +190,40 @@ COMMANDS = (
     Command("spread_timers", "Spread timers", help="Spread the election deadlines evenly over the timeout range."),
     Command("align_timers", "Align timers", help="Give every follower the same election deadline (split votes)."),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    """Every setting a server reads, in seconds, fixed for the run: no command changes any of them (the clients'
+    rate, which one does change, is the clients' business and stays in the engine's parameters)."""
+
+    election_timeout_min: float
+    election_timeout_max: float  # never below the minimum
+    heartbeat: float
+    pre_vote: bool
+    check_quorum: bool
+    snapshot_threshold: int  # 0: never
+    max_batch: int
+    read_mode: str
+    break_vote_log_check: bool
+    break_commit_current_term: bool
+    break_persist_vote: bool
+    break_consistency_check: bool
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RaftConfig:
+        low = params["election_timeout_min_ms"] / 1000.0
+        return cls(
+            election_timeout_min=low,
+            election_timeout_max=max(low, params["election_timeout_max_ms"] / 1000.0),
+            heartbeat=params["heartbeat_ms"] / 1000.0,
+            pre_vote=params["pre_vote"],
+            check_quorum=params["check_quorum"],
+            snapshot_threshold=params["snapshot_threshold"],
+            max_batch=params["max_batch"],
+            read_mode=params["read_mode"],
+            break_vote_log_check=params["break_vote_log_check"],
+            break_commit_current_term=params["break_commit_current_term"],
+            break_persist_vote=params["break_persist_vote"],
+            break_consistency_check=params["break_consistency_check"],
+        )

@@ -1,30 +1,89 @@
 """One Raft server: election (with pre-vote and check-quorum), log replication, commit, apply, snapshots.
 
-It follows Figure 2 of the paper and the dissertation's refinements. The server never touches another server's
-state: everything goes through `cluster.send_rpc` (the kernel's network), and everything that happens is told by
-`cluster.emit`. Timers are scheduled with a generation number, so a reset simply makes the older timer a no-op.
+It follows Figure 2 of the paper and the dissertation's refinements. A server sees the world through two narrow
+interfaces, so that a test can step one alone (tests/raft/test_server_rules.py): its `Clock` (virtual time, the
+run's random numbers, timers, events: the kernel's `Simulation` is one) and its `Cluster` (send an RPC, have an
+event judged, answer a client, the membership hooks: the engine is one). It reads its settings from a frozen
+`RaftConfig` and keeps its own tallies. Timers are scheduled with a generation number, so a reset simply makes the
+older timer a no-op.
 
 Persistent state (kept across a crash): ``current_term``, ``voted_for`` and ``log`` (with its snapshot).
 Everything else is volatile and rebuilt from the snapshot on restart.
+
+Speed tricks (this code runs for every message; each keeps the events exactly what the plain code would give):
+
+- *Lazy election alarm*: heartbeats push the election deadline back without scheduling anything; the one pending
+  alarm re-arms itself when it wakes before the deadline (`set_election_deadline`).
+- *Shared AppendEntries*: peers at the same next index are sent the very same request object, built once while the
+  leader's log end, commit index and round stay put (`_send_append`); receivers never change a request.
+- *Inline uniform draw*: ``low + (high - low) * rng.random()`` is what ``rng.uniform`` computes, without the call.
+- *Judge what is emitted*: every event that tells state is emitted as ``cluster.judge(sim.emit(...))``, one call
+  each, rather than through a wrapper that would copy its fields once more.
+- *One summary per answer*: the caller of `_answer_append` writes the whole summary string, term included.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import random
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from patterns.core.sim import Event
 
 from .kv import StateMachine
 from .log import RaftLog
+from .params import RaftConfig
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre_candidate", "candidate", "leader"
 ROLES = (FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER)
 COMMAND_FIELDS = ("op", "key", "value", "expected", "seq")  # what a client request puts in the log
+TALLIES = ("elections", "leaders", "commits", "snapshots", "installs")  # what a server counts of its own doings
+
+
+class Clock(Protocol):
+    """Virtual time as a server uses it: the kernel's `Simulation` is one."""
+
+    now: float
+    rng: random.Random
+
+    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> object: ...
+
+    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> object: ...
+
+    def emit(self, type: str, **fields: Any) -> Event: ...
+
+
+class Cluster(Protocol):
+    """All a server asks of the rest of the cluster: the engine is one, a test's fake another."""
+
+    def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
+        """Put an RPC on the network; its answer comes back through `HANDLERS`."""
+
+    def judge(self, event: Event) -> None:
+        """Have the safety checker judge an event just emitted."""
+
+    def note(self, detail: str) -> None:
+        """A remark for the reader (a leader stepping down), nothing to judge."""
+
+    def answer(self, server: str, client: str, seq: int, result: Any) -> None:
+        """The result of a client's operation, from the leader that applied or read it."""
+
+    def redirect(self, server: str, client: str, request: dict[str, Any], leader: str | None) -> None:
+        """Tell a client that this server does not lead, and whom it believes leads."""
+
+    def membership_step(self, leader: Server) -> None:
+        """A leader's heartbeat: the moment to propose the next membership change, if one is waiting."""
+
+    def config_committed(self, leader: Server) -> None:
+        """A leader committed an entry at or after its configuration's: servers it removed may retire."""
 
 
 class Server:
-    def __init__(self, cluster: Any, server_id: str, voters: tuple[str, ...]):
+    def __init__(self, server_id: str, voters: tuple[str, ...], config: RaftConfig, cluster: Cluster, sim: Clock):
         self.cluster = cluster
-        self.sim = cluster.sim
-        self.params: dict[str, Any] = cluster.params  # the engine's, shared: a command that changes one is seen
+        self.sim = sim
+        self.config = config
+        self.tally = dict.fromkeys(TALLIES, 0)
         self.id = server_id
         self.alive = True
         self.role = FOLLOWER
@@ -33,8 +92,8 @@ class Server:
         self.log = RaftLog()
         if voters:  # the bootstrap configuration: what every initial server knows before any entry
             self.log.snapshot_data = {**StateMachine().snapshot(), "voters": list(voters), "learners": []}
-        self.voters: tuple[str, ...] = ()
-        self.learners: tuple[str, ...] = ()
+        # Known from the start, so told by no raft.config event (the engine's raft.role events come first).
+        self.voters, self.learners = _config_of(self.log.snapshot_data)
         self.config_index = 0
         self._timer = 0  # generation of the election timer
         self._lead = 0  # generation of the leader's heartbeat, flush and check-quorum timers
@@ -98,7 +157,7 @@ class Server:
         """Has a leader been heard from within the minimum election timeout (or is this the leader)?"""
         if self.role == LEADER:
             return True
-        return self.leader_id is not None and self.sim.now - self._heard < self.cluster.timeout_min
+        return self.leader_id is not None and self.sim.now - self._heard < self.config.election_timeout_min
 
     # -- roles and terms --------------------------------------------------------------------------------------
     def _set_role(self, role: str) -> None:
@@ -125,8 +184,8 @@ class Server:
 
     # -- election timer ---------------------------------------------------------------------------------------
     def reset_election_timer(self) -> None:
-        low, high = self.cluster.timeout_min, self.cluster.timeout_max
-        self.set_election_deadline(self.sim.now + (low + (high - low) * self.sim.rng.random()))  # `uniform`, inline
+        low, high = self.config.election_timeout_min, self.config.election_timeout_max
+        self.set_election_deadline(self.sim.now + (low + (high - low) * self.sim.rng.random()))  # inline uniform
 
     def set_election_deadline(self, t: float) -> None:
         """Move the deadline. The alarm is lazy: one already set for earlier simply sets itself again on waking,
@@ -160,7 +219,7 @@ class Server:
             return
         self.reset_election_timer()
         self.leader_id = None
-        if not self.params["pre_vote"]:
+        if not self.config.pre_vote:
             self._start_election()
             return
         self.votes = {self.id: True}
@@ -173,7 +232,7 @@ class Server:
             self._start_election()
 
     def _start_election(self) -> None:
-        self.cluster.stats["elections"] += 1
+        self.tally["elections"] += 1
         self._set_term(self.current_term + 1)
         self.voted_for = self.id
         self.votes = {self.id: True}
@@ -199,7 +258,7 @@ class Server:
 
     def _log_ok(self, request: dict[str, Any]) -> bool:
         """The election restriction (5.4.1): the candidate's log is at least as up to date as ours."""
-        if self.params["break_vote_log_check"]:
+        if self.config.break_vote_log_check:
             return True
         last_term = self.log.last_term
         return request["last_term"] > last_term or (
@@ -225,7 +284,7 @@ class Server:
 
     def on_request_vote(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
-        if term > self.current_term and self.params["check_quorum"] and self.leader_live():
+        if term > self.current_term and self.config.check_quorum and self.leader_live():
             self._reply_vote(src, "RequestVoteReply", self.current_term, False)
             return  # the leader lease: a live leader's followers neither vote nor move to the disruptor's term
         if term > self.current_term:
@@ -246,7 +305,7 @@ class Server:
                 self._become_leader()
 
     def _become_leader(self) -> None:
-        self.cluster.stats["leaders"] += 1
+        self.tally["leaders"] += 1
         self.election_deadline = None
         self.leader_id = self.id
         self._set_role(LEADER)
@@ -257,8 +316,8 @@ class Server:
         self.match_index = {peer: 0 for peer in self.peers()}
         self.term_start = self.log.last_index + 1
         self.propose({"op": "noop"})
-        self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, self._lead)
-        self.sim.schedule(self.cluster.timeout_max, self._check_quorum, self._lead)
+        self.sim.schedule(self.config.heartbeat, self._heartbeat, self._lead)
+        self.sim.schedule(self.config.election_timeout_max, self._check_quorum, self._lead)
 
     # -- leader: replication ----------------------------------------------------------------------------------
     def propose(self, command: dict[str, Any]) -> int:
@@ -289,7 +348,7 @@ class Server:
             return
         self._broadcast()
         self.cluster.membership_step(self)
-        self.sim.schedule(self.params["heartbeat_ms"] / 1000.0, self._heartbeat, generation)
+        self.sim.schedule(self.config.heartbeat, self._heartbeat, generation)
 
     def _broadcast(self) -> None:
         """One AppendEntries round to every peer."""
@@ -318,7 +377,7 @@ class Server:
     def _append_request(self, next_index: int) -> tuple[dict[str, Any], str]:
         """An AppendEntries request from ``next_index`` and its summary (nothing in it depends on the peer)."""
         prev = next_index - 1
-        stop = min(self.log.last_index + 1, next_index + self.params["max_batch"])
+        stop = min(self.log.last_index + 1, next_index + self.config.max_batch)
         entries = self.log.slice(next_index, stop)
         request = {
             "term": self.current_term,
@@ -352,11 +411,11 @@ class Server:
             return
         heard = [peer for peer, active in self._active.items() if active] + [self.id]
         self._active = {}
-        if self.params["check_quorum"] and not self.quorum(heard):
+        if self.config.check_quorum and not self.quorum(heard):
             self.cluster.note(f"{self.id} steps down: it heard from no majority in an election timeout")
             self._step_down(self.current_term)
             return
-        self.sim.schedule(self.cluster.timeout_max, self._check_quorum, generation)
+        self.sim.schedule(self.config.election_timeout_max, self._check_quorum, generation)
 
     def _leader_reply(self, src: str, reply: dict[str, Any]) -> bool:
         """Common part of the leader's handling of replies: True if the reply is for this leader's term."""
@@ -424,11 +483,11 @@ class Server:
             return
         n = matches[len(matches) // 2]
         if n > self.commit_index and (
-            self.params["break_commit_current_term"] or self.log.term_at(n) == self.current_term
+            self.config.break_commit_current_term or self.log.term_at(n) == self.current_term
         ):
-            self.cluster.stats["commits"] += 1
+            self.tally["commits"] += 1
             self._commit_to(n)
-            if self.cluster.removing and self.config_index <= self.commit_index:
+            if self.config_index <= self.commit_index:
                 self.cluster.config_committed(self)
 
     # -- follower: AppendEntries and InstallSnapshot ----------------------------------------------------------
@@ -454,7 +513,7 @@ class Server:
         elif prev > log.last_index:
             self._refuse_append(src, request, log.last_index + 1, None)
             return
-        elif log.term_at(prev) != request["prev_term"] and not self.params["break_consistency_check"]:
+        elif log.term_at(prev) != request["prev_term"] and not self.config.break_consistency_check:
             self._refuse_append(src, request, log.first_index_of_term(prev), log.term_at(prev))
             return
         if entries:  # a heartbeat stores nothing
@@ -529,7 +588,7 @@ class Server:
             self.applied_config = _config_of(data)
             self.commit_index = self.last_applied = index
             self._plan_snapshot(None)
-            self.cluster.stats["installs"] += 1
+            self.tally["installs"] += 1
             self.cluster.judge(self.sim.emit("raft.install", server=self.id, index=index, term=term, leader=src))
             self._refresh_config()
         reply.update(term=self.current_term, match=index)
@@ -569,7 +628,7 @@ class Server:
         """Keep the snapshot ``taken`` (index, term, data) to compact through next time, and the applied index due
         for the next snapshot: ``snapshot_threshold`` entries after it (after the log's own snapshot if none)."""
         self._next_snapshot = taken
-        threshold = self.params["snapshot_threshold"]
+        threshold = self.config.snapshot_threshold
         since = taken[0] if taken else self.log.snapshot_index
         self._snapshot_due = since + threshold if threshold else None
 
@@ -579,7 +638,7 @@ class Server:
         if self._next_snapshot is not None and self.log.term_at(self._next_snapshot[0]) == self._next_snapshot[1]:
             index, term, data = self._next_snapshot
             self.log.compact(index, term, data)
-            self.cluster.stats["snapshots"] += 1
+            self.tally["snapshots"] += 1
             self.cluster.judge(self.sim.emit("raft.snapshot", server=self.id, index=index, term=term))
         voters, learners = self.applied_config
         data = {**self.machine.snapshot(), "voters": list(voters), "learners": list(learners)}
@@ -599,8 +658,6 @@ class Server:
             return
         stood = self.stands_for_election
         self.voters, self.learners, self.config_index = voters, learners, index
-        if not self.cluster.started:
-            return
         self.cluster.judge(
             self.sim.emit("raft.config", server=self.id, index=index, voters=list(voters), learners=list(learners))
         )
@@ -641,7 +698,7 @@ class Server:
         done, result = self.machine.answered(src, request["seq"])
         if done:
             self.cluster.answer(self.id, src, request["seq"], result)
-        elif request["op"] == "get" and self.cluster.read_mode == "read_index":
+        elif request["op"] == "get" and self.config.read_mode == "read_index":
             self.read(src, request["seq"], request["key"])
         else:
             self.propose({name: request[name] for name in COMMAND_FIELDS} | {"client": src})
@@ -657,7 +714,7 @@ class Server:
 
     def restart(self) -> None:
         self.alive = True
-        if self.params["break_persist_vote"]:
+        if self.config.break_persist_vote:
             self.voted_for = None  # the broken rule: the vote was never written to disk
         self._volatile_reset()
         self.cluster.judge(
