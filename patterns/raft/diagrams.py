@@ -21,6 +21,11 @@ from typing import Any
 from patterns.core.registry import Diagram, Drawing
 from patterns.core.sequence import Band, Row, sequence_svg
 
+from .clients import Client
+from .engine import RaftEngine
+from .log import RaftLog
+from .server import Server
+
 RPCS_SHOWN = 20
 LOG_ROWS = 12
 IN_FLIGHT_LISTED = 6  # in-flight RPCs named in the cluster's caption (the ids drop_message takes)
@@ -87,13 +92,13 @@ def _svg_text(x: float, y: float, words: str, cls: str = "") -> str:
 
 
 # -- shared views of the engine -----------------------------------------------------------------------------------
-def leaders(engine: Any) -> list[Any]:
+def leaders(engine: RaftEngine) -> list[Server]:
     """Live servers that think they lead, highest term first (two at once: a stale leader not yet deposed)."""
     found = [s for s in engine.servers.values() if s.alive and s.role == "leader"]
     return sorted(found, key=lambda s: -s.current_term)
 
 
-def configuration(engine: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def configuration(engine: RaftEngine) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The cluster's configuration as the most up-to-date live server sees it: (voters, learners)."""
     live = [s for s in engine.servers.values() if s.alive] or list(engine.servers.values())
     lead = leaders(engine)
@@ -101,7 +106,7 @@ def configuration(engine: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(source.voters), tuple(source.learners)
 
 
-def role_of(server: Any) -> str:
+def role_of(server: Server) -> str:
     return server.role if server.alive else "crashed"
 
 
@@ -133,7 +138,7 @@ def _value(value: Any) -> str:
     return ABSENT if value is None else str(value)
 
 
-def server_details(server: Any) -> str:
+def server_details(server: Server) -> str:
     """What survives a crash (currentTerm, votedFor, log) and what does not, as plain lines of text; the first
     is the heading the page shows above the rest."""
     log = server.log
@@ -220,7 +225,7 @@ CLUSTER_STYLE = (
 )
 
 
-def cluster(engine: Any) -> Drawing:
+def cluster(engine: RaftEngine) -> Drawing:
     """Servers with role, term and commit index on a ring, the links between them (ok, lossy, cut, partitioned),
     the messages on the wire, the clients and the server each sends to; a partition numbers its groups."""
     voters, learners = configuration(engine)
@@ -277,13 +282,13 @@ def cluster(engine: Any) -> Drawing:
     )
 
 
-def _cluster_title(engine: Any) -> str:
+def _cluster_title(engine: RaftEngine) -> str:
     lead = leaders(engine)
     who = ", ".join(f"{s.id} leads term {s.current_term}" for s in lead) or "no leader"
     return f"Cluster of {len(engine.servers)} servers: {who}"
 
 
-def _server_node(server: Any, role: str, learner: bool, place: tuple, group: int | None) -> str:
+def _server_node(server: Server, role: str, learner: bool, place: tuple, group: int | None) -> str:
     x, y, hw, hh = place
     if not server.alive:
         words, numbers = "crashed", f"term {server.current_term}"
@@ -304,7 +309,7 @@ def _server_node(server: Any, role: str, learner: bool, place: tuple, group: int
     return "".join(out) + "</g>"
 
 
-def _client_node(client: Any, place: tuple) -> str:
+def _client_node(client: Client, place: tuple) -> str:
     x, y, hw, hh = place
     pending = client.pending
     doing = command_text(pending, short=True) if pending else "idle"
@@ -315,7 +320,7 @@ def _client_node(client: Any, place: tuple) -> str:
     )
 
 
-def _messages(engine: Any, at: Mapping[str, tuple]) -> list[str]:
+def _messages(engine: RaftEngine, at: Mapping[str, tuple]) -> list[str]:
     """A dot per message on the wire between drawn nodes, where it is now; replies hollow, colour by RPC."""
     records = {r["id"]: r for r in engine.rpcs}
     now, out = engine.sim.now, []
@@ -352,7 +357,7 @@ def _along(a: tuple, b: tuple, share: float) -> tuple[float, float]:
     return ax + dx * t, ay + dy * t
 
 
-def _client_details(client: Any) -> str:
+def _client_details(client: Client) -> str:
     pending = command_text(client.pending) if client.pending else "none"
     return (
         f"{client.id}: client\n  pending operation: {pending}\n  completed: {client.completed}\n"
@@ -365,7 +370,7 @@ def _link_id(a: str, b: str) -> str:
     return f"l_{node_id(a)}_{node_id(b)}" if b else f"k_{node_id(a)}"
 
 
-def _busy_links(engine: Any, ids: list[str]) -> list[str]:
+def _busy_links(engine: RaftEngine, ids: list[str]) -> list[str]:
     """Ids of the drawn edges with at least one message on the wire, in drawing order."""
     order = {name: index for index, name in enumerate(ids)}
     busy: dict[str, bool] = {}
@@ -382,7 +387,7 @@ def _busy_links(engine: Any, ids: list[str]) -> list[str]:
     return [edge for edge in drawn if edge in busy]
 
 
-def _cluster_caption(engine: Any, lossy_everywhere: bool) -> str:
+def _cluster_caption(engine: RaftEngine, lossy_everywhere: bool) -> str:
     in_flight = engine.net.in_flight()
     flying = [r for r in engine.rpcs if r["fate"] == "in_flight"]
     parts = [f"{len(in_flight)} message{'' if len(in_flight) == 1 else 's'} in flight"]
@@ -409,7 +414,7 @@ STATE_IDS = {
 }
 
 
-def states(engine: Any) -> Drawing:
+def states(engine: RaftEngine) -> Drawing:
     """Raft's server state machine as this run is configured; each state lists the servers in it."""
     pre_vote, check_quorum = engine.params["pre_vote"], engine.params["check_quorum"]
     lines = ["stateDiagram-v2", "    [*] --> Follower"]
@@ -443,7 +448,7 @@ def states(engine: Any) -> Drawing:
     return Drawing(mermaid="\n".join(lines), nodes=marked, caption=caption)
 
 
-def _state_tag(server: Any) -> str:
+def _state_tag(server: Server) -> str:
     return f"{server.id} t{server.current_term}"
 
 
@@ -457,7 +462,7 @@ def _in_order(occupied: Mapping[str, list[str]]) -> Iterable[tuple[str, list[str
 SEQUENCE_STYLE = "".join(f".raft-rpcs .{kind}{{--ink:{c}}}" for kind, c in MESSAGE_COLOURS.items())
 
 
-def rpcs(engine: Any) -> Drawing:
+def rpcs(engine: RaftEngine) -> Drawing:
     """The last RPCS_SHOWN RPCs and replies as a sequence diagram, oldest at the top, with a band where the term
     changes: solid arrows are requests, dashed ones replies; a message on the wire stops where it is now, with
     its id (what drop_message takes); a lost one ends in a cross."""
@@ -530,7 +535,7 @@ LOG_STYLE = (
 )
 
 
-def logs(engine: Any) -> Drawing:
+def logs(engine: RaftEngine) -> Drawing:
     """Each server's log in a column, aligned by index over the last LOG_ROWS indexes: colour = term, a dashed
     border = not yet committed on that server, grey = compacted into a snapshot; the last row is lastApplied."""
     servers = list(engine.servers.values())
@@ -569,7 +574,7 @@ def logs(engine: Any) -> Drawing:
     )
 
 
-def _log_column(server: Any, x: float, window: range, y_rows: float, y_applied: float) -> list[str]:
+def _log_column(server: Server, x: float, window: range, y_rows: float, y_applied: float) -> list[str]:
     log = server.log
     role = ROLE_WORDS.get(server.role, server.role) if server.alive else "crashed"
     out = [
@@ -607,7 +612,7 @@ def _svg_cell(x: float, y: float, h: float, shade: str, line: str) -> str:
     return rect + _svg_text(x + CELL_W / 2, y + h / 2, line, "" if shade == "who" else "ink")
 
 
-def _prefix_text(log: Any, before: int) -> str:
+def _prefix_text(log: RaftLog, before: int) -> str:
     """What a column holds before the window: its snapshot, and how many older entries it still has."""
     older = max(0, min(log.last_index, before) - log.snapshot_index)
     parts = [f"snap {min(log.snapshot_index, before)}"] if log.snapshot_index else []
@@ -622,7 +627,7 @@ VERDICT_STYLES = {
 
 
 # -- invariants -----------------------------------------------------------------------------------------------------
-def invariants(engine: Any) -> Drawing:
+def invariants(engine: RaftEngine) -> Drawing:
     """The six safety properties, each OK or VIOLATED with the event that broke it first."""
     found: dict[str, list[Mapping[str, Any]]] = {}
     for violation in engine.checker.violations:
@@ -665,7 +670,7 @@ RPC_KINDS = ("PreVote", "RequestVote", "AppendEntries", "InstallSnapshot")
 READ_MODES = {"read_index": "reads: read index, confirmed by a heartbeat round", "log": "reads: through the log"}
 
 
-def metrics(engine: Any) -> dict[str, Any]:
+def metrics(engine: RaftEngine) -> dict[str, Any]:
     """The numbers beside the diagrams: who leads, how far the log is committed, traffic, clients, safety."""
     lead = leaders(engine)
     stats = engine.stats

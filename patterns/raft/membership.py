@@ -9,14 +9,17 @@ configurations in flight can never have disjoint majorities.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the server imports nothing from here, but the engine imports both
+    from .server import Server
 
 
 def config_command(voters: tuple[str, ...], learners: tuple[str, ...]) -> dict[str, Any]:
     return {"op": "config", "voters": list(voters), "learners": list(learners)}
 
 
-def next_step(leader: Any, requests: list[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def next_step(leader: Server, requests: list[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """The configuration the leader should propose next, or None; pops the requests it has dealt with."""
     if leader.commit_index < leader.term_start or leader.config_index > leader.commit_index:
         return None
