@@ -190,8 +190,8 @@ class Server:
     def set_election_deadline(self, t: float) -> None:
         """Move the deadline. The alarm is lazy: one already set for earlier simply sets itself again on waking,
         so the heartbeats that push the deadline back every 50 ms cost no queue entry each."""
-        if not self.alive or self.role == LEADER or not self.stands_for_election:
-            self.election_deadline = None
+        if not self.alive or self.role == LEADER or (self.id not in self.voters and not self.stands_for_election):
+            self.election_deadline = None  # (a voter stands: the common case asks no property)
             return
         self.election_deadline = t
         if self._alarm is None or self._alarm > t:
