@@ -4,7 +4,7 @@ settings a server reads, built once from the parameters (`RaftConfig`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from patterns.core.registry import Command, Param, in_group
@@ -212,18 +212,12 @@ class RaftConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RaftConfig:
+        """The times in seconds; every other setting is the parameter of the same name, as it is."""
         low = params["election_timeout_min_ms"] / 1000.0
+        as_given = {field.name: params[field.name] for field in fields(cls) if field.name in params}
         return cls(
             election_timeout_min=low,
             election_timeout_max=max(low, params["election_timeout_max_ms"] / 1000.0),
             heartbeat=params["heartbeat_ms"] / 1000.0,
-            pre_vote=params["pre_vote"],
-            check_quorum=params["check_quorum"],
-            snapshot_threshold=params["snapshot_threshold"],
-            max_batch=params["max_batch"],
-            read_mode=params["read_mode"],
-            break_vote_log_check=params["break_vote_log_check"],
-            break_commit_current_term=params["break_commit_current_term"],
-            break_persist_vote=params["break_persist_vote"],
-            break_consistency_check=params["break_consistency_check"],
+            **as_given,
         )
