@@ -126,6 +126,7 @@ def _described(op: dict[str, Any]) -> dict[str, Any]:
 
 
 def _weighted(draw: float) -> str:
-    """A write by WRITE_OPS' weights from one uniform draw: ``random.choices`` with cumulative weights, written out
-    (the same draw gives the same write) because it runs for every operation."""
+    """*Hand-written ``random.choices``*: a write by WRITE_OPS' weights from one uniform draw, picked exactly as
+    ``rng.choices(WRITE_NAMES, cum_weights=WRITE_CUMULATIVE)`` picks it (the same bisection of the same draw, so the
+    same write) without that call's setup, because it runs for every operation."""
     return WRITE_NAMES[bisect(WRITE_CUMULATIVE, draw * WRITE_CUMULATIVE[-1], 0, len(WRITE_NAMES) - 1)]
