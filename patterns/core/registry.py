@@ -19,7 +19,12 @@ TEXT_RESERVED = frozenset(",:=+&#% ")  # separators of links and scripts: never 
 
 
 class Engine(Protocol):
-    """A pattern's pure state machine, driven by the kernel and speaking only in events."""
+    """A pattern's pure state machine, driven by the kernel and speaking only in events.
+
+    An engine whose commands name nodes (a server, a consumer) may also define ``targets(command)``: for each
+    argument of ``command`` that names a node, the names that exist now. The player refuses a live command naming
+    any other (see `patterns.core.player.check_targets`); a scripted one is the engine's to ignore, with an event.
+    """
 
     def __init__(self, sim: Simulation, params: Mapping[str, Any]) -> None: ...
 
@@ -193,6 +198,10 @@ class Diagram:
     wide: bool = False  # takes the whole width of the page: for wide flows and sequence diagrams
 
 
+def no_conflicts(values: Mapping[str, Any]) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Pattern:
     slug: str
@@ -207,6 +216,9 @@ class Pattern:
     presets: tuple[Preset, ...] = ()
     explain_template: str = ""
     order: int = 100
+    # Values each valid alone that cannot go together: parameter values -> one message per problem, each naming
+    # the parameter at fault. Links, forms and the CLI all decode through it.
+    conflicts: Callable[[Mapping[str, Any]], list[str]] = no_conflicts
 
     def __post_init__(self) -> None:
         for names, what in (([p.name for p in self.params], "parameter"), ([c.name for c in self.commands], "command")):

@@ -151,6 +151,8 @@ def decode(
             problems.append(f"{_shown(key)}: not a parameter of {pattern.title} (see the form for the ones there are)")
         if len(problems) >= 10:
             break
+    if not problems:
+        problems = pattern.conflicts(values)
     if problems:
         raise ScenarioError(problems)
     script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order

@@ -6,6 +6,9 @@ lane in order; each lane routes it with its own balancer to its own copy of the 
 the shared server settings or the traffic, so every perturbation reaches every lane at the same instant; active
 health checks are probed once per server per interval and the one result is given to every lane.
 
+Commands naming a server may name only a present one (`targets`): the kernel refuses a live command naming another;
+a scripted one is ignored with an ``lb.ignored`` event.
+
 Randomness: the traffic, the health-check results and each lane's balancer have their own generators, all seeded
 from the run's `sim.rng` at construction, so adding a lane changes neither the traffic nor the other lanes.
 """
@@ -187,12 +190,17 @@ class LoadBalancingEngine:
         else:
             raise ValueError(f"unknown command {command!r}")
 
+    def targets(self, command: str) -> dict[str, list[str]]:
+        """The servers a command may name now: the present ones."""
+        return {"server": [spec.id for spec in self.present]} if command in SERVER_COMMANDS else {}
+
     def _server_command(self, command: str, args: Mapping[str, Any]) -> None:
-        spec = self.specs.get(args["server"])
-        if spec is None or not spec.present:
-            known = ", ".join(s.id for s in self.present) or "none"
+        present = self.targets(command)["server"]
+        if args["server"] not in present:
+            known = ", ".join(present) or "none"
             self.sim.emit("lb.ignored", command=command, reason=f"no server {args['server']} (present: {known})")
             return
+        spec = self.specs[args["server"]]
         if command == "remove_server":
             spec.present = False
             self._server_event("remove", spec)
@@ -208,10 +216,12 @@ class LoadBalancingEngine:
             spec.slow, spec.fail_probability = 1.0, 0.0
             self._server_event("recover", spec)
         else:
-            spec.weight = int(args["weight"])
+            weight = int(args["weight"])
+            changed, spec.weight = weight != spec.weight, weight
             self._server_event("weight", spec)
-            for lane in self.lanes:
-                lane.set_weight()
+            if changed:
+                for lane in self.lanes:
+                    lane.set_weight(spec.id)
 
     def _server_event(self, change: str, spec: ServerSpec) -> None:
         self.sim.emit("lb.server", change=change, **spec.describe())

@@ -112,7 +112,7 @@ class Lane:
             self.sim.emit("lb.panic", lane=self.name, on=self.health.panic, healthy=healthy, servers=len(self.order))
             change = "panic" if change in ("health", "eject", "uneject") else change
         after = {s: self.servers[s].spec.weight for s in self.eligible}
-        if before == after and change not in ("initial", "add", "remove"):
+        if before == after and change not in ("initial", "add", "remove", "weight"):
             return
         self.told = after
         self.balancer.set_servers(self.views())
@@ -138,8 +138,10 @@ class Lane:
         if self.hashing:
             self.moved = event.fields
 
-    def set_weight(self) -> None:
-        self.refresh("weight", None)
+    def set_weight(self, server: str) -> None:
+        """A server's weight changed: a membership change even while the server is ejected or unhealthy (its
+        weight is part of the configuration the balancer restarts from, as an NGINX reload restarts it)."""
+        self.refresh("weight", server)
 
     def views(self) -> list[ServerView]:
         eligible = set(self.eligible)

@@ -299,7 +299,8 @@ EVENT_TYPES = (
     ),
     EventType(
         "lb.membership",
-        "A lane's eligible servers or their weights changed.",
+        "A lane's eligible servers or their weights changed, or the weight of any present server did (an ejected "
+        "or unhealthy one too): the smooth round-robin turns start again from zero.",
         {
             **LANE_FIELD,
             "change": "add, remove, weight, health, eject, uneject or panic",

@@ -6,8 +6,11 @@ RabbitMQ semantics, as documented for classic and quorum queues:
   one copy per queue. With publisher confirms, the producer gets basic.ack once the copies are enqueued, or
   basic.nack if a full queue with overflow reject-publish(-dlx) refused one. Unroutable messages are dropped and
   still acked, as RabbitMQ does for publishes without the mandatory flag.
-- x-max-length counts ready messages only. drop-head drops (or dead-letters, reason maxlen) the oldest ready
-  message to make room; reject-publish refuses the new one; reject-publish-dlx also dead-letters it.
+- x-max-length counts ready messages only. drop-head drops (reason overflow) or dead-letters (reason maxlen) the
+  oldest ready messages until the queue is within its limit, after a publish and after a requeue alike, and never
+  refuses a publish; reject-publish refuses the new one (dropped, reason overflow_rejected); reject-publish-dlx
+  also dead-letters it (reason maxlen; without a dead-letter queue, dropped as overflow_rejected). A queue over its
+  limit after a requeue refuses publishes until consumers bring it under the limit.
 - x-message-ttl: a copy expires when it reaches the head of its queue past its time (a requeued copy keeps its
   original enqueue time); it is dead-lettered (reason expired) or discarded.
 - Push delivery: consumers in round-robin order, each up to its prefetch of unacked deliveries (0: no limit).
@@ -23,7 +26,8 @@ SQS semantics for polled queues: ReceiveMessage (up to ``receive_batch``, long p
 hides each returned message for the visibility timeout and counts the receive; DeleteMessage is the ack (with a
 stale receipt handle it succeeds without deleting); a message not deleted in time becomes visible again. With a
 redrive policy a message already received ``max_receive_count`` times goes to the dead-letter queue instead of
-being received again: it is received exactly that many times.
+being received again: it is received exactly that many times. SQS has no counterpart of x-max-length, the
+overflow policies or x-delivery-limit: polled queues go without them.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from .protocol import (
 from .queues import Entry, Message, Queue
 
 DLX = "dlx"
+SQS_HAS_NO = {"max_length": 0, "delivery_limit": 0}  # RabbitMQ queue arguments a polled (SQS) queue goes without
 
 
 @dataclass
@@ -132,7 +137,7 @@ class Broker(FrameReceiver):
             auto_delete=exclusive,
             dead_letter_queue=dlq,
             polled=polled,
-            **{**self.policy, "delivery_limit": 0 if polled else self.policy["delivery_limit"]},
+            **{**self.policy, **(SQS_HAS_NO if polled else {})},
         )
         self.queues[name] = queue
         self.subscribers.setdefault(name, [])
@@ -196,14 +201,17 @@ class Broker(FrameReceiver):
             self.links.send(BROKER, m.producer, Confirm(m.id, accepted))
 
     def _enqueue_new(self, message: Message, queue: Queue) -> bool:
-        """Add a copy; False if the queue's overflow policy refused it."""
+        """Add a copy; False if the queue's overflow policy refused it (reject-publish, reject-publish-dlx).
+
+        drop-head never refuses: RabbitMQ enqueues the new copy, then drops heads until the queue is within its
+        limit. Making room first ends the same way (the new copy is the newest, so never a head that goes).
+        """
         self._seq += 1
         entry = Entry(message, queue.name, self._seq, self.sim.now)
-        if queue.full() and queue.overflow == "drop-head":
-            self._discard(queue.pop(), "maxlen")
+        self._drop_heads(queue, room=1)
         self.ledger.entries += 1
         if queue.full():
-            if queue.overflow == "reject-publish":
+            if queue.overflow == "reject-publish" or queue.dead_letter_queue is None:
                 self.drop(entry, "overflow_rejected")
             else:
                 self._discard(entry, "maxlen")
@@ -239,7 +247,7 @@ class Broker(FrameReceiver):
             self.ledger.expired += 1
             self.rec.emit("msg.expired", src=entry.queue, label="ttl", id=entry.id, queue=entry.queue)
         else:
-            self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))
+            self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))  # maxlen here: a head drop-head dropped
 
     def drop(self, entry: Entry, reason: str, consumer: str | None = None) -> None:
         """End a copy by a stated policy (auto-ack losses name the consumer that held it)."""
@@ -254,14 +262,27 @@ class Broker(FrameReceiver):
             consumer=consumer,
         )
 
-    def _requeue(self, entry: Entry, reason: str) -> None:
-        """Give a copy back to its queue at its original position, unless it is over the delivery limit."""
+    def _drop_heads(self, queue: Queue, room: int = 0) -> None:
+        """drop-head: dead-letter or drop the oldest ready copies until ``room`` more fit within the max length.
+
+        RabbitMQ does this after a publish and after a requeue alike, so requeued copies (back at their original
+        positions, the oldest) are the first to go when they push the queue over its limit.
+        """
+        if queue.overflow == "drop-head" and queue.max_length:
+            while queue.ready + room > queue.max_length:
+                self._discard(queue.pop(), "maxlen")
+
+    def _requeue(self, entry: Entry, reason: str) -> bool:
+        """Give a copy back to its queue at its original position, unless it is over the delivery limit.
+
+        True if it was requeued. The caller then calls `_drop_heads`, once for all the copies it gives back.
+        """
         queue = self.queues[entry.queue]
         consumer, entry.consumer = entry.consumer, None
         entry.returns += 1
         if queue.delivery_limit and entry.returns > queue.delivery_limit:
             self._discard(entry, "delivery_limit")
-            return
+            return False
         queue.push(entry)
         self.rec.emit(
             "msg.requeued",
@@ -274,6 +295,7 @@ class Broker(FrameReceiver):
             consumer=consumer,
         )
         self._arm_expiry(queue)
+        return True
 
     def _settled(self, entry: Entry, consumer: str) -> None:
         self.ledger.acked += 1
@@ -394,12 +416,14 @@ class Broker(FrameReceiver):
         del self.sessions[consumer]
         queue = self.queues[current.queue]
         self._stop_dispatching(current)
+        requeued = 0
         for tag, entry in current.pending.items():
             del queue.pending[(consumer, tag)]
-            self._requeue(entry, "connection_lost")
+            requeued += self._requeue(entry, "connection_lost")
+        self._drop_heads(queue)
         self.links.reset(consumer)
         self.links.receivers[consumer].session_closed(current.session)
-        self.rec.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=len(current.pending))
+        self.rec.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=requeued)
         if queue.exclusive and queue.auto_delete:
             self._delete_queue(queue)
         else:
@@ -458,6 +482,7 @@ class Broker(FrameReceiver):
             self._settled(entry, frame.consumer)
         elif frame.requeue:
             self._requeue(entry, "nack")
+            self._drop_heads(queue)
         else:
             entry.consumer = None
             self._discard(entry, "rejected")

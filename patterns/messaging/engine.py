@@ -42,6 +42,8 @@ State the diagrams read (all plain attributes; nothing here needs Django):
 - ``engine.ledger()``: dict with ``published``, ``entries`` (queue copies: see `ledger`), ``queued``,
   ``in_flight``, ``acked``, ``dead_lettered``, ``expired``, ``dropped``, ``dropped_by`` (reason -> count),
   ``duplicates_delivered``, ``duplicates_processed``, ``balanced``.
+- ``engine.targets(command)``: the consumers a command may name now (the kernel refuses a live command naming
+  another; a scripted one is ignored with an ``ignored`` event).
 - ``engine.trail``: deque (newest last, bounded) of dicts ``{"t", "step", "id", "src", "dst", "label"}`` for
   the sequence diagram; ``step`` is the event name without "msg." (published, routed, delivered, acked, nacked,
   requeued, dead_lettered, expired, dropped, replied, reply_late, confirmed); src/dst are node, exchange or queue
@@ -67,7 +69,7 @@ from .consumers import Consumer
 from .events import Recorder
 from .exchanges import Exchange
 from .ledger import Ledger
-from .params import SUBSCRIBERS, TOPIC_KEYS, WORKERS
+from .params import CONSUMER_COMMANDS, SUBSCRIBERS, TOPIC_KEYS, WORKERS
 from .producers import Client, Producer
 from .protocol import Links
 from .queues import Queue
@@ -221,12 +223,18 @@ class MessagingEngine:
         else:
             self.clients[index % len(self.clients)].request(poison)
 
+    def targets(self, command: str) -> dict[str, list[str]]:
+        """The consumers a command may name now: those of this view not removed (a link outlives its consumer)."""
+        if command not in CONSUMER_COMMANDS:
+            return {}
+        links = command in ("cut_consumer", "restore_consumer")
+        return {"consumer": [c.name for c in self.consumers if links or c.state != "removed"]}
+
     def _consumer_command(self, command: str, args: Mapping[str, Any]) -> None:
-        consumer = next((c for c in self.consumers if c.name == args["consumer"]), None)
-        link_command = command in ("cut_consumer", "restore_consumer")  # the link outlives a removed consumer
-        if consumer is None or (consumer.state == "removed" and not link_command):
+        if args["consumer"] not in self.targets(command)["consumer"]:
             self._ignore(command, f"there is no consumer {args['consumer']} here")
             return
+        consumer = next(c for c in self.consumers if c.name == args["consumer"])
         if command == "crash_consumer":
             if not consumer.crash():
                 self._ignore(command, f"{consumer.name} is down already")

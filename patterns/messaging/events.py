@@ -18,17 +18,19 @@ from patterns.core.sim import Simulation
 from .series import Series
 
 TRAIL_LENGTH = 40
-DROP_REASONS = (
-    "unroutable",
-    "overflow",
-    "overflow_rejected",
-    "rejected",
-    "auto_ack_crash",
-    "auto_ack_failure",
-    "lost_in_transit",
-    "queue_deleted",
-    "delivery_limit",
-)
+# why a copy was dropped, and what each reason means (the `--describe` docs list them)
+DROP_REASONS = {
+    "unroutable": "no queue is bound for the routing key",
+    "overflow": "drop-head: the oldest ready copy of a queue over its max length, with no dead-letter queue",
+    "overflow_rejected": "a publish a full queue refused (reject-publish, or reject-publish-dlx with no "
+    "dead-letter queue); the publisher gets a negative confirm",
+    "rejected": "nacked without requeue, with no dead-letter queue",
+    "auto_ack_crash": "auto-ack: held by (or on its way to) a consumer that crashed",
+    "auto_ack_failure": "auto-ack: its processing failed",
+    "lost_in_transit": "auto-ack: on the wire to a consumer whose connection closed",
+    "queue_deleted": "in an exclusive, auto-delete queue deleted with its connection",
+    "delivery_limit": "returned more times than the delivery limit, with no dead-letter queue",
+}
 DEAD_LETTER_REASONS = ("rejected", "expired", "maxlen", "delivery_limit", "max_receive_count")
 REQUEUE_REASONS = ("nack", "connection_lost", "visibility_timeout")
 
@@ -122,7 +124,7 @@ EVENT_TYPES = (
         {
             "id": "message id",
             "queue": "the queue of the copy; null for an unroutable message",
-            "reason": " | ".join(DROP_REASONS),
+            "reason": "; ".join(f"{reason}: {meaning}" for reason, meaning in DROP_REASONS.items()),
             "consumer": "auto-ack losses: the consumer that held it, else null",
         },
     ),
@@ -178,7 +180,8 @@ EVENT_TYPES = (
         {
             "consumer": "the consumer",
             "reason": "crash (TCP reset) | heartbeat (timeout) | cancelled | replaced",
-            "requeued": "copies requeued",
+            "requeued": "copies requeued (not those over the delivery limit, dead-lettered instead; a drop-head "
+            "queue over its max length then drops the oldest)",
         },
     ),
     EventType("consumer.crash", "A consumer's process died.", {"consumer": "the consumer", "held": "messages lost"}),

@@ -7,6 +7,9 @@ x-delivery-limit queue arguments, ``visibility_timeout_s``, ``max_receive_count`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from patterns.core.registry import Command, Param, in_group
 
 VIEWS = ("work_queue", "pubsub", "request_reply")
@@ -94,11 +97,35 @@ PARAMS = (
     ),
     *in_group(
         "Queue",
-        Param("max_length", "int", 0, "Max length", min=0, max=100000, help="Ready messages; 0: no limit."),
+        Param(
+            "max_length",
+            "int",
+            0,
+            "Max length",
+            min=0,
+            max=100000,
+            help="Ready messages; 0: no limit. RabbitMQ only.",
+        ),
         Param("message_ttl_s", "float", 0.0, "Message TTL", min=0, max=3600, unit="s", help="0: none."),
-        Param("overflow", "choice", "drop-head", "Overflow", choices=OVERFLOWS),
+        Param(
+            "overflow",
+            "choice",
+            "drop-head",
+            "Overflow",
+            choices=OVERFLOWS,
+            help="When the queue is at its max length. drop-head: drop (or dead-letter) the oldest. reject-publish: "
+            "refuse the new message. reject-publish-dlx: refuse it and dead-letter it. RabbitMQ only.",
+        ),
         Param("dead_letter", "bool", True, "Dead-letter queue", help="A dead-letter exchange and queue."),
-        Param("delivery_limit", "int", 0, "Delivery limit", min=0, max=1000, help="Quorum-queue style; 0: none."),
+        Param(
+            "delivery_limit",
+            "int",
+            0,
+            "Delivery limit",
+            min=0,
+            max=1000,
+            help="Quorum-queue style; 0: none. RabbitMQ only (SQS: max receive count).",
+        ),
     ),
     *in_group(
         "SQS",
@@ -131,6 +158,26 @@ PARAMS = (
     ),
 )
 
+RABBITMQ_ONLY = {  # queue arguments SQS has no counterpart of, and what SQS offers instead
+    "max_length": "SQS queues have no maximum length",
+    "overflow": "SQS queues have no overflow policy",
+    "delivery_limit": "SQS counts receives instead (max_receive_count)",
+}
+
+
+def conflicts(values: Mapping[str, Any]) -> list[str]:
+    """RabbitMQ's queue arguments are refused in SQS mode rather than quietly applied (or quietly ignored)."""
+    if values["queue_mode"] != "sqs":
+        return []
+    defaults = {p.name: p for p in PARAMS}
+    return [
+        f"{name}: {why}; with queue_mode sqs leave it at {defaults[name].format(defaults[name].default)}, "
+        "or choose queue_mode rabbitmq"
+        for name, why in RABBITMQ_ONLY.items()
+        if values[name] != defaults[name].default
+    ]
+
+
 CONSUMER_ARG = Param("consumer", "choice", "W1", "Consumer", choices=CONSUMER_NAMES)
 
 COMMANDS = (
@@ -161,3 +208,4 @@ COMMANDS = (
         (Param("probability", "float", 0.5, "Probability", min=0, max=1),),
     ),
 )
+CONSUMER_COMMANDS = frozenset(c.name for c in COMMANDS if CONSUMER_ARG in c.args)

@@ -8,7 +8,7 @@ from patterns.core.registry import Pattern
 from .diagrams import DIAGRAMS, metrics
 from .engine import MessagingEngine
 from .events import EVENT_TYPES
-from .params import COMMANDS, PARAMS
+from .params import COMMANDS, PARAMS, conflicts
 from .presets import PRESETS
 
 PATTERN = Pattern(
@@ -32,4 +32,5 @@ PATTERN = Pattern(
     presets=PRESETS,
     explain_template="messaging/explain.html",
     order=40,
+    conflicts=conflicts,
 )

@@ -1,5 +1,6 @@
 """The player: live actions, seeking and snapshots must all give the run a fresh replay of the link gives."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,16 @@ def test_live_actions_are_reproduced_by_the_scenario_they_leave_behind():
     assert [a.t for a in player.scenario.script] == [2.2, 2.2]
     assert lines == replay(player.scenario, 7.0)
     assert any('"type":"echo"' in line for line in lines)
+
+
+def test_a_live_action_naming_a_node_the_engine_does_not_have_is_refused_and_not_recorded():
+    player = Player(TOY, default_scenario(TOY), LIMITS)  # nodes 0, 1, 2
+    player.advance_to(1.0)
+    with pytest.raises(ValueError, match=r"bump: there is no node 5 now \(there are: 0, 1, 2\)"):
+        player.act("bump", (("node", 5), ("by", 1)))
+    assert player.scenario.script == () and not [e for e in player.drain() if e.type == "command"]
+    player.act("label", (("name", "n5"),))  # a command naming no node is not checked
+    assert len(player.scenario.script) == 1
 
 
 def test_a_live_action_lands_on_the_next_whole_millisecond():

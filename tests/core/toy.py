@@ -29,6 +29,10 @@ class TickerEngine:
         elif command == "label":
             self.sim.emit("label", name=args["name"])
 
+    def targets(self, command):
+        """The nodes a command may name: those of this run (the kernel refuses a live command naming another)."""
+        return {"node": list(range(len(self.counts)))} if command in ("bump", "pause") else {}
+
     def echo(self, node):
         self.sim.emit("echo", node=node, count=self.counts[node])
 

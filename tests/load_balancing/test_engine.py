@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from patterns.core.player import Player
 from patterns.core.registry import RESERVED_NAMES
 from patterns.core.scenario import ScenarioError, decode
 from patterns.load_balancing.balancers import ALGORITHMS
@@ -21,6 +22,7 @@ from patterns.load_balancing.engine import ALIASES, lane_names
 from patterns.load_balancing.pattern import PATTERN
 from patterns.load_balancing.servers import FAIL_WORK
 
+from ..core.toy import LIMITS
 from ..playback import play
 from ..support import outputs_under_hash_seeds
 
@@ -138,10 +140,57 @@ def test_a_new_weight_reaches_the_balancer_of_every_lane():
     assert smooth == {"s1": 50, "s2": 10, "s3": 10}
 
 
+AWAY = {  # s1 fails every request and every check from 0.5 s: unhealthy from the second check (2 s) ...
+    "unhealthy": ({"health_checks": True, "outlier_detection": False}, 2.5),
+    # ... or ejected by its first error (one error in a row ejects; any share of the servers may be ejected)
+    "ejected": ({"outlier_detection": True, "consecutive_failures": 1, "max_ejection_percent": 100.0}, 1.5),
+}
+
+
+@pytest.mark.parametrize("away", [None, *AWAY])
+def test_a_weight_change_restarts_the_turns_whether_the_server_is_eligible_or_not(away: str | None):
+    """Setting a server's weight is a membership change for every lane, as its docstring says, even while the
+    server is ejected or unhealthy: the event names the server and the smooth round-robin turns start again."""
+    settings, quiet_until = AWAY[away] if away else ({}, 1.5)
+    script = (
+        *(((0.5, "fail_server", {"server": "s1", "probability": 1.0}),) if away else ()),
+        (1.0, "burst", {"count": 3}),  # the ejecting error, if any
+        (quiet_until, "burst", {"count": 4}),  # turns taken: current weights that are not all zero
+        (quiet_until + 0.5, "set_weight", {"server": "s1", "weight": 3}),
+    )
+    lanes = "weighted_round_robin.least_connections"
+    params = {**QUIET, **settings, "concurrency": 100, "weights": "1_2_3"}
+    before, _ = run(quiet_until + 0.499, script, servers=3, algorithms=lanes, **params)
+    engine, events = run(quiet_until + 0.5, script, servers=3, algorithms=lanes, **params)
+    for lane in before.lanes:
+        assert ("s1" in lane.eligible) == (away is None)
+        assert any(lane.balancer.current.values())
+    for lane in engine.lanes:
+        (change,) = of_type(events, "lb.membership", lane=lane.name, change="weight")
+        assert change["server"] == "s1" and change["t"] == quiet_until + 0.5
+        assert lane.balancer.current == {}
+        assert lane.balancer.weights["s1"] == 3
+
+
 def test_commands_naming_a_missing_server_are_ignored_and_said():
     _, events = run(2.0, ((1.0, "slow_server", {"server": "s9", "factor": 2.0}),), servers=2, **QUIET)
     (ignored,) = of_type(events, "lb.ignored")
     assert ignored["command"] == "slow_server" and "s9" in ignored["reason"] and "s1, s2" in ignored["reason"]
+
+
+def test_a_live_command_on_a_server_that_is_not_there_is_refused():
+    """remove_server s9 in a 5-server cluster, or on a server already removed, is refused with a message and never
+    enters the script; a server added since may be named."""
+    player = Player(PATTERN, decode(PATTERN, [("servers", "5")]), LIMITS)
+    player.advance_to(1.0)
+    with pytest.raises(ValueError, match=r"remove_server: there is no server s9 now \(there are: s1, s2, s3, s4, s5\)"):
+        player.act("remove_server", (("server", "s9"),))
+    player.act("remove_server", (("server", "s2"),))
+    with pytest.raises(ValueError, match="there is no server s2 now"):
+        player.act("set_weight", (("server", "s2"), ("weight", 3)))
+    player.act("add_server", (("speed", 1.0), ("weight", 1)))
+    player.act("fail_server", (("server", "s6"), ("probability", 0.5)))
+    assert [a.command for a in player.scenario.script] == ["remove_server", "add_server", "fail_server"]
 
 
 def test_set_rate_restarts_the_arrivals_at_the_new_rate():

@@ -9,7 +9,7 @@ import pytest
 
 from patterns.messaging.exchanges import topic_matches
 
-from .test_ledger import apply, make_engine, of_type, random_case, run
+from .test_ledger import apply, make_engine, of_type, random_case, run, watch
 
 QUIET = {"publish_rate": 0.0, "process_spread": 0.0, "latency_ms": 1.0}
 
@@ -182,6 +182,8 @@ DOWN = [(0.5, "crash_consumer", {"consumer": "W1"}), (1.0, "burst", {"count": 10
         ("drop-head", False, [6, 7, 8, 9, 10], ("msg.dropped", "overflow", [1, 2, 3, 4, 5])),
         ("reject-publish", True, [1, 2, 3, 4, 5], ("msg.dropped", "overflow_rejected", [6, 7, 8, 9, 10])),
         ("reject-publish-dlx", True, [1, 2, 3, 4, 5], ("msg.dead_lettered", "maxlen", [6, 7, 8, 9, 10])),
+        # a refusal has one name whatever the policy: with no dead-letter queue, -dlx only refuses
+        ("reject-publish-dlx", False, [1, 2, 3, 4, 5], ("msg.dropped", "overflow_rejected", [6, 7, 8, 9, 10])),
     ],
 )
 def test_overflow_policies(overflow: str, dead_letter: bool, kept: list[int], fate: tuple) -> None:
@@ -194,6 +196,75 @@ def test_overflow_policies(overflow: str, dead_letter: bool, kept: list[int], fa
     rejecting = overflow.startswith("reject")
     assert (producer.confirmed, producer.nacked) == ((5, 5) if rejecting else (10, 0))
     assert [e["ack"] for e in of_type(events, "msg.confirmed")] == [True] * 5 + [not rejecting] * 5
+
+
+# One worker holds m1..m5 (prefetch 5), the queue keeps three ready (m8, m9, m10: drop-head dropped m6, m7); then
+# the worker crashes and its five come back at their original places, ahead of the three.
+REQUEUE_OVER = {**QUIET, "consumers": 1, "prefetch": 5, "max_length": 3, "overflow": "drop-head"}
+REQUEUE_OVER.update(process_ms=3000.0, dead_letter=False)
+CRASH_WITH_FIVE = [(1.0, "burst", {"count": 10}), (2.0, "crash_consumer", {"consumer": "W1"})]
+
+
+def test_drop_head_drops_the_requeued_heads_and_never_refuses_a_publish() -> None:
+    """RabbitMQ drops heads after a requeue as after a publish: the requeued copies, oldest, are the ones to go."""
+    script = [*CRASH_WITH_FIVE, (4.0, "burst", {"count": 1})]
+    engine, events = run(REQUEUE_OVER, script, until=6.0, check=True)
+    crash_drops = [e["id"] for e in of_type(events, "msg.dropped") if 2.0 < e["t"] < 3.0]
+    assert crash_drops == [1, 2, 3, 4, 5]
+    assert [e["requeued"] for e in of_type(events, "consumer.disconnected")] == [5]
+    assert [e["id"] for e in of_type(events, "msg.dropped") if e["t"] > 3.0] == [8]  # m11 pushes out the head
+    assert engine.queues["tasks"].head(10) == [9, 10, 11]
+    assert {e["reason"] for e in of_type(events, "msg.dropped")} == {"overflow"}
+    assert [e["ack"] for e in of_type(events, "msg.confirmed")] == [True] * 11
+
+
+@pytest.mark.parametrize("dead_letter", [True, False])
+def test_a_nack_with_requeue_into_a_full_drop_head_queue_drops_the_oldest(dead_letter: bool) -> None:
+    params = {**REQUEUE_OVER, "dead_letter": dead_letter, "prefetch": 1, "process_ms": 500.0}
+    params.update(failure_probability=1.0, on_failure="requeue")
+    engine, events = run(params, [(1.0, "burst", {"count": 4})], until=1.6, check=True)
+    # W1 holds m1 while m2..m4 fill the queue; m1 fails and goes back to the head, over the limit: it goes
+    assert [e["id"] for e in of_type(events, "msg.requeued")] == [1]
+    fate = of_type(events, "msg.dead_lettered" if dead_letter else "msg.dropped")
+    assert [(e["id"], e["reason"]) for e in fate] == [(1, "maxlen" if dead_letter else "overflow")]
+    assert engine.queues["tasks"].head(10) == [3, 4]  # and m2 went to W1 in its place
+
+
+def test_a_drop_head_queue_stays_within_its_limit_and_confirms_every_publish() -> None:
+    """Random crash schedules with a short drop-head queue: after every action of the simulation each queue with a
+    max length holds at most that many ready copies, the ledger balances, and no publish is refused."""
+    for seed in range(40):
+        params, script, until = random_case(seed)
+        params = {**params, "queue_mode": "rabbitmq", "max_length": 1 + seed % 4, "overflow": "drop-head"}
+        params.update(dead_letter=seed % 2 == 0, failure_probability=0.3)
+        sim, engine = make_engine(params, seed)
+        watch(sim, engine)
+        engine.start()
+        for t, command, args in [*sorted(script, key=lambda item: item[0]), (until, "", {})]:
+            while sim.next_time is not None and sim.next_time <= t:
+                sim.run_until(sim.next_time)  # the actions due at that instant, each one ending within the limits
+                over = [q.name for q in engine.queues.values() if q.max_length and q.ready > q.max_length]
+                assert not over, (seed, sim.now, over)
+            sim.run_until(t)
+            if command:
+                apply(sim, engine, command, args)
+        events = [e.as_dict() for e in sim.collect()]
+        assert all(e["ack"] for e in of_type(events, "msg.confirmed")), seed
+        assert "overflow_rejected" not in engine.ledger()["dropped_by"], seed
+
+
+def test_disconnected_counts_only_the_copies_it_requeued() -> None:
+    """A copy over the delivery limit is dead-lettered, not requeued: consumer.disconnected does not count it."""
+    params = {**QUIET, "consumers": 1, "prefetch": 5, "process_ms": 5000.0, "delivery_limit": 1}
+    script = [
+        (1.0, "burst", {"count": 3}),
+        (2.0, "crash_consumer", {"consumer": "W1"}),  # first return of each: requeued
+        (3.0, "restart_consumer", {"consumer": "W1"}),
+        (5.0, "crash_consumer", {"consumer": "W1"}),  # second return: over the limit of 1, dead-lettered
+    ]
+    _engine, events = run(params, script, until=6.0, check=True)
+    assert [e["requeued"] for e in of_type(events, "consumer.disconnected")] == [3, 0]
+    assert [e["reason"] for e in of_type(events, "msg.dead_lettered")] == ["delivery_limit"] * 3
 
 
 def test_a_cut_shorter_than_the_heartbeat_loses_nothing_and_redelivers_nothing() -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import CommandError, call_command
+
+from patterns.core.scenario import ScenarioError, decode
+from patterns.messaging.pattern import PATTERN
 
 from .test_ledger import make_engine, of_type, run
 
@@ -98,3 +102,27 @@ def test_consumers_never_hold_more_than_one_batch_and_long_polls_answer_at_once(
     (delivered,) = of_type(quiet, "msg.delivered")
     assert delivered["t"] == enqueued["t"]
     assert len(of_type(events, "msg.delivered")) > 50
+
+
+RABBITMQ_ARGUMENTS = [("max_length", "3"), ("overflow", "reject-publish"), ("delivery_limit", "2")]
+
+
+@pytest.mark.parametrize(("name", "value"), RABBITMQ_ARGUMENTS)
+def test_rabbitmq_queue_arguments_are_refused_in_sqs_mode(name: str, value: str) -> None:
+    """SQS has no max length, overflow policy or delivery limit: a link, form or command line setting one in SQS mode
+    is refused with a message naming the setting (the same decoding serves all three), not quietly applied."""
+    with pytest.raises(ScenarioError) as refused:
+        decode(PATTERN, [("queue_mode", "sqs"), (name, value)])
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"{name}: SQS ") and "queue_mode rabbitmq" in problem
+    with pytest.raises(CommandError, match=f"invalid scenario: {name}: SQS "):
+        call_command("simulate", "messaging", "--set", "queue_mode=sqs", "--set", f"{name}={value}", "--until", "1")
+    assert decode(PATTERN, [("queue_mode", "rabbitmq"), (name, value)]).values[name] != PATTERN.param(name).default
+
+
+def test_an_sqs_queue_built_with_rabbitmq_arguments_goes_without_them() -> None:
+    """The engine driven directly (not through a link) follows the same rule: polled queues have no length limit."""
+    engine, events = run({**SQS, "max_length": 2, "delivery_limit": 1}, [(1.0, "burst", {"count": 6})], until=1.5)
+    queue = engine.queues["tasks"]
+    assert (queue.max_length, queue.delivery_limit) == (0, 0)
+    assert not of_type(events, "msg.dropped", "msg.dead_lettered")
