@@ -12,7 +12,7 @@ import hashlib
 import math
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 HASH_SPACE = 1 << 64  # every stable hash is an integer in [0, HASH_SPACE)
 MAGLEV_DEFAULT_SIZE = 65537  # the paper's table size for production (a prime)
@@ -53,21 +53,26 @@ class Ring:
         self.vnodes = vnodes
         self.points = [point for point, _ in pairs]
         self.owners = [server for _, server in pairs]
+        self._located: dict[str, tuple[int, int]] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_located": {}}  # snapshots leave the memo out: it is rebuilt as keys come
 
     def __len__(self) -> int:
         return len(self.points)
 
     def locate(self, key: str) -> tuple[int, int]:
-        """The key's hash and the index of the first point clockwise from it."""
-        h = stable_hash(key)
-        index = bisect_left(self.points, h)
-        return h, index % len(self.points) if self.points else 0
+        """The key's hash and the index of the first point clockwise from it.
 
-    def clockwise(self, index: int) -> Iterator[int]:
-        """Indexes of every point once, clockwise from ``index``."""
-        size = len(self.points)
-        for step in range(size):
-            yield (index + step) % size
+        Memoized per ring (located keys): requests reuse a bounded set of keys (at most the key space), and a
+        ring never changes once built, so each key is hashed and searched for once per ring.
+        """
+        located = self._located.get(key)
+        if located is None:
+            h = stable_hash(key)
+            index = bisect_left(self.points, h)
+            located = self._located[key] = (h, index % len(self.points) if self.points else 0)
+        return located
 
     def arc_shares(self) -> dict[str, float]:
         """Each server's exact share of the hash space: the arcs ending at its points (first point seen first)."""
@@ -142,7 +147,8 @@ class RendezvousScores:
     probability ``weight / sum(weights)``; with equal weights the order is that of the raw hashes.
 
     Each server's hash state is fed its prefix once, so a key costs one copy and one update per server (a third
-    of hashing afresh); the states are not picklable, so a pickled copy keeps the servers and rebuilds them.
+    of hashing afresh); the states are not picklable, so a pickled copy keeps the servers and rebuilds them
+    (and its memo).
     """
 
     def __init__(self, servers: Sequence[tuple[str, int]]):
@@ -150,6 +156,7 @@ class RendezvousScores:
         self.states = [
             hashlib.blake2b(f"{server}\x00".encode(), digest_size=8, person=RENDEZVOUS) for server, _ in servers
         ]
+        self._won: dict[str, tuple[str | None, float]] = {}
 
     def __getstate__(self) -> list[tuple[str, int]]:
         return self.servers
@@ -158,7 +165,16 @@ class RendezvousScores:
         self.__init__(servers)
 
     def owner(self, key: str) -> tuple[str | None, float]:
-        """The winning server and its score (None, 0.0 without servers)."""
+        """The winning server and its score (None, 0.0 without servers).
+
+        Memoized (won keys): requests reuse a bounded set of keys, and the servers never change once scored.
+        """
+        won = self._won.get(key)
+        if won is None:
+            won = self._won[key] = self._score(key)
+        return won
+
+    def _score(self, key: str) -> tuple[str | None, float]:
         data = key.encode()
         best, best_score = None, 0.0
         for (server, weight), state in zip(self.servers, self.states, strict=True):

@@ -20,7 +20,7 @@ from typing import Any
 
 from patterns.core.sim import Simulation
 
-from .balancers import Balancer, ServerView
+from .balancers import Balancer, Pick, ServerView
 from .health import Health
 from .metrics import bucket
 from .servers import Server, ServerSpec
@@ -66,7 +66,7 @@ class Lane:
         self.told: dict[str, int] = {}  # the eligible servers and weights the balancer was last given
         self.ewma: dict[str, float] = {}
         self.owners: dict[str, str] = {}  # hashing: owner of each sample key, as of the last membership change
-        self.last: LastPick | None = None
+        self._last: tuple[Request, Pick, str | None, str] | None = None  # the parts of `last`
         self.moved: dict[str, Any] | None = None  # hashing: the latest lb.membership's fields
         self.epoch_at = 0.0  # when the current whole window began, for the diagram's shares
         self.epoch_counts: dict[str, int] = {}  # each server's routed count then
@@ -87,6 +87,15 @@ class Lane:
     @property
     def hashing(self) -> bool:
         return self.balancer.hashing
+
+    @property
+    def last(self) -> LastPick | None:
+        """The latest routing decision. Kept as its parts and assembled only when a diagram asks (lazy last pick):
+        a lane routes thousands of requests between two frames."""
+        if self._last is None:
+            return None
+        request, pick, server, outcome = self._last
+        return LastPick(request.id, request.key, server, pick.trail, pick.detail, outcome)
 
     # -- membership -------------------------------------------------------------------------------------------
     def _join(self, spec: ServerSpec) -> None:
@@ -156,12 +165,12 @@ class Lane:
         pick = self.balancer.pick(request.key, now)
         self.offered += 1
         if pick.server is None:
-            self.last = LastPick(request.id, request.key, None, pick.trail, pick.detail, "no_server")
+            self._last = (request, pick, None, "no_server")
             self._drop(request, None, "no_server")
             return
         server = self.servers[pick.server]
         outcome = server.admit(request)
-        self.last = LastPick(request.id, request.key, server.id, pick.trail, pick.detail, outcome)
+        self._last = (request, pick, pick.server, outcome)
         self.sim.emit("lb.route", lane=self.name, request=request.id, server=server.id)
         self._trim(self.routes, now).append((now, server.id))
         if outcome == "drop":
@@ -189,10 +198,11 @@ class Lane:
         ok = not failed
         server.served += 1
         server.failed += failed
-        server.latencies[bucket(latency)] += 1
+        bucket_index = bucket(latency)
+        server.latencies[bucket_index] += 1
         self.completed += 1
         self.failed += failed
-        self.latencies[bucket(latency)] += 1
+        self.latencies[bucket_index] += 1
         self._trim(self.completions, now).append((now, server_id, latency, ok))
         self.ewma[server_id] = self.ewma.get(server_id, latency) * (1 - EWMA_WEIGHT) + latency * EWMA_WEIGHT
         self.sim.emit("lb.complete", lane=self.name, request=request.id, server=server_id, latency=latency, ok=ok)

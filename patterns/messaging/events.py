@@ -221,7 +221,7 @@ EVENT_TYPES = (
     EventType("ignored", "A command that does not apply here.", {"command": "the command", "reason": "why"}),
 )
 
-_TRAILED = {
+_TRAILED = (
     "msg.published",
     "msg.routed",
     "msg.delivered",
@@ -234,13 +234,20 @@ _TRAILED = {
     "msg.replied",
     "msg.reply_late",
     "msg.confirmed",
-}
+)
 _SERIES = {
     "msg.published": "published",
     "msg.acked": "acked",
     "msg.dead_lettered": "dead_lettered",
     "msg.expired": "expired",
     "msg.dropped": "dropped",
+}
+# What the recorder does besides emitting, per event type, found in one look-up: (trail step or None, series
+# counted or None). Types absent here (most of the others) only get emitted.
+_KEEP = {
+    **{kind: (kind[4:], _SERIES.get(kind)) for kind in _TRAILED},
+    **{kind: (None, series) for kind, series in _SERIES.items() if kind not in _TRAILED},
+    "msg.delivered": ("delivered", "delivered"),
 }
 
 
@@ -255,14 +262,14 @@ class Recorder:
     def emit(self, type: str, src: str | None = None, dst: str | None = None, label: str = "", **fields: Any) -> None:
         """Emit an event; ``src``/``dst``/``label`` place message steps on the sequence diagram's trail."""
         self.sim.emit(type, **fields)
+        keep = _KEEP.get(type)
+        if keep is None:
+            return
+        step, counted = keep
         now = self.sim.now
-        if type in _TRAILED:
-            step = type[4:]
+        if step is not None:
             self.trail.append({"t": now, "step": step, "id": fields.get("id"), "src": src, "dst": dst, "label": label})
-        name = _SERIES.get(type)
-        if name is not None:
-            self.series.count(now, name)
-        elif type == "msg.delivered":
-            self.series.count(now, "delivered")
-            if fields["redelivered"]:
+        if counted is not None:
+            self.series.count(now, counted)
+            if type == "msg.delivered" and fields["redelivered"]:
                 self.series.count(now, "redelivered")

@@ -1,7 +1,8 @@
 """The frames actors exchange over the network, and the connection layer that carries them.
 
-Frames are small immutable records; each names the method of the receiver that handles it (``handler``), so
-every receiver needs only one network callback, `FrameReceiver.deliver`.
+Frames are small immutable records, named tuples because several are built per message (a frozen dataclass
+takes twice as long to build); each names the method of the receiver that handles it (``handler``), so the
+network needs one callback for every receiver, `Links.hand_over`.
 
 `Links` models what TCP gives AMQP: between the broker and a consumer, frames of an open connection are never
 lost to a short cut. While a link is cut, frames of the connection wait in a send buffer, and frames that were on
@@ -12,8 +13,7 @@ attempts and SQS's HTTP requests are not buffered: a request sent over a cut lin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from patterns.core.network import Network
 
@@ -22,22 +22,19 @@ from .queues import Entry, Message
 BROKER = "broker"
 
 
-@dataclass(frozen=True, slots=True)
-class Publish:
+class Publish(NamedTuple):
     message: Message
     confirm: bool
     handler = "on_publish"
 
 
-@dataclass(frozen=True, slots=True)
-class Confirm:
+class Confirm(NamedTuple):
     id: int
     ack: bool
     handler = "on_confirm"
 
 
-@dataclass(frozen=True, slots=True)
-class Connect:
+class Connect(NamedTuple):
     consumer: str
     session: int
     queue: str
@@ -48,14 +45,12 @@ class Connect:
     handler = "on_connect"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectOk:
+class ConnectOk(NamedTuple):
     session: int
     handler = "on_connect_ok"
 
 
-@dataclass(frozen=True, slots=True)
-class Deliver:
+class Deliver(NamedTuple):
     entry: Entry
     tag: int
     session: int
@@ -63,8 +58,7 @@ class Deliver:
     handler = "on_deliver"
 
 
-@dataclass(frozen=True, slots=True)
-class Settle:
+class Settle(NamedTuple):
     """basic.ack / basic.nack; in SQS mode DeleteMessage (ack) or ChangeMessageVisibility to 0 (nack, requeue)."""
 
     consumer: str
@@ -77,30 +71,26 @@ class Settle:
     handler = "on_settle"
 
 
-@dataclass(frozen=True, slots=True)
-class Qos:
+class Qos(NamedTuple):
     consumer: str
     session: int
     prefetch: int
     handler = "on_qos"
 
 
-@dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(NamedTuple):
     consumer: str
     session: int
     handler = "on_cancel"
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
+class Close(NamedTuple):
     consumer: str
     session: int
     handler = "on_close"
 
 
-@dataclass(frozen=True, slots=True)
-class Reset:
+class Reset(NamedTuple):
     """What the consumer's operating system sends when its process dies: the TCP connection is reset."""
 
     consumer: str
@@ -108,8 +98,7 @@ class Reset:
     handler = "on_reset"
 
 
-@dataclass(frozen=True, slots=True)
-class Receive:
+class Receive(NamedTuple):
     """SQS ReceiveMessage with long polling."""
 
     consumer: str
@@ -120,19 +109,15 @@ class Receive:
     handler = "on_receive"
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     poll: int
     deliveries: tuple[Deliver, ...]
     handler = "on_received"
 
 
 class FrameReceiver:
-    """A node's one network callback: hand the frame to the receiver's handler for it."""
-
-    def deliver(self, message: Any) -> None:
-        frame = message.payload
-        getattr(self, frame.handler)(frame)
+    """A node that takes frames: it has an ``on_...`` method for each frame type it may be sent (the frame's
+    ``handler``)."""
 
 
 class Links:
@@ -142,6 +127,14 @@ class Links:
         self.net = net
         self.receivers: dict[str, FrameReceiver] = {}
         self._cut: dict[str, list[tuple[int | None, str, str, Any]]] = {}  # node -> frames to resend on restore
+        # One bound method made once and passed with every send (one callback): the network checks a callback
+        # that differs from the previous one, and `self.hand_over` would be a new bound method each time.
+        self._hand_over = self.hand_over
+
+    def hand_over(self, message: Any) -> None:
+        """The network's callback: give an arrived frame to its receiver's handler for it."""
+        frame = message.payload
+        getattr(self.receivers[message.dst], frame.handler)(frame)
 
     def add(self, node: str, receiver: FrameReceiver) -> None:
         if node not in self.receivers:
@@ -155,7 +148,7 @@ class Links:
         if backlog is not None and reliable:
             backlog.append((None, src, dst, frame))
             return
-        self.net.send(src, dst, frame, self.receivers[dst].deliver)
+        self.net.send(src, dst, frame, self._hand_over)
 
     def cut(self, node: str, *, connection: bool) -> None:
         """Cut the link both ways. Over an open ``connection`` what is on the wire now will be lost on arrival,
@@ -175,7 +168,7 @@ class Links:
         resent = 0
         for message_id, src, dst, frame in backlog:
             if message_id is None or message_id not in still_on_wire:
-                self.net.send(src, dst, frame, self.receivers[dst].deliver)
+                self.net.send(src, dst, frame, self._hand_over)
                 resent += 1
         return resent
 

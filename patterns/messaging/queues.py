@@ -9,13 +9,13 @@ does, and the head is always the oldest.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """What a publisher sent. ``key`` is the message-id property the application sets (what dedupe uses);
-    ``id`` is unique per publish, so a retried request has a new ``id`` and the same ``key``."""
+    ``id`` is unique per publish, so a retried request has a new ``id`` and the same ``key``. A named tuple:
+    immutable, and built in half a frozen dataclass's time (one per publish)."""
 
     id: int
     key: str

@@ -89,11 +89,12 @@ class RingHash(HashingBalancer):
         ``accepts`` (if given) lets the walk stop at."""
         h, start = self.ring.locate(key)
         owners, eligible = self.ring.owners, self.eligible_set
-        for passed, index in enumerate(self.ring.clockwise(start)):
-            server = owners[index]
+        size = len(owners)
+        for passed in range(size):  # every point once, clockwise from start, wrapping at the top
+            server = owners[start + passed - size if start + passed >= size else start + passed]
             if server in eligible and (accepts is None or accepts(server)):
                 return h, start, passed, server
-        return h, start, len(owners), None
+        return h, start, size, None
 
     def owner(self, key: str) -> str | None:
         return self.walk(key)[3] if self.eligible else None
@@ -187,7 +188,7 @@ class BoundedLoad(RingHash):
 
     def place(self, key: str) -> tuple[int, int, int, str | None]:
         """The walk clockwise passes full servers too, the capacities counting the request being placed."""
-        self.placing = sum(self.active.get(s, 0) for s in self.eligible) + 1
+        self.placing = sum(map(self.active.__getitem__, self.eligible)) + 1  # every server given has an active count
         return self.walk(key, self.has_room)
 
     def load_detail(self, server: str) -> dict[str, int]:
