@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patterns.load_balancing.balancers import ALGORITHMS, HASHING, Balancer, Pick, ServerView
-from patterns.load_balancing.balancers.load_aware import PENALTY, PeakEwmaEstimate
+from patterns.load_balancing.balancers.load_aware import PENALTY, PeakEwmaEstimate, sample_two
 
 SEEDS = int(os.environ.get("LB_TEST_SEEDS", "5"))  # seeded repetitions of the statistical tests
 SMALL_TABLE = {"maglev_table_size": 251}  # a small prime keeps Maglev's rebuilds cheap in property tests
@@ -331,3 +331,15 @@ def test_changes_of_load_alone_rebuild_nothing():
     assert balancer.table is table and balancer.active["a"] == 5
     balancer.set_servers(views(1, 1, 1, healthy=(True, False, True)))
     assert balancer.table is not table and set(balancer.table) == {0, 1}
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 21, 22, 40, 64])
+def test_sample_two_draws_exactly_what_random_sample_draws(n):
+    """The hand-written draw of two distinct servers gives random.sample's result and leaves the generator in the
+    same state, on both sides of CPython's pool/set switch (21 items), so streams are unchanged by it."""
+    items = [f"s{i}" for i in range(1, n + 1)]
+    for seed in range(300):
+        ours, theirs = random.Random(seed), random.Random(seed)
+        for _ in range(4):
+            assert sample_two(ours, items) == theirs.sample(items, 2), (n, seed)
+        assert ours.getstate() == theirs.getstate()

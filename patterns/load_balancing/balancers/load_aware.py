@@ -4,6 +4,8 @@ peak EWMA (Finagle, Linkerd)."""
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Sequence
 from typing import ClassVar
 
 from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, flow, option
@@ -86,6 +88,24 @@ class LeastConnections(SmoothWeightedTurns):
         return Pick(chosen, (*trail, "send"), {"active": best_active, "tied": tied})
 
 
+def sample_two(rng: random.Random, items: Sequence[str]) -> list[str]:
+    """``rng.sample(items, 2)``, the same draws and the same result, at half the cost (random.sample's checks and
+    copies take longer than its two draws). As CPython draws them: from 21 items or fewer, the second index comes
+    from the ``n - 1`` left, the last item having taken the first one's place; from more, repeats are redrawn.
+    ``rng.randrange(n)`` is exactly the ``_randbelow(n)`` that sample uses."""
+    n = len(items)
+    first = rng.randrange(n)
+    if n <= 21:
+        second = rng.randrange(n - 1)
+        if second == first:
+            second = n - 1
+    else:
+        second = rng.randrange(n)
+        while second == first:
+            second = rng.randrange(n)
+    return [items[first], items[second]]
+
+
 class PowerOfChoices(Balancer):
     """Draw ``choices`` (default 2) distinct eligible servers at random and keep the least loaded: the
     power of two choices (Mitzenmacher 2001), which keeps the maximum load near the mean where one random choice
@@ -97,19 +117,24 @@ class PowerOfChoices(Balancer):
     def __init__(self, options, rng):
         super().__init__(options, rng)
         self.choices = option(options, "choices", 2, int, low=2)
+        self.trail = ("start", "any", "one", *self.STEPS, "send")
 
     def pick(self, key: str, now: float | None = None) -> Pick:
-        if not self.eligible:
+        eligible = self.eligible
+        if not eligible:
             return self.nobody("start", "any")
-        if len(self.eligible) == 1:
-            server = self.eligible[0]
+        if len(eligible) == 1:
+            server = eligible[0]
             detail = {"candidates": [server], "loads": [round(self.load(server, now), 6)]}
             return Pick(server, ("start", "any", "one", "send"), detail)
-        candidates = self.rng.sample(self.eligible, min(self.choices, len(self.eligible)))
+        if self.choices == 2:
+            candidates = sample_two(self.rng, eligible)
+        else:
+            candidates = self.rng.sample(eligible, min(self.choices, len(eligible)))
         loads = [self.load(server, now) for server in candidates]
         best = min(range(len(candidates)), key=loads.__getitem__)  # the first drawn of equals
         detail = {"candidates": candidates, "loads": [round(load, 6) for load in loads]}
-        return Pick(candidates[best], ("start", "any", "one", *self.STEPS, "send"), detail)
+        return Pick(candidates[best], self.trail, detail)
 
     def load(self, server: str, now: float | None) -> float:
         raise NotImplementedError
