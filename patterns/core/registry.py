@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -198,7 +198,7 @@ class Diagram:
     wide: bool = False  # takes the whole width of the page: for wide flows and sequence diagrams
 
 
-def no_conflicts(values: Mapping[str, Any]) -> list[str]:
+def no_conflicts(values: Mapping[str, Any], script: Sequence[Any]) -> list[str]:
     return []
 
 
@@ -216,9 +216,10 @@ class Pattern:
     presets: tuple[Preset, ...] = ()
     explain_template: str = ""
     order: int = 100
-    # Values each valid alone that cannot go together: parameter values -> one message per problem, each naming
-    # the parameter at fault. Links, forms and the CLI all decode through it.
-    conflicts: Callable[[Mapping[str, Any]], list[str]] = no_conflicts
+    # What is valid alone but not together: (parameter values, the script's actions in time order) -> one message
+    # per problem, naming the parameter or the action at fault (say, a command naming a server the run never has;
+    # `scenario.never_there` helps). Links, forms and the CLI all decode through it.
+    conflicts: Callable[[Mapping[str, Any], Sequence[Any]], list[str]] = no_conflicts
 
     def __post_init__(self) -> None:
         for names, what in (([p.name for p in self.params], "parameter"), ([c.name for c in self.commands], "command")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -151,12 +151,33 @@ def decode(
             problems.append(f"{_shown(key)}: not a parameter of {pattern.title} (see the form for the ones there are)")
         if len(problems) >= 10:
             break
+    script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order
     if not problems:
-        problems = pattern.conflicts(values)
+        problems = pattern.conflicts(values, script)
     if problems:
         raise ScenarioError(problems)
-    script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order
     return Scenario(pattern.slug, seed, tuple((p.name, values[p.name]) for p in pattern.params), tuple(script))
+
+
+def never_there(script: Iterable[Action], arg: str, names: Callable[[int], Sequence[str]], adds: str) -> list[str]:
+    """Problems for scripted actions whose ``arg`` names a node the run cannot have by then (``crash s9`` in a
+    5-server cluster): ``names(k)`` are the names there can be once ``k`` actions ``adds`` have run. A name that
+    may exist passes; whether it still does when the action runs is the engine's to say (it ignores it, with an
+    event)."""
+    problems: list[str] = []
+    added = 0
+    for action in script:
+        if action.command == adds:
+            added += 1
+            continue
+        value = dict(action.args).get(arg)
+        known = names(added)
+        if value is not None and value not in known:
+            problems.append(
+                f"do {format_time(action.t)}: {action.command} names {arg} {value}, which this run does not have "
+                f"(by then it has {', '.join(known) or 'none'})"
+            )
+    return problems
 
 
 def parse_command(pattern: Pattern, name: Any, raw_args: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:

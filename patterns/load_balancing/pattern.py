@@ -6,7 +6,12 @@ request bias, NGINX's weights, Finagle's peak EWMA decay, Maglev's prime table s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
 from patterns.core.registry import Command, Diagram, EventType, Param, Pattern, in_group
+from patterns.core.scenario import Action, never_there
 
 from . import diagrams
 from .balancers import ALGORITHMS
@@ -328,6 +333,17 @@ EVENT_TYPES = (
     ),
 )
 
+
+def server_names(values: Mapping[str, Any], added: int) -> list[str]:
+    """The servers a run can have once ``added`` have been added: s1, s2, ... in the order they joined."""
+    return [f"s{index}" for index in range(1, values["servers"] + added + 1)]
+
+
+def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
+    """A scripted command naming a server the run never has (remove_server s9 of five) is refused."""
+    return never_there(script, "server", partial(server_names, values), "add_server")
+
+
 PATTERN = Pattern(
     slug="load-balancing",
     title="Load balancing",
@@ -351,4 +367,5 @@ PATTERN = Pattern(
     presets=PRESETS,
     explain_template="load_balancing/explain.html",
     order=30,
+    conflicts=conflicts,
 )

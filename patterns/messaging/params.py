@@ -7,10 +7,12 @@ x-delivery-limit queue arguments, ``visibility_timeout_s``, ``max_receive_count`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from patterns.core.registry import Command, Param, in_group
+from patterns.core.scenario import Action, never_there
 
 VIEWS = ("work_queue", "pubsub", "request_reply")
 QUEUE_MODES = ("rabbitmq", "sqs")
@@ -165,17 +167,24 @@ RABBITMQ_ONLY = {  # queue arguments SQS has no counterpart of, and what SQS off
 }
 
 
-def conflicts(values: Mapping[str, Any]) -> list[str]:
-    """RabbitMQ's queue arguments are refused in SQS mode rather than quietly applied (or quietly ignored)."""
-    if values["queue_mode"] != "sqs":
-        return []
+def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
+    """RabbitMQ's queue arguments are refused in SQS mode rather than quietly applied (or quietly ignored), and so
+    is a scripted command naming a consumer this view never has (a worker in pub/sub, W5 of three workers)."""
     defaults = {p.name: p for p in PARAMS}
-    return [
+    problems = [
         f"{name}: {why}; with queue_mode sqs leave it at {defaults[name].format(defaults[name].default)}, "
         "or choose queue_mode rabbitmq"
         for name, why in RABBITMQ_ONLY.items()
-        if values[name] != defaults[name].default
+        if values["queue_mode"] == "sqs" and values[name] != defaults[name].default
     ]
+    return problems + never_there(script, "consumer", partial(consumer_names, values), "add_consumer")
+
+
+def consumer_names(values: Mapping[str, Any], added: int) -> Sequence[str]:
+    """The consumers a view can have once ``added`` have been added (pub/sub's subscribers are fixed)."""
+    if values["view"] == "pubsub":
+        return SUBSCRIBERS
+    return WORKERS[: min(MAX_WORKERS, values["consumers"] + added)]
 
 
 CONSUMER_ARG = Param("consumer", "choice", "W1", "Consumer", choices=CONSUMER_NAMES)

@@ -193,6 +193,14 @@ def test_a_live_command_on_a_server_that_is_not_there_is_refused():
     assert [a.command for a in player.scenario.script] == ["remove_server", "add_server", "fail_server"]
 
 
+def test_a_link_naming_a_server_the_run_never_has_is_refused():
+    with pytest.raises(ScenarioError, match=r"do 3: remove_server names server s9, .* \(by then it has s1, s2, s3\)"):
+        decode(PATTERN, [("servers", "3"), ("do", "3:remove_server:server=s9")])
+    with pytest.raises(ScenarioError, match="do 1: fail_server names server s4"):
+        decode(PATTERN, [("servers", "3"), ("do", "1:fail_server:server=s4"), ("do", "2:add_server")])
+    decode(PATTERN, [("servers", "3"), ("do", "2:add_server"), ("do", "3:fail_server:server=s4")])
+
+
 def test_set_rate_restarts_the_arrivals_at_the_new_rate():
     _, events = run(40.0, ((20.0, "set_rate", {"rate": 200.0}),), rate=20.0, servers=10)
     arrivals = [e["t"] for e in of_type(events, "lb.arrive")]

@@ -1,12 +1,15 @@
-"""Commands name consumers that exist now: a live one naming any other is refused and never enters the script; a
-scripted one (from a link) is ignored with an event saying why."""
+"""Commands name consumers that exist: a live one naming any other is refused and never enters the script, a link
+naming one the run never has is refused, and a scripted command on a consumer gone by then is ignored with an
+event saying why."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from patterns.core.player import Player
-from patterns.core.scenario import decode
+from patterns.core.scenario import ScenarioError, decode
 from patterns.messaging.pattern import PATTERN
 
 from ..core.toy import LIMITS
@@ -51,8 +54,22 @@ def test_a_removed_consumer_can_no_longer_be_crashed_but_its_link_can_still_be_r
     ]
 
 
-def test_a_scripted_command_on_an_absent_consumer_is_ignored_with_a_reason() -> None:
-    run = player(("consumers", "2"), ("do", "1:crash_consumer:consumer=W5"))
-    run.advance_to(2.0)
+@pytest.mark.parametrize(
+    ("pairs", "problem"),
+    [
+        ([("consumers", "2"), ("do", "1:crash_consumer:consumer=W5")], "do 1: crash_consumer names consumer W5"),
+        ([("view", "pubsub"), ("do", "1:slow_consumer:consumer=W1")], "by then it has S1, S2, S3"),
+        ([("do", "1:add_consumer"), ("do", "0.5:cut_consumer:consumer=W4")], "by then it has W1, W2, W3)"),
+    ],
+)
+def test_a_link_naming_a_consumer_the_run_never_has_is_refused(pairs: list, problem: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(problem)):
+        decode(PATTERN, pairs)
+    decode(PATTERN, [("do", "1:add_consumer"), ("do", "2:cut_consumer:consumer=W4")])  # W4 was added by then
+
+
+def test_a_scripted_command_on_a_consumer_gone_by_then_is_ignored_with_a_reason() -> None:
+    run = player(("consumers", "2"), ("do", "1:remove_consumer:consumer=W2"), ("do", "3:crash_consumer:consumer=W2"))
+    run.advance_to(4.0)
     (ignored,) = of_type([e.as_dict() for e in run.drain()], "ignored")
-    assert (ignored["command"], ignored["reason"]) == ("crash_consumer", "there is no consumer W5 here")
+    assert (ignored["command"], ignored["reason"]) == ("crash_consumer", "there is no consumer W2 here")
