@@ -63,10 +63,14 @@ class LeastConnections(SmoothWeightedTurns):
         """,
     )
 
+    SCAN = ("start", "init", "each", "healthy")
+    # the two trails a pick with an eligible server takes, built once: one server with the least, or several tied
+    TRAIL_ONE = (*SCAN, "count", "compare", "update", "next", "more", "chosen", "ties", "send")
+    TRAIL_TIED = (*SCAN, "count", "compare", "update", "tie", "next", "more", "chosen", "ties", "rotate", "send")
+
     def pick(self, key: str, now: float | None = None) -> Pick:
-        trail = ["start", "init", "each", "healthy"]
         if not self.eligible:
-            return self.nobody(*trail, "next", "more", "chosen")
+            return self.nobody(*self.SCAN, "next", "more", "chosen")
         active, weights = self.active, self.weights
         tied: list[str] = []
         best_active, best_weight = 0, 1
@@ -77,15 +81,10 @@ class LeastConnections(SmoothWeightedTurns):
                 best_active, best_weight = a, w
             elif a * best_weight == best_active * w:
                 tied.append(server)
-        trail += ["count", "compare", "update"]
-        if len(tied) > 1:
-            trail.append("tie")
-        trail += ["next", "more", "chosen", "ties"]
-        chosen = tied[0]
-        if len(tied) > 1:
-            chosen, _ = smooth_pick(tied, weights, self.current)
-            trail.append("rotate")
-        return Pick(chosen, (*trail, "send"), {"active": best_active, "tied": tied})
+        if len(tied) == 1:
+            return Pick(tied[0], self.TRAIL_ONE, {"active": best_active, "tied": tied})
+        chosen, _ = smooth_pick(tied, weights, self.current)
+        return Pick(chosen, self.TRAIL_TIED, {"active": best_active, "tied": tied})
 
 
 def sample_two(rng: random.Random, items: Sequence[str]) -> list[str]:
