@@ -168,19 +168,20 @@ class Lane:
             self._last = (request, pick, None, "no_server")
             self._drop(request, None, "no_server")
             return
-        server = self.servers[pick.server]
+        name = pick.server
+        server = self.servers[name]
         outcome = server.admit(request)
-        self._last = (request, pick, pick.server, outcome)
-        self.sim.emit("lb.route", lane=self.name, request=request.id, server=server.id)
-        self._trim(self.routes, now).append((now, server.id))
+        self._last = (request, pick, name, outcome)
+        self.sim.emit("lb.route", lane=self.name, request=request.id, server=name)
+        self._trim(self.routes, now).append((now, name))
         if outcome == "drop":
-            self._drop(request, server.id, "queue_full")
+            self._drop(request, name, "queue_full")
             return
-        self.balancer.on_start(server.id)
+        self.balancer.on_start(name)
         if outcome == "start":
             self._start(server, request)
         else:
-            self.sim.emit("lb.queue", lane=self.name, request=request.id, server=server.id, depth=len(server.queue))
+            self.sim.emit("lb.queue", lane=self.name, request=request.id, server=name, depth=len(server.queue))
 
     def _drop(self, request: Request, server: str | None, reason: str) -> None:
         self.dropped[reason] += 1

@@ -131,7 +131,7 @@ class PowerOfChoices(Balancer):
         else:
             candidates = self.rng.sample(eligible, min(self.choices, len(eligible)))
         loads = [self.load(server, now) for server in candidates]
-        best = min(range(len(candidates)), key=loads.__getitem__)  # the first drawn of equals
+        best = loads.index(min(loads))  # the first drawn of equals
         detail = {"candidates": candidates, "loads": [round(load, 6) for load in loads]}
         return Pick(candidates[best], self.trail, detail)
 
