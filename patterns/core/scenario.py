@@ -153,7 +153,7 @@ def decode(
             break
     script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order
     if not problems:
-        problems = pattern.conflicts(values, script)
+        problems = pattern.conflicts(values, script)[:10]
     if problems:
         raise ScenarioError(problems)
     return Scenario(pattern.slug, seed, tuple((p.name, values[p.name]) for p in pattern.params), tuple(script))

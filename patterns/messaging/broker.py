@@ -247,7 +247,7 @@ class Broker(FrameReceiver):
             self.ledger.expired += 1
             self.rec.emit("msg.expired", src=entry.queue, label="ttl", id=entry.id, queue=entry.queue)
         else:
-            self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))  # maxlen here: a head drop-head dropped
+            self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))  # maxlen: a head that drop-head let go
 
     def drop(self, entry: Entry, reason: str, consumer: str | None = None) -> None:
         """End a copy by a stated policy (auto-ack losses name the consumer that held it)."""
@@ -275,7 +275,8 @@ class Broker(FrameReceiver):
     def _requeue(self, entry: Entry, reason: str) -> bool:
         """Give a copy back to its queue at its original position, unless it is over the delivery limit.
 
-        True if it was requeued. The caller then calls `_drop_heads`, once for all the copies it gives back.
+        True if it was requeued. On a push queue the caller then calls `_drop_heads`, once for all the copies it
+        gives back (a polled queue has no max length).
         """
         queue = self.queues[entry.queue]
         consumer, entry.consumer = entry.consumer, None
