@@ -623,6 +623,7 @@ def _prefix_text(log: RaftLog, before: int) -> str:
 VERDICT_STYLES = {
     "ok": "fill:#d3f9d8,stroke:#2b8a3e,color:#111",
     "bad": "fill:#ffc9c9,stroke:#c92a2a,stroke-width:3px,color:#111",
+    "undecided": "fill:#fff3bf,stroke:#e67700,stroke-dasharray:4 3,color:#111",
 }
 
 
@@ -633,27 +634,37 @@ def invariants(engine: RaftEngine) -> Drawing:
     for violation in engine.checker.violations:
         found.setdefault(violation["invariant"], []).append(violation)
     lines = ["block-beta", "    columns 3"]
-    bad, good = [], []
+    bad, good, undecided = [], [], []
+    gave_up = {v["invariant"]: v for v in reversed(engine.checker.undecided)}  # the first give-up of each
     details = {}
     for name, title, rule in INVARIANTS:
         hits = found.get(name, [])
         if hits:
             status = f"VIOLATED{_at(hits[0])}" + (f" {MIDDOT} {len(hits)} times" if len(hits) > 1 else "")
             bad.append(name)
+            verb = "violated"
+        elif name in gave_up:
+            status = f"UNDECIDED{_at(gave_up[name])}"
+            hits = [gave_up[name]]
+            undecided.append(name)
+            verb = "undecided"
         else:
             status = "OK"
             good.append(name)
         lines.append(f'    {name}["{text(title)}<br/>{text(status)}"]')
         details[name] = "\n".join(
-            [f"{title}: {status}", rule, *(f"violated{_at(hit)}: {hit['detail']}" for hit in hits[:DETAIL_ENTRIES])]
+            [f"{title}: {status}", rule, *(f"{verb}{_at(hit)}: {hit['detail']}" for hit in hits[:DETAIL_ENTRIES])]
         )
-    for members, name in ((good, "ok"), (bad, "bad")):
+    for members, name in ((good, "ok"), (bad, "bad"), (undecided, "undecided")):
         if members:
             lines += [f"    classDef {name} {VERDICT_STYLES[name]}", f"    class {','.join(members)} {name}"]
     if bad:
         first = engine.checker.violations[0]
         caption = f"{len(engine.checker.violations)} violation(s); first: {first['invariant']}{_at(first)}: "
         caption += f"{first.get('detail', '')}"
+    elif undecided:
+        caption = f"No violation so far; undecided: {', '.join(undecided)} (the checker gave up within its budget, "
+        caption += f"{len(engine.checker.undecided)} time(s)), and checks on from there."
     else:
         caption = "All six invariants hold so far; every event of the run is checked as it happens."
     # Marked by their red class only: the page's highlight colours would hide the text on it in the dark theme.

@@ -84,7 +84,7 @@ class RaftEngine:
         emitted as ``judge(sim.emit(...))``: one call, not a wrapper that copies the fields once more)."""
         for violation in self.checker.judge(event):
             self.sim.emit(
-                "invariant.violated",
+                "invariant.undecided" if violation.get("undecided") else "invariant.violated",
                 invariant=violation["invariant"],
                 detail=violation["detail"],
                 cause=event.seq,

@@ -123,5 +123,11 @@ EVENT_TYPES = (
         "A safety property was broken, by the event with seq `cause`.",
         {"invariant": " | ".join(INVARIANTS), "detail": "what was seen", "cause": "seq of the event that broke it"},
     ),
+    EventType(
+        "invariant.undecided",
+        "The checker gave up deciding a property within its work budget, at the event with seq `cause` (never a "
+        "violation: linearizability, when too many operations on one key are in flight; checking goes on from there).",
+        {"invariant": "linearizability", "detail": "what was given up", "cause": "seq of the event judged"},
+    ),
     *NET_EVENT_TYPES,
 )

@@ -24,7 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from hashlib import blake2b
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .events import INVARIANTS
 from .linearizability import KVHistory
@@ -33,6 +33,13 @@ if TYPE_CHECKING:
     from patterns.core.sim import Event
 
 Found = list[tuple[str, Any, str]]  # (invariant, what it is reported once per, detail)
+
+
+class GaveUp(NamedTuple):
+    """In `Found`, in place of what a violation is reported once per: the check gave up (the n-th time), which
+    is reported as undecided, never as a violation."""
+
+    n: int
 
 
 def entry_hash(term: int, command: dict[str, Any]) -> int:
@@ -192,11 +199,12 @@ class Checker:
         self.history = KVHistory()
         self.reported: set[tuple] = set()
         self.violations: list[dict[str, Any]] = []
+        self.undecided: list[dict[str, Any]] = []  # as `violations`: where a check gave up within its budget
 
     # -- the entry point --------------------------------------------------------------------------------------
     def observe(self, event: Event | dict[str, Any]) -> list[dict[str, str]]:
         """Judge one event, live (an `Event`) or recorded (its ``as_dict()`` form); the violations it caused, as
-        {"invariant", "detail"}."""
+        {"invariant", "detail"}, and where a check gave up, as {"invariant", "detail", "undecided": True}."""
         if not isinstance(event, dict):
             return self.judge(event)
         handler = HANDLERS.get(event.get("type"))
@@ -213,6 +221,10 @@ class Checker:
         """Record what was found, each violation once (per what it is reported once per)."""
         out = []
         for invariant, once_per, detail in found:
+            if isinstance(once_per, GaveUp):
+                out.append({"invariant": invariant, "detail": detail, "undecided": True})
+                self.undecided.append({"invariant": invariant, "detail": detail, "cause": seq, "t": t})
+                continue
             if (invariant, once_per) in self.reported:
                 continue
             self.reported.add((invariant, once_per))
@@ -522,7 +534,11 @@ class Checker:
         return []
 
     def _complete(self, event: dict[str, Any]) -> Found:
-        detail = self.history.complete(event["client"], event["op_seq"], event["key"], event["result"])
+        history = self.history
+        gave_up = len(history.undecided)
+        detail = history.complete(event["client"], event["op_seq"], event["key"], event["result"])
+        if len(history.undecided) > gave_up:
+            return [("linearizability", GaveUp(gave_up + 1), history.undecided[-1])]
         if detail is None:
             return []
         return [("linearizability", (event["client"], event["op_seq"]), detail)]
