@@ -4,21 +4,27 @@ The model is one register per key (absent = None) with get, set, delete and comp
 Wing-Gong search as Lowe made it incremental ("Testing for linearizability", 2017), split by key:
 
 - **Per key.** Linearizability is local (Herlihy & Wing): a history is linearizable iff its restriction to each
-  object is. Every operation touches one key, so each key is checked on its own and the search never mixes keys.
-- **Search nodes.** A node of the search is ``(state, linearized)``: the register's value and the operations
-  already given a place in the order. Two paths reaching the same node have the same future, so each node is
-  explored once (Lowe's memoization). Operations that have completed are always all linearized, so a node only
-  needs to name the linearized operations *still in flight*, with the result each got.
-- **Segments.** At a point where no operation on the key is in flight, every operation completed before it is
-  ordered before it and every later one after it, so the set of values the key may hold there is all the future
-  needs: the frontier collapses to plain states and the history before it is never searched again. Between two
-  such points we do not restart the search over the segment at each completion: we keep its frontier and advance
-  it event by event (Lowe's just-in-time linearization). An in-flight operation is placed only when something
-  forces it (its own completion, or another's that may have seen it); placing it later is always allowed while
-  it is in flight, so nothing is lost. A client stuck behind a partition for the rest of a run then costs a
-  frontier twice as large, not a segment searched again and again as it grows.
+  object is (P-compositionality). Every operation touches one key, so each key is checked on its own.
+- **Search nodes.** A node of the search is ``(state, writes, reads)``: the register's value, the writes still in
+  flight already given a place in the order (with the result each got), and for each read in flight the values
+  it could have returned so far. Completed operations are all linearized, so a node names only what is in flight;
+  two paths reaching the same node have the same future, so each node is explored once (Lowe's memoization of
+  the linearized set and the state, as in Knossos and Porcupine).
+- **Reads are never placed ahead of time.** A read changes nothing, so along one path each read in flight may
+  independently take effect at any moment since its invocation: it needs only the set of values the key held
+  along the path, grown as writes take effect. Placing reads one by one would multiply the nodes by every value
+  each read could get; this way only the writes in flight branch.
+- **Just in time.** We keep the frontier of nodes and advance it at each completion (Lowe's just-in-time
+  linearization): a write in flight is placed only when a completion may depend on it; placing it later is always
+  allowed while it is in flight, so nothing is lost. A client stuck behind a partition for the rest of a run then
+  costs a frontier twice as large, not a history searched again and again as it grows.
 - **In flight at the end.** An operation that has not completed may have taken effect or not: it is placed only
   if that helps explain another's result.
+- **Bounded work.** One completion may do at most `BUDGET` units of search (a node, and each value its reads
+  carry). Beyond that the key's verdict is *undecided*, never a violation: the search starts again from an
+  unknown value, the writes then in flight may take effect at any later moment or may have already (their results
+  unchecked), the reads then in flight are dropped (nothing can observe a read), and later operations are checked
+  from there. So no history can stall a run, and what is flagged is always a real anomaly.
 
 Each completion that leaves no node is a violation, reported at that completion with the values the key could
 have held. The search then carries on both from what the key held and from what the client saw (a stale read
@@ -59,13 +65,16 @@ def apply(state: Any, op: Op) -> tuple[Any, Any]:
     return state, False
 
 
-Node = tuple[Any, frozenset]  # (state, frozenset of (op id, result) for linearized operations still in flight)
+Node = tuple[Any, frozenset, frozenset]
+"""A search node: (state, writes, reads). ``writes``: the writes in flight already linearized, as (op id, result);
+``reads``: every read in flight, as (op id, frozenset of the values it could have returned so far on this path)."""
 
-BUDGET = 20_000  # search nodes one completion may visit before the key's verdict is given up as undecided
+NOTHING: frozenset = frozenset()
+BUDGET = 20_000  # search work one completion may do (nodes, and the values their reads carry) before giving up
 
 
 class _Unknown:
-    """The value of a key whose search was given up: any value at all (a get on it may return anything)."""
+    """The value of a key whose search was given up: any value at all (a read of it may return anything)."""
 
     __slots__ = ()
 
@@ -86,97 +95,125 @@ class KeyHistory:
 
     ``free`` names the writes in flight when the search was last given up: they may take effect at any moment
     until they complete, or may have done so already (the unknown value covers it), and their results are not
-    checked. The reads in flight then are simply dropped: a read changes nothing, so it can never be observed."""
+    checked. The reads in flight then are dropped: a read changes nothing, so nothing else can observe it."""
 
-    frontier: set[Node] = field(default_factory=lambda: {(None, frozenset())})
+    frontier: set[Node] = field(default_factory=lambda: {(None, NOTHING, NOTHING)})
     in_flight: dict[OpId, Op] = field(default_factory=dict)
     free: set[OpId] = field(default_factory=set)
     budget: int = BUDGET
-    work: int = 0  # nodes visited by the last completion (what the budget bounds)
+    work: int = 0  # what the last completion did, as the budget counts it
+
+    def invoke(self, op: Op) -> None:
+        """An operation starts; a repeated invoke of one still in flight (a retry) keeps the first."""
+        if op.id in self.in_flight:
+            return
+        self.in_flight[op.id] = op
+        if op.op == "get":  # it may return the value the key holds now, on every path
+            self.frontier = {(s, writes, reads | {(op.id, frozenset((s,)))}) for s, writes, reads in self.frontier}
 
     def complete(self, op: Op, result: Any) -> list[Any] | str | None:
         """Advance past ``op``'s completion: None if some order explains it, UNDECIDED if the search went over its
-        budget (the key starts again from an unknown value), else the states ``op`` could have seen."""
+        budget (the key starts again from an unknown value), else the values ``op`` could have seen."""
         del self.in_flight[op.id]
-        others = list(self.in_flight.values())
         if op.id in self.free:
             self.free.discard(op.id)
             self.frontier = _retired(self.frontier, op)
             return None
+        writes = [p for p in self.in_flight.values() if p.op != "get"]
+        reading = op.op == "get"
         reached: set[Node] = set()
-        seen_before: set[Any] = set()  # the states op could have taken effect on
+        seen: set[Any] = set()  # the values op could have seen
         stack = list(self.frontier)
-        explored = set(stack) if others else set()  # with no other operation in flight nothing is pushed
+        explored = set(stack) if writes else set()  # with no write in flight nothing is pushed
         self.work, budget = len(stack), self.budget
         while stack:
-            state, placed = stack.pop()
-            earlier = _result_of(placed, op.id)
-            if earlier is not _NOT_PLACED:  # op took effect before; its result was fixed then
-                if earlier is UNKNOWN or earlier == result:
-                    reached.add((state, _without(placed, op.id)))
-                continue
-            seen_before.add(state)
-            after = _effect(state, op, result)
-            if after is not _NOT_PLACED:
-                reached.add((after, placed))
-            placed_ids = {oid for oid, _ in placed} if others else ()
-            for other in others:  # or let another operation in flight take effect first
+            state, placed, reads = stack.pop()
+            if reading:
+                values = _result_of(reads, op.id)
+                seen.update(values)
+                if result in values or UNKNOWN in values:
+                    reached.add((state, placed, _without(reads, op.id)))
+                    continue  # placing more writes first only narrows what comes next
+            else:
+                earlier = _result_of(placed, op.id)
+                if earlier is not _NOT_PLACED:  # op took effect before; its result was fixed then
+                    if earlier is UNKNOWN or earlier == result:
+                        reached.add((state, _without(placed, op.id), reads))
+                    continue
+                seen.add(state)
+                after = _effect(state, op, result)
+                if after is not _NOT_PLACED:
+                    reached.add((after, placed, _seeing(reads, after)))
+            placed_ids = {oid for oid, _ in placed} if writes else ()
+            for other in writes:  # or let another write in flight take effect first
                 if other.id not in placed_ids:
                     after, got = _speculate(state, other)
-                    node = (after, placed | {(other.id, got)})
+                    node = (after, placed | {(other.id, got)}, _seeing(reads, after))
                     if node not in explored:
                         explored.add(node)
                         stack.append(node)
-                        self.work += 1
+                        self.work += 1 + sum(len(values) for _, values in reads)
             if self.work > budget:
                 self._give_up()
                 return UNDECIDED
         if reached:
             self.frontier = reached
             return None
-        states = sorted(seen_before or {state for state, _ in self.frontier}, key=_order)
-        self.frontier = {
-            (after, _without(placed, op.id))
-            for state, placed in self.frontier
-            for after in (state, _as_seen(state, op, result))
-        }
+        states = sorted(seen or {state for state, _, _ in self.frontier}, key=_order)
+        self.frontier = _after_anomaly(self.frontier, op, result)
         return states
 
     def _give_up(self) -> None:
         """Start again from an unknown value: the writes in flight become free, the reads in flight are dropped."""
-        self.frontier = {(UNKNOWN, frozenset())}
+        self.frontier = {(UNKNOWN, NOTHING, NOTHING)}
         self.free = {oid for oid, op in self.in_flight.items() if op.op != "get"}
         self.in_flight = {oid: op for oid, op in self.in_flight.items() if oid in self.free}
 
 
 def _effect(state: Any, op: Op, result: Any) -> Any:
     """The state after ``op`` takes effect on ``state`` and returns ``result``, or _NOT_PLACED if it cannot."""
-    if state is UNKNOWN:
-        if op.op == "get":
-            return result  # the unknown value was what the read saw
-        if op.op == "cas":
-            return op.value if result is True else UNKNOWN
+    if state is UNKNOWN and op.op == "cas":
+        return op.value if result is True else UNKNOWN
     after, got = apply(state, op)
     return after if got == result else _NOT_PLACED
 
 
 def _speculate(state: Any, op: Op) -> tuple[Any, Any]:
-    """(state after, result) of an operation in flight placed before another's completion."""
-    if state is UNKNOWN and op.op in ("get", "cas"):
-        return UNKNOWN, UNKNOWN  # any result; a cas may have written or not, which the unknown value covers
+    """(state after, result) of a write in flight placed before another operation's completion."""
+    if state is UNKNOWN and op.op == "cas":
+        return UNKNOWN, UNKNOWN  # either result; whether it wrote, the unknown value covers
     return apply(state, op)
+
+
+def _seeing(reads: frozenset, value: Any) -> frozenset:
+    """The reads in flight once the key holds ``value``: each may return it too."""
+    if not reads:
+        return reads
+    return frozenset((oid, values if value in values else values | {value}) for oid, values in reads)
 
 
 def _retired(frontier: set[Node], op: Op) -> set[Node]:
     """The frontier once a free write completes: it took effect where it was placed, or now, or before the search
     was given up (no effect from here)."""
     out: set[Node] = set()
-    for state, placed in frontier:
+    for state, placed, reads in frontier:
         if _result_of(placed, op.id) is not _NOT_PLACED:
-            out.add((state, _without(placed, op.id)))
+            out.add((state, _without(placed, op.id), reads))
         else:
-            out.add((state, placed))
-            out.add((_speculate(state, op)[0], placed))
+            out.add((state, placed, reads))
+            after = _speculate(state, op)[0]
+            out.add((after, placed, _seeing(reads, after)))
+    return out
+
+
+def _after_anomaly(frontier: set[Node], op: Op, result: Any) -> set[Node]:
+    """Where the search carries on after ``op`` explained by no order: from what the key held, and from what the
+    client's answer implies (a read's value, a successful cas's write)."""
+    out: set[Node] = set()
+    for state, placed, reads in frontier:
+        placed, reads = _without(placed, op.id), _without(reads, op.id)
+        for after in (state, _as_seen(state, op, result)):
+            out.add((after, placed, _seeing(reads, after)))
     return out
 
 
@@ -184,7 +221,8 @@ _NOT_PLACED = object()
 
 
 def _result_of(placed: frozenset, op_id: OpId) -> Any:
-    """The result ``op_id`` got when it was placed, or _NOT_PLACED (a plain loop: ``placed`` is mostly empty)."""
+    """What ``op_id`` is paired with in ``placed`` (its result, or a read's values), or _NOT_PLACED (a plain loop:
+    ``placed`` is mostly small)."""
     for placed_id, result in placed:
         if placed_id == op_id:
             return result
@@ -225,7 +263,7 @@ class KVHistory:
         history = self.keys.get(key)
         if history is None:
             history = self.keys[key] = KeyHistory(budget=self.budget)
-        history.in_flight.setdefault((client, seq), Op((client, seq), op, key, value, expected))
+        history.invoke(Op((client, seq), op, key, value, expected))
 
     def complete(self, client: str, seq: int, key: str, result: Any) -> str | None:
         """An operation returns; a plain-words explanation if no order of the operations on its key explains it.
@@ -241,8 +279,9 @@ class KVHistory:
             return None
         if states is UNDECIDED:
             self.undecided.append(
-                f"gave up on key {key} at {client}'s {describe(op)} (seq {seq}): over {history.budget} orders of "
-                f"the {in_flight} other operations in flight to try; those are no longer checked, later ones are"
+                f"gave up on key {key} at {client}'s {describe(op)} (seq {seq}): the search for an order of it and "
+                f"the {in_flight} other operations in flight went over its budget of {history.budget} steps; "
+                "those are no longer checked, later ones are"
             )
             return None
         return (

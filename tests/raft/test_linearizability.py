@@ -162,7 +162,7 @@ def test_history_pickles_midway():
     run = Run().call("c1", "set", value="1").do("c2", "get", "1")
     copy = pickle.loads(pickle.dumps(run.history))
     assert copy.complete("c1", 1, "x", "ok") is None
-    assert copy.keys["x"].frontier == {("1", frozenset())}
+    assert copy.keys["x"].frontier == {("1", frozenset(), frozenset())}
 
 
 # -- against brute force --------------------------------------------------------------------------------------
@@ -254,3 +254,111 @@ def _plausible(op: str, answer: Any) -> Any:
     if op == "cas":
         return answer is True or answer == "1"
     return answer if not isinstance(answer, bool) else None
+
+
+# -- bounded work -----------------------------------------------------------------------------------------------
+
+
+def test_reads_in_flight_do_not_multiply_the_frontier():
+    """Four reads and four writes in flight: one completion leaves a frontier of the writes' orders only (placing
+    each read ahead of time, with every value it could get, made thousands of nodes)."""
+    run = Run().do("w0", "set", value="0")
+    for n in range(4):
+        run.call(f"r{n}", "get").call(f"w{n}", "set", value=f"v{n}")
+    run.do("c", "set", value="last")
+    assert run.violations == []
+    assert len(run.history.keys["x"].frontier) <= 2**4
+    for n in range(4):  # each read may still return the value before the writes, or any written since
+        run.ret(f"r{n}", ["0", "v0", "v1", "last"][n])
+    assert run.violations == []
+
+
+def test_over_budget_a_key_is_undecided_never_violated_and_later_operations_are_checked():
+    run = Run()
+    run.history = KVHistory(budget=10)
+    run.do("w0", "set", value="0")
+    for n in range(4):
+        run.call(f"r{n}", "get").call(f"w{n}", "set", value=f"v{n}")
+    run.do("c", "set", value="last")
+    assert run.violations == [] and len(run.history.undecided) == 1
+    assert "gave up on key x at c's set x='last' (seq 1)" in run.history.undecided[0]
+    for n in range(4):  # the reads in flight then are no longer checked; the writes may still take effect
+        run.ret(f"r{n}", "anything")
+        run.ret(f"w{n}")
+    assert run.violations == []
+    run.do("c", "set", value="after").do("d", "get", "after")
+    assert run.violations == []
+    run.do("d", "get", "last")  # a stale read after the give-up is still an anomaly
+    assert run.flagged == [run.completions]
+
+
+def test_a_read_stuck_for_the_whole_run_costs_bounded_work():
+    """A read that never completes may return any value written since: the values it carries grow with the run,
+    so the budget, which counts them, ends in one undecided verdict and the read dropped, not in work that grows
+    for ever."""
+    run = Run()
+    run.history = KVHistory(budget=200)
+    run.call("stuck", "get").call("w", "set", value="stuck")
+    for n in range(500):
+        run.do("c2", "set", value=str(n)).do("c3", "get", str(n))
+        assert run.history.keys["x"].work <= 200 + 2 * (n + 3)
+    assert run.violations == [] and len(run.history.undecided) == 1
+    assert run.do("c3", "get", "stuck").violations == []  # the stuck write may take effect even now
+
+
+@dataclass
+class Checked:
+    """One completion as two checkers saw it: the exact one (no budget reached) and one with a small budget."""
+
+    exact_flag: bool
+    exact_work: int
+    small_flag: bool
+    small_undecided: bool
+    linearizable: bool  # brute force, on the history so far
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STEP, max_size=14), st.integers(min_value=1, max_value=8))
+def test_a_small_budget_gives_the_same_verdicts_until_it_is_hit_and_never_a_false_violation(steps, budget):
+    """Against brute force and the exact checker: with a budget, every verdict is the exact one until the first
+    undecided, which comes only where the exact search did more work than the budget; after it, whatever is
+    flagged is a real anomaly."""
+    exact, small = KVHistory(), KVHistory(budget=budget)
+    calls: list[Call] = []
+    current: dict[str, Call] = {}
+    seqs: dict[str, int] = {}
+    checked: list[Checked] = []
+    for position, (client, op, key, value, expected, answer) in enumerate(steps):
+        if client not in current:
+            if len(calls) == 6:
+                continue
+            seqs[client] = seqs.get(client, 0) + 1
+            call = Call((client, seqs[client]), op, key, value, expected if op == "cas" else None, position)
+            calls.append(call)
+            current[client] = call
+            for history in (exact, small):
+                history.invoke(client, call.id[1], op, key, call.value if op in ("set", "cas") else None, call.expected)
+            continue
+        call = current.pop(client)
+        call.end, call.result = position, _plausible(call.op, answer)
+        gave_up = len(small.undecided)
+        exact_flag = exact.complete(client, call.id[1], call.key, call.result) is not None
+        small_flag = small.complete(client, call.id[1], call.key, call.result) is not None
+        checked.append(
+            Checked(
+                exact_flag, exact.keys[call.key].work, small_flag, len(small.undecided) > gave_up, brute_force(calls)
+            )
+        )
+        if not checked[-1].linearizable:
+            break  # from here on every verdict is allowed
+    assert exact.undecided == []
+    decided = True
+    for at in checked:
+        assert at.exact_flag == (not at.linearizable)
+        if decided and at.small_undecided:
+            assert at.exact_work > budget, "undecided only where the budget was hit"
+            decided = False
+        if decided:
+            assert at.small_flag == at.exact_flag
+        else:
+            assert not at.small_flag or not at.linearizable, "a false violation after giving up"
