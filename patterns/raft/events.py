@@ -25,6 +25,10 @@ INVARIANTS = (
     "state_machine_safety",
     "linearizability",
 )
+RULES = (  # rules of Figure 2 whose breaking the checker flags at once, before (if ever) a property above breaks
+    "commit_own_term",  # a leader commits by counting replicas only an entry of its own term
+    "persistent_state",  # a restart keeps currentTerm and votedFor
+)
 _OP = {
     "client": "client id (c1, c2, ...)",
     "op": "get | set | delete | cas",
@@ -120,8 +124,12 @@ EVENT_TYPES = (
     EventType("client.complete", "A client got the answer to its operation.", {**_OP, "result": "as raft.apply"}),
     EventType(
         "invariant.violated",
-        "A safety property was broken, by the event with seq `cause`.",
-        {"invariant": " | ".join(INVARIANTS), "detail": "what was seen", "cause": "seq of the event that broke it"},
+        "A safety property, or a rule that protects one, was broken by the event with seq `cause`.",
+        {
+            "invariant": " | ".join(INVARIANTS + RULES),
+            "detail": "what was seen",
+            "cause": "seq of the event that broke it",
+        },
     ),
     EventType(
         "invariant.undecided",

@@ -1,4 +1,7 @@
-"""Raft's safety properties (Figure 3 of the paper) and the clients' linearizability, judged from events alone.
+"""Raft's safety properties (Figure 3 of the paper) and the clients' linearizability, judged from events alone;
+and two of Figure 2's rules that protect them (`RULES`), judged at the event that breaks them rather than at the
+rare later one where a property fails: a leader commits by counting replicas only an entry of its own term, and a
+restart keeps currentTerm and votedFor.
 
 The checker never looks inside the engine: it rebuilds what it needs from the raft.* and client.* events, so that
 the same judgement can be passed again on an exported run (`check_events`). It runs live on every event, so it
@@ -26,7 +29,7 @@ from collections.abc import Iterable
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .events import INVARIANTS
+from .events import INVARIANTS, RULES
 from .linearizability import KVHistory
 
 if TYPE_CHECKING:
@@ -276,11 +279,32 @@ class Checker:
         return []
 
     def _restart(self, event: dict[str, Any]) -> Found:
-        server = self.servers[event["server"]]
-        server.role, server.term = "follower", event["term"]
+        name, term = event["server"], event["term"]
+        server = self.servers[name]
+        found = self._persistent_state(name, server.term, term, event["voted_for"])
+        server.role, server.term = "follower", term
         if event["log_last"] < server.log.last:  # what the restart reports is what it has
             server.log.truncate(event["log_last"] + 1)
-        return []
+        return found
+
+    def _persistent_state(self, name: str, before: int, term: int, voted_for: str | None) -> Found:
+        """Figure 2: currentTerm and votedFor are persistent, so a restart finds them as the crash left them."""
+        if term < before:
+            lost = f"term {term}, but it had reached term {before}"
+        else:
+            vote = self.votes.get(name)
+            if term != before or vote is None or vote[0] != term or voted_for == vote[1]:
+                return []
+            lost = f"{'no vote' if voted_for is None else f'a vote for {voted_for}'} in term {term}, but it had "
+            lost += f"voted for {vote[1]} in that term"
+        return [
+            (
+                "persistent_state",
+                (name, before),
+                f"{name} restarted with {lost}: currentTerm and votedFor must survive a restart (else it may vote "
+                "twice in one term)",
+            )
+        ]
 
     # -- logs -------------------------------------------------------------------------------------------------
     def _append(self, event: dict[str, Any]) -> Found:
@@ -414,6 +438,7 @@ class Checker:
     def _commit(self, event: dict[str, Any]) -> Found:
         server = self.servers[event["server"]]
         log, committed = server.log, self.committed
+        found = self._commit_own_term(event["server"], server, event["index"]) if server.role == "leader" else []
         upto = min(event["index"], log.last)
         if upto > committed.last:  # new entries committed (mostly, the commit is news only to this server)
             for index in range(committed.last + 1, upto + 1):  # the table grows without gaps
@@ -424,7 +449,22 @@ class Checker:
         row = committed.get(upto)
         if row is not None and row[1] == log.hash_at(upto):  # the terms describe the entries recorded
             self._committed_by(upto, server.term)
-        return []
+        return found
+
+    def _commit_own_term(self, name: str, server: ServerView, index: int) -> Found:
+        """Figure 2: a leader moves commitIndex to N, counting the replicas of N, only if log[N] is of its term
+        (an older term's entry may still be overwritten by another leader, Figure 8; it commits with a later one)."""
+        term = server.log.term_at(index)
+        if term is None or term == server.term:
+            return []
+        return [
+            (
+                "commit_own_term",
+                (name, server.term),
+                f"{name}, leader of term {server.term}, committed index {index} by counting its replicas, but that "
+                f"entry is of term {term}: a leader counts replicas only for entries of its own term",
+            )
+        ]
 
     def _committed_by(self, index: int, term: int) -> None:
         """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
@@ -614,4 +654,4 @@ def check_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return checker.violations
 
 
-__all__ = ["INVARIANTS", "Checker", "check_events"]
+__all__ = ["INVARIANTS", "RULES", "Checker", "check_events"]

@@ -15,7 +15,7 @@ from patterns.core.player import apply_action
 from patterns.core.scenario import decode
 from patterns.core.sim import Simulation
 from patterns.raft.engine import RaftEngine
-from patterns.raft.invariants import check_events
+from patterns.raft.invariants import RULES, check_events
 from patterns.raft.pattern import PATTERN
 
 from .test_fault_schedules import run_schedule
@@ -26,6 +26,8 @@ BROKEN = {  # preset -> (its rule's parameter, the invariants it must break)
     "break-persist-vote": ("break_persist_vote", ("election_safety",)),
     "break-consistency-check": ("break_consistency_check", ("log_matching",)),
 }
+RULE_OF = {"break-commit-current-term": "commit_own_term", "break-persist-vote": "persistent_state"}  # checked too
+NOT_IN_LOGS = ("linearizability", *RULES)  # what the oracle, reading logs, does not judge
 SETTLE = 3.0  # virtual seconds after the last scripted action
 BROKEN_SCHEDULES = int(os.environ.get("RAFT_BROKEN_SCHEDULES", "40"))
 
@@ -119,7 +121,7 @@ def test_the_preset_breaks_its_invariant_at_the_event_that_does(slug):
     assert set(expected) <= set(oracle), f"the story no longer breaks {expected}: {oracle}"
     first_flagged: dict[str, int] = {}
     for violation in engine.checker.violations:
-        if violation["invariant"] != "linearizability":  # the oracle judges the logs only
+        if violation["invariant"] not in NOT_IN_LOGS:  # the oracle judges the logs only
             first_flagged.setdefault(violation["invariant"], violation["cause"])
     assert first_flagged == oracle
     flagged = [e for e in events if e["type"] == "invariant.violated"]
@@ -127,6 +129,16 @@ def test_the_preset_breaks_its_invariant_at_the_event_that_does(slug):
         (v["invariant"], v["cause"]) for v in engine.checker.violations
     ]
     assert all(e["n"] == e["cause"] + 1 for e in flagged), "emitted right after the event that caused it"
+
+
+@pytest.mark.parametrize("slug", sorted(RULE_OF))
+def test_the_broken_rule_itself_is_flagged_no_later_than_what_it_breaks(slug):
+    engine, _ = play(slug)
+    causes = {}
+    for violation in engine.checker.violations:
+        causes.setdefault(violation["invariant"], violation["cause"])
+    _, consequences = BROKEN[slug]
+    assert all(causes[RULE_OF[slug]] <= causes[name] for name in consequences), causes
 
 
 @pytest.mark.parametrize("slug", sorted(BROKEN))
@@ -157,7 +169,7 @@ def test_random_schedules_with_broken_rules_agree_with_the_oracle(seed):
     numbered = [{**e, "n": n} for n, e in enumerate(events)]
     first_flagged: dict[str, int] = {}
     for violation in engine.checker.violations:
-        if violation["invariant"] != "linearizability":
+        if violation["invariant"] not in NOT_IN_LOGS:
             first_flagged.setdefault(violation["invariant"], violation["cause"])
     assert first_flagged == first_breaks(numbered), (broken, script)
 

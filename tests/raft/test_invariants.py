@@ -154,10 +154,67 @@ def test_election_safety():
     run = Stream()
     run.elect("s1", 1, ("s2",))
     run.emit("raft.crash", server="s2")
-    run.emit("raft.restart", server="s2", term=1, voted_for=None, log_last=0)  # its vote was not persisted
+    forgot = run.emit("raft.restart", server="s2", term=1, voted_for=None, log_last=0)  # its vote was not persisted
     second = run.elect("s3", 1, ("s2",))
-    assert run.judged() == [("election_safety", second)]
-    assert run.details() == ["s3 became leader of term 1, but s1 already led it; s2 voted for both s1 and s3 in term 1"]
+    assert run.judged() == [("persistent_state", forgot), ("election_safety", second)]
+    assert run.details()[1:] == [
+        "s3 became leader of term 1, but s1 already led it; s2 voted for both s1 and s3 in term 1"
+    ]
+
+
+# -- each rule broken at one event ----------------------------------------------------------------------------
+
+
+def test_a_restart_that_forgets_its_vote_or_term():
+    run = Stream()
+    run.elect("s1", 1, ("s2",))
+    run.emit("raft.crash", server="s2")
+    forgot = run.emit("raft.restart", server="s2", term=1, voted_for=None, log_last=0)
+    run.emit("raft.crash", server="s2")
+    run.emit("raft.restart", server="s2", term=1, voted_for=None, log_last=0)  # once per server and term
+    run.follow("s3", 2)
+    run.emit("raft.crash", server="s3")
+    went_back = run.emit("raft.restart", server="s3", term=1, voted_for=None, log_last=0)
+    assert run.judged() == [("persistent_state", forgot), ("persistent_state", went_back)]
+    assert run.details() == [
+        "s2 restarted with no vote in term 1, but it had voted for s1 in that term: currentTerm and votedFor must "
+        "survive a restart (else it may vote twice in one term)",
+        "s3 restarted with term 1, but it had reached term 2: currentTerm and votedFor must survive a restart (else "
+        "it may vote twice in one term)",
+    ]
+
+
+def test_a_restart_that_keeps_its_vote_and_term_is_fine():
+    run = Stream()
+    run.elect("s1", 1, ("s2",))
+    run.emit("raft.crash", server="s2")
+    run.emit("raft.restart", server="s2", term=1, voted_for="s1", log_last=0)
+    run.follow("s3", 2)  # a new term clears the vote
+    run.emit("raft.crash", server="s3")
+    run.emit("raft.restart", server="s3", term=2, voted_for=None, log_last=0)
+    run.emit("raft.restart", server="s4", term=5, voted_for="s4", log_last=0)  # first seen at a restart
+    assert run.judged() == []
+
+
+def test_a_leader_committing_an_older_terms_entry_by_counting_replicas():
+    """s1 leads term 3 holding an entry of term 2 that a majority has: committing it by counting replicas is the
+    broken rule (Figure 8 shows another leader may still overwrite it); committing its own term's entry after it,
+    which commits the older one too, is fine."""
+    run = Stream()
+    run.elect("s1", 2, ("s2",))
+    for server in ("s1", "s2"):
+        run.append(server, 1, (2, put("x", "1")))
+    run.elect("s1", 3, ("s2",))
+    run.append("s1", 2, (3, NOOP))
+    cause = run.commit(("s1",), 1)
+    run.commit(("s1",), 1)  # once per leader and term
+    run.append("s2", 2, (3, NOOP))
+    run.commit(("s1", "s2"), 2)  # its own term's entry: fine, and it commits the older one with it
+    assert run.judged() == [("commit_own_term", cause)]
+    assert run.details() == [
+        "s1, leader of term 3, committed index 1 by counting its replicas, but that entry is of term 2: a leader "
+        "counts replicas only for entries of its own term"
+    ]
 
 
 def test_leader_append_only_truncation():
