@@ -38,7 +38,7 @@ MIDDOT = "\N{MIDDLE DOT}"
 SYNTAX = frozenset('#;"<>&|{}[]()%`\\:')  # characters Mermaid may read as syntax inside a label
 
 ROLE_WORDS = {"follower": "follower", "pre_candidate": "pre-candidate", "candidate": "candidate", "leader": "leader"}
-INVARIANTS = (  # the five properties of Figure 3 of the Raft paper, and the clients' view, in our words
+INVARIANTS = (  # the five properties of Figure 3 of the Raft paper, the clients' view, two rules that keep them
     ("election_safety", "Election Safety", "No term ever has two leaders."),
     (
         "leader_append_only",
@@ -62,6 +62,12 @@ INVARIANTS = (  # the five properties of Figure 3 of the Raft paper, and the cli
         "The answers clients got fit one order of their operations, each taking "
         "effect between its request and its answer.",
     ),
+    (
+        "commit_own_term",
+        "Rule: commit own term",
+        "A leader commits an entry by counting its replicas only if the entry is of the leader's term.",
+    ),
+    ("persistent_state", "Rule: persist term, vote", "A restarted server keeps its currentTerm and votedFor."),
 )
 # Mid-tone fills with dark text: legible in the light and the dark theme alike (index = term modulo the length).
 TERM_FILLS = ("#a5d8ff", "#b2f2bb", "#ffd8a8", "#d0bfff", "#fcc2d7", "#99e9f2")
@@ -629,7 +635,8 @@ VERDICT_STYLES = {
 
 # -- invariants -----------------------------------------------------------------------------------------------------
 def invariants(engine: RaftEngine) -> Drawing:
-    """The six safety properties, each OK or VIOLATED with the event that broke it first."""
+    """The six safety properties and two rules, each OK, VIOLATED with the event that broke it first, or
+    UNDECIDED where the checker gave up within its budget."""
     found: dict[str, list[Mapping[str, Any]]] = {}
     for violation in engine.checker.violations:
         found.setdefault(violation["invariant"], []).append(violation)
@@ -666,7 +673,7 @@ def invariants(engine: RaftEngine) -> Drawing:
         caption = f"No violation so far; undecided: {', '.join(undecided)} (the checker gave up within its budget, "
         caption += f"{len(engine.checker.undecided)} time(s)), and checks on from there."
     else:
-        caption = "All six invariants hold so far; every event of the run is checked as it happens."
+        caption = "All six invariants and two rules hold so far; every event of the run is checked as it happens."
     # Marked by their red class only: the page's highlight colours would hide the text on it in the dark theme.
     return Drawing(mermaid="\n".join(lines), caption=caption, details=details)
 

@@ -49,7 +49,11 @@ def test_the_broken_rule_is_what_breaks_it(slug):
 
 def test_a_violation_names_the_event_that_caused_it():
     run = run_preset("break-persist-vote", 2.0)
-    violation = run.violations()[0]
-    cause = next(e for e in run.events if e["seq"] == violation["cause"])
+    forgot, second_leader = run.violations()[:2]
+    cause = next(e for e in run.events if e["seq"] == second_leader["cause"])
+    assert second_leader["invariant"] == "election_safety"
     assert cause["type"] == "raft.role" and cause["role"] == "leader" and cause["server"] == "s3"
-    assert violation["seq"] == cause["seq"] + 1
+    assert second_leader["seq"] == cause["seq"] + 1
+    cause = next(e for e in run.events if e["seq"] == forgot["cause"])  # the broken rule, before its consequence
+    assert forgot["invariant"] == "persistent_state" and cause["type"] == "raft.restart"
+    assert forgot["seq"] == cause["seq"] + 1
