@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,11 +221,10 @@ STEP = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(STEP, max_size=12))
-def test_agrees_with_brute_force_at_every_completion(steps):
-    """The checker flags exactly the first completion at which the history so far stops being linearizable."""
-    history = KVHistory()
+def completions(steps: list[tuple], *histories: KVHistory) -> Iterator[tuple[Call, list[Call]]]:
+    """Play ``steps``: a client with nothing running starts a call (at most six in all), invoked on every history;
+    a client with a call running ends it. Each call that ends is yielded, with all the calls so far, for the
+    caller to complete."""
     calls: list[Call] = []
     current: dict[str, Call] = {}
     seqs: dict[str, int] = {}
@@ -236,15 +236,54 @@ def test_agrees_with_brute_force_at_every_completion(steps):
             call = Call((client, seqs[client]), op, key, value, expected if op == "cas" else None, position)
             calls.append(call)
             current[client] = call
-            history.invoke(client, call.id[1], op, key, call.value if op in ("set", "cas") else None, call.expected)
+            for history in histories:
+                history.invoke(client, call.id[1], op, key, call.value if op in ("set", "cas") else None, call.expected)
             continue
         call = current.pop(client)
-        call.end = position
-        call.result = _plausible(call.op, answer)
-        flagged = history.complete(client, call.id[1], call.key, call.result) is not None
+        call.end, call.result = position, _plausible(call.op, answer)
+        yield call, calls
+
+
+def complete(history: KVHistory, call: Call) -> bool:
+    """Complete ``call``; whether it was flagged."""
+    return history.complete(call.id[0], call.id[1], call.key, call.result) is not None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STEP, max_size=12))
+def test_agrees_with_brute_force_at_every_completion(steps):
+    """The checker flags exactly the first completion at which the history so far stops being linearizable."""
+    history = KVHistory()
+    for call, calls in completions(steps, history):
+        flagged = complete(history, call)
         assert flagged == (not brute_force(calls)), (calls, flagged)
         if flagged:
             return  # from here on the checker reports anomalies once each, not prefixes
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STEP, max_size=14), st.integers(min_value=1, max_value=8))
+def test_a_small_budget_gives_the_same_verdicts_until_it_is_hit_and_never_a_false_violation(steps, budget):
+    """Against brute force and the exact checker: with a budget, every verdict is the exact one until the first
+    undecided, which comes only where the exact search did more work than the budget; after it, whatever is
+    flagged is a real anomaly."""
+    exact, small = KVHistory(), KVHistory(budget=budget)
+    decided = True
+    for call, calls in completions(steps, exact, small):
+        gave_up = len(small.undecided)
+        exact_flag, small_flag = complete(exact, call), complete(small, call)
+        linearizable = brute_force(calls)
+        assert exact_flag == (not linearizable)
+        if decided and len(small.undecided) > gave_up:
+            assert exact.keys[call.key].work > budget, "undecided only where the budget was hit"
+            decided = False
+        if decided:
+            assert small_flag == exact_flag
+        else:
+            assert not small_flag or not linearizable, "a false violation after giving up"
+        if not linearizable:
+            break  # from here on every verdict is allowed
+    assert exact.undecided == []
 
 
 def _plausible(op: str, answer: Any) -> Any:
@@ -304,61 +343,3 @@ def test_a_read_stuck_for_the_whole_run_costs_bounded_work():
         assert run.history.keys["x"].work <= 200 + 2 * (n + 3)
     assert run.violations == [] and len(run.history.undecided) == 1
     assert run.do("c3", "get", "stuck").violations == []  # the stuck write may take effect even now
-
-
-@dataclass
-class Checked:
-    """One completion as two checkers saw it: the exact one (no budget reached) and one with a small budget."""
-
-    exact_flag: bool
-    exact_work: int
-    small_flag: bool
-    small_undecided: bool
-    linearizable: bool  # brute force, on the history so far
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(STEP, max_size=14), st.integers(min_value=1, max_value=8))
-def test_a_small_budget_gives_the_same_verdicts_until_it_is_hit_and_never_a_false_violation(steps, budget):
-    """Against brute force and the exact checker: with a budget, every verdict is the exact one until the first
-    undecided, which comes only where the exact search did more work than the budget; after it, whatever is
-    flagged is a real anomaly."""
-    exact, small = KVHistory(), KVHistory(budget=budget)
-    calls: list[Call] = []
-    current: dict[str, Call] = {}
-    seqs: dict[str, int] = {}
-    checked: list[Checked] = []
-    for position, (client, op, key, value, expected, answer) in enumerate(steps):
-        if client not in current:
-            if len(calls) == 6:
-                continue
-            seqs[client] = seqs.get(client, 0) + 1
-            call = Call((client, seqs[client]), op, key, value, expected if op == "cas" else None, position)
-            calls.append(call)
-            current[client] = call
-            for history in (exact, small):
-                history.invoke(client, call.id[1], op, key, call.value if op in ("set", "cas") else None, call.expected)
-            continue
-        call = current.pop(client)
-        call.end, call.result = position, _plausible(call.op, answer)
-        gave_up = len(small.undecided)
-        exact_flag = exact.complete(client, call.id[1], call.key, call.result) is not None
-        small_flag = small.complete(client, call.id[1], call.key, call.result) is not None
-        checked.append(
-            Checked(
-                exact_flag, exact.keys[call.key].work, small_flag, len(small.undecided) > gave_up, brute_force(calls)
-            )
-        )
-        if not checked[-1].linearizable:
-            break  # from here on every verdict is allowed
-    assert exact.undecided == []
-    decided = True
-    for at in checked:
-        assert at.exact_flag == (not at.linearizable)
-        if decided and at.small_undecided:
-            assert at.exact_work > budget, "undecided only where the budget was hit"
-            decided = False
-        if decided:
-            assert at.small_flag == at.exact_flag
-        else:
-            assert not at.small_flag or not at.linearizable, "a false violation after giving up"
