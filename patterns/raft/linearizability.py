@@ -152,7 +152,7 @@ class KeyHistory:
                     if node not in explored:
                         explored.add(node)
                         stack.append(node)
-                        self.work += 1 + sum(len(values) for _, values in reads)
+                        self.work += 1 + sum(len(values) for _, values in reads) if reads else 1
             if self.work > budget:
                 self._give_up()
                 return UNDECIDED
