@@ -148,11 +148,14 @@ class KeyHistory:
             for other in writes:  # or let another write in flight take effect first
                 if other.id not in placed_ids:
                     after, got = _speculate(state, other)
-                    node = (after, placed | {(other.id, got)}, _seeing(reads, after))
+                    seeing = _seeing(reads, after)
+                    node = (after, placed | {(other.id, got)}, seeing)
                     if node not in explored:
                         explored.add(node)
                         stack.append(node)
-                        self.work += 1 + sum(len(values) for _, values in reads) if reads else 1
+                        # A node's own weight, whichever path found it first: the total, hence where the search
+                        # gives up, is the same in any order of the frontier (a set, ordered by string hashes).
+                        self.work += 1 + sum(len(values) for _, values in seeing) if seeing else 1
             if self.work > budget:
                 self._give_up()
                 return UNDECIDED

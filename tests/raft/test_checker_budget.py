@@ -4,6 +4,7 @@ the invariants diagram says so), never violated."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from patterns.core.player import apply_action
@@ -13,6 +14,7 @@ from patterns.raft.diagrams import invariants
 from patterns.raft.engine import RaftEngine
 from patterns.raft.linearizability import BUDGET
 from patterns.raft.pattern import PATTERN
+from tests.support import outputs_under_hash_seeds
 
 STUCK = [  # the issue's repro: a client joins the cut-off side before each new operation on k1
     "1:partition:groups=c1.c2.c3.c4.c5|s1.s2.s3",
@@ -91,3 +93,20 @@ def test_over_a_small_budget_the_key_is_undecided_as_an_event_and_on_the_diagram
     assert f"UNDECIDED at event #{undecided[0]['cause']}" in drawing.details["linearizability"]
     assert "undecided: linearizability" in drawing.caption
     assert drawing.details["linearizability"].count("gave up on key k1") == 1
+
+
+GIVE_UP_IN_A_PROCESS = """
+import hashlib, json
+from tests.raft.test_checker_budget import run
+engine, events = run(5.0, budget=200)
+print(json.dumps(engine.checker.undecided))
+print(hashlib.sha256(json.dumps(events, sort_keys=True).encode()).hexdigest())
+"""
+
+
+def test_where_the_search_gives_up_is_the_same_whatever_the_hash_seed():
+    """The frontier is a set of nodes holding strings, visited in an order that string hashes decide: where the
+    budget runs out, and so the run's events, must not depend on that order."""
+    outputs = outputs_under_hash_seeds(GIVE_UP_IN_A_PROCESS, seeds=("1", "2", "3"))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert json.loads(outputs[0].splitlines()[0])
