@@ -109,8 +109,11 @@ LOGGING = {
 PLAYGROUND = {
     # Per client address; a classroom behind one NAT shares it, and each connection plays one run at a time.
     "MAX_RUNS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_RUNS_PER_CLIENT", 20)),
-    "MAX_RUNS_PER_PROCESS": 200,
+    "MAX_RUNS_PER_PROCESS": 200,  # per worker process
+    # Worker processes the web process starts without REDIS_URL (0: simulate in the web process, for tests).
+    "WORKERS": int(os.environ.get("PLAYGROUND_WORKERS", 2)),
     "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
+    "COMMANDS_PER_CLIENT_PER_SECOND": 50,  # per client address, across every connection and process
     "COMMAND_BURST": 20,
     "MAX_FRAME_IN_BYTES": 8192,  # an incoming websocket frame larger than this is refused (a Start form fits)
     "MAX_VIRTUAL_TIME": 3600.0,  # seconds of simulated time one run may reach

@@ -1,7 +1,9 @@
 """The one websocket consumer, generic over patterns: validates what the browser sends, forwards it to the run.
 
-Frames reach viewers through their channel-layer group. They are delivered without the per-message database
-clean-up hop Channels makes before each handler: nothing here touches the database.
+Runs live in workers (`patterns.core.workers`); this process only validates, fans frames out and serves pages.
+Frames do not reach a viewer through a channel of its own: the process's hub (`patterns.core.fanout`) receives
+each frame once and writes it to every local socket, without the per-message database clean-up hop Channels
+makes before each handler (nothing here touches the database).
 """
 
 from __future__ import annotations
@@ -9,21 +11,26 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import secrets
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from .frames import render_message
 from .registry import get_pattern, shown
-from .runs import RunLimitError, cmd_group, host, view_group
-from .scenario import ScenarioError, decode, parse_command
+from .runs import RunLimitError
+from .runtime import runtime
+from .scenario import ScenarioError, decode, encode, parse_command
+from .workers import START_CHANNEL
 
 BROWSER_ACTIONS = ("start", "join", "pause", "play", "step", "speed", "seek", "reset", "command")
 FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
 JOIN_TIMEOUT = 3.0
+UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): live runs cannot start or be joined until it can."
 
 
 class TokenBucket:
@@ -44,12 +51,6 @@ class TokenBucket:
 
 
 class RunConsumer(AsyncWebsocketConsumer):
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "run.frame":
-            await self.run_frame(message)  # the hot path: no thread hop, no database
-        else:
-            await super().dispatch(message)
-
     async def connect(self) -> None:
         self.limits = settings.PLAYGROUND
         self.pattern = get_pattern(self.scope["url_route"]["kwargs"]["slug"])
@@ -57,17 +58,21 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(self.limits["COMMANDS_PER_SECOND"], self.limits["COMMAND_BURST"])
         self.got_frame = asyncio.Event()
         self.background: list[asyncio.Task] = []
+        self.started: str | None = None  # the run this connection started: it may replace it
+        self.client = (self.scope.get("client") or ["unknown"])[0]
         if self.pattern is None:
             await self.close(code=4404)
             return
+        self.live = await runtime()
         await self.accept()
-        self.background.append(asyncio.create_task(self._keepalive()))
         wanted = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("run", [""])[0]
         if wanted:
             try:
                 await self.join(wanted)
             except ScenarioError as exc:
                 await self.error("; ".join(exc.problems))
+            except (OSError, RedisError):
+                await self.error(UNREACHABLE)
 
     async def disconnect(self, code: int) -> None:
         for task in getattr(self, "background", []):
@@ -75,9 +80,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         if getattr(self, "run_id", None):
             await self.leave()
 
-    async def run_frame(self, message: dict[str, Any]) -> None:
+    async def deliver(self, html: str) -> None:
+        """A frame from the hub (already rendered: the same string for every viewer of the run)."""
         self.got_frame.set()
-        await self.send(text_data=message["html"])
+        await self.send(text_data=html)
 
     # -- from the browser -------------------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -88,6 +94,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.error("; ".join(exc.problems))
         except RunLimitError as exc:
             await self.error(str(exc))
+        except (OSError, RedisError):
+            await self.error(UNREACHABLE)
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         if text_data is None:
@@ -131,34 +139,55 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def start(self, request: dict[str, Any]) -> None:
         pairs = _form_pairs(request)
         scenario = decode(self.pattern, pairs, max_actions=self.limits["MAX_SCRIPT_ACTIONS"])
+        store = self.live.store
         if self.run_id is not None:
-            old = self.run_id
             await self.leave()
-            if old in host.runs and host.runs[old].owner == self.channel_name:
-                await self.channel_layer.group_send(cmd_group(old), {"type": "run.command", "action": "stop"})
-        client = (self.scope.get("client") or ["unknown"])[0]
-        run = host.start(self.pattern, scenario, client=client, owner=self.channel_name)
-        await self.join(run.id)
+        if self.started is not None:
+            await self.live.hub.to_run(self.started, {"action": "stop", "viewer": self.channel_name})
+            self.started = None
+        mine = await store.runs_of(self.client)
+        if mine >= self.limits["MAX_RUNS_PER_CLIENT"]:
+            raise RunLimitError(
+                f"You already have {mine} live runs open (the limit is {self.limits['MAX_RUNS_PER_CLIENT']}); "
+                "close a tab or wait a minute for idle runs to stop."
+            )
+        run_id = secrets.token_urlsafe(12)
+        await self._subscribe(run_id, hello=False)  # the worker that takes the run sends this viewer a full frame
+        self.started = run_id
+        state = {"pattern": self.pattern.slug, "query": encode(self.pattern, scenario), "client": self.client}
+        state["owner"] = self.channel_name
+        await self.live.layer.send(
+            START_CHANNEL,
+            {
+                "type": "run.start",
+                "run": run_id,
+                "state": state,
+                "hub": self.live.hub.channel,
+                "viewers": 1,
+                "viewer": self.channel_name,
+            },
+        )
 
     async def join(self, run_id: Any) -> None:
         if not (isinstance(run_id, str) and 0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
             raise ScenarioError(["run: that run id is not valid"])
+        await self._subscribe(run_id, hello=True)
+
+    async def _subscribe(self, run_id: str, *, hello: bool) -> None:
         self.run_id = run_id
         self.got_frame.clear()
-        await self.channel_layer.group_add(view_group(run_id), self.channel_name)
-        await self.to_run({"action": "hello"})
+        await self.live.hub.subscribe(run_id, self, hello=hello)
         self.background.append(asyncio.create_task(self._expect_frame(run_id)))
 
     async def leave(self) -> None:
         run_id, self.run_id = self.run_id, None
-        await self.channel_layer.group_discard(view_group(run_id), self.channel_name)
-        await self.channel_layer.group_send(
-            cmd_group(run_id), {"type": "run.command", "action": "leave", "viewer": self.channel_name}
-        )
+        await self.live.hub.unsubscribe(run_id, self)
 
     async def to_run(self, message: dict[str, Any]) -> None:
-        message = {"type": "run.command", "viewer": self.channel_name, **message}
-        await self.channel_layer.group_send(cmd_group(self.run_id), message)
+        count = await self.live.store.hit(f"commands:{self.client}", 1.0)
+        if count > self.limits["COMMANDS_PER_CLIENT_PER_SECOND"]:
+            raise ScenarioError(["too many commands from your address at once: slow down a little"])
+        await self.live.hub.to_run(self.run_id, {"viewer": self.channel_name, **message})
 
     async def error(self, text: str) -> None:
         await self.send(text_data=render_message(text))
@@ -169,12 +198,6 @@ class RunConsumer(AsyncWebsocketConsumer):
         except TimeoutError:
             if self.run_id == run_id:
                 await self.error("That live run has ended or does not exist: open its link and press Start.")
-
-    async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(self.limits["VIEWER_TIMEOUT"] / 3)
-            if self.run_id:
-                await self.to_run({"action": "keepalive"})
 
 
 def _form_pairs(request: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,32 +1,30 @@
-"""Live runs: a scenario played in wall-clock time by the process that started it, steered over the channel layer.
+"""A live run: a scenario played in wall-clock time by a worker, steered and watched over the channel layer.
 
-A run listens on the group ``run-<id>-cmd`` and publishes frames to ``run-<id>-view``; viewers never touch it
-directly, so the same code serves one process with the in-memory layer and many daphne processes sharing Redis.
-Commands reaching a run were validated by the consumer; the run checks them again and never lets one kill it.
+A run takes commands from the group ``run-<id>-cmd`` and publishes frames to ``run-<id>-view``. Its viewers are
+counted per web process (each web process's hub subscribes once and reports how many of its sockets watch), so
+the same code serves one process with the in-memory layer and many processes sharing Redis. The worker decides
+how much CPU a run gets per tick (`advance`); the run never decides alone. Its `state` (scenario as a Share-link
+query, virtual time, playing, speed) is saved in the store so that another worker can rebuild it by replay.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .frames import context, drawings, render_frame, render_message
 from .player import Player
-from .registry import Pattern
-from .scenario import Scenario, parse_command
+from .registry import Pattern, get_pattern
+from .scenario import ScenarioError, decode, encode, parse_command
 
 log = logging.getLogger(__name__)
-TICK = 0.025  # wall seconds between simulation steps of a playing run
-LAYER_RETRY = 0.5  # seconds to wait after a channel-layer error before trying again
-TICK_BUDGET = 0.015  # CPU seconds one run may simulate per tick
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
+SAVE_EVERY = 0.5  # wall seconds between saves of a playing run's position
 
 
 def cmd_group(run_id: str) -> str:
@@ -37,91 +35,104 @@ def view_group(run_id: str) -> str:
     return f"run-{run_id}-view"
 
 
+def frame_message(run_id: str, html: str, to: str | None = None) -> dict[str, Any]:
+    message = {"type": "run.frame", "run": run_id, "html": html}
+    if to:
+        message["to"] = to
+    return message
+
+
 class RunLimitError(Exception):
     pass
 
 
+def scenario_of(pattern: Pattern, query: str):
+    """The scenario of a Share-link query that this program wrote itself (any number of script lines)."""
+    return decode(pattern, parse_qsl(query, keep_blank_values=True), max_actions=10**6)
+
+
 class LiveRun:
-    def __init__(self, pattern: Pattern, scenario: Scenario, client: str, owner: str):
+    def __init__(self, run_id: str, pattern: Pattern, query: str, client: str, owner: str = ""):
         self.limits = settings.PLAYGROUND
-        self.id = secrets.token_urlsafe(12)
+        self.id = run_id
         self.client = client
-        self.owner = owner  # the channel name of the connection that started it
-        self.player = Player(pattern, scenario, self.limits)
+        self.owner = owner  # the viewer that started it: only it may replace it with a new run
+        self.player = Player(pattern, scenario_of(pattern, query), self.limits)
         self.playing = True
         self.speed = 1.0
         self.frame = 0
-        self.viewers: dict[str, float] = {owner: time.monotonic()}
+        self.hubs: dict[str, tuple[int, float]] = {}  # web process hub -> (its viewers, when it last said so)
         self.idle_since: float | None = None
         self.dirty = True
         self.last_frame = 0.0
-        self.layer = get_channel_layer()
-        self.task: asyncio.Task | None = None
+        self.last_save = 0.0
         self.closing = False
         self.behind = False  # could not keep up with its speed on the last tick
+        self.replay_to: float | None = None  # taken over: replaying to where the previous worker was
+        self.cpu = 0.0  # CPU seconds spent on the last tick
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
         self.published_script: tuple = ()  # and the script
 
-    # -- lifecycle --------------------------------------------------------------------------------------------
-    async def main(self) -> None:
-        channel = await self.layer.new_channel()
-        await self.layer.group_add(cmd_group(self.id), channel)
-        receiver = asyncio.create_task(self._receive(channel))
-        try:
-            await self._loop()
-        finally:
-            receiver.cancel()
-            await self.layer.group_discard(cmd_group(self.id), channel)
-            await self.layer.group_send(view_group(self.id), _frame_message(render_message("This live run has ended.")))
+    @classmethod
+    def resume(cls, run_id: str, state: dict[str, Any]) -> LiveRun:
+        """The run saved as ``state``, rebuilt to replay (under the worker's budget) up to its saved time."""
+        pattern = get_pattern(state["pattern"])
+        if pattern is None:
+            raise ScenarioError([f"no pattern {state['pattern']!r}"])
+        run = cls(run_id, pattern, state["query"], state["client"], state.get("owner", ""))
+        run.playing, run.speed, run.frame = bool(state["playing"]), float(state["speed"]), int(state["frame"])
+        run.replay_to = float(state["t"])
+        return run
 
-    async def _receive(self, channel: str) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(channel)
-                await self.handle(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bad command or a channel-layer hiccup must never stop the run
-                log.exception("run %s: receiving or handling a command failed", self.id)
-                await asyncio.sleep(LAYER_RETRY)
-
-    async def _loop(self) -> None:
-        last = time.monotonic()
-        while not self._reapable(last):
-            await asyncio.sleep(TICK)
-            now = time.monotonic()
-            if self.playing and self.player.stopped is None:
-                self._advance(min(now - last, MAX_TICK))
-            last = now
-            if self.dirty and now - self.last_frame >= self.limits["FRAME_INTERVAL"]:
-                try:
-                    await self.publish()
-                except Exception:  # the layer is down: keep simulating, try again next tick
-                    log.exception("run %s: publishing a frame failed", self.id)
-                    await asyncio.sleep(LAYER_RETRY)
-
-    def _advance(self, wall: float) -> None:
-        """Play ``wall`` seconds at the run's speed, in slices, giving up the rest when the tick's CPU is spent:
-        a heavy run at a high speed then falls behind (and says so) instead of stalling every other run."""
+    def state(self) -> dict[str, Any]:
         player = self.player
-        target = player.now + wall * self.speed
-        deadline = time.perf_counter() + TICK_BUDGET
+        return {
+            "pattern": player.pattern.slug,
+            "query": encode(player.pattern, player.scenario),
+            "t": max(player.now, self.replay_to or 0.0),
+            "playing": self.playing,
+            "speed": self.speed,
+            "frame": self.frame,
+            "client": self.client,
+            "owner": self.owner,
+        }
+
+    @property
+    def viewers(self) -> int:
+        return sum(count for count, _seen in self.hubs.values())
+
+    # -- time -------------------------------------------------------------------------------------------------
+    def wants_cpu(self) -> bool:
+        return self.replay_to is not None or (self.playing and self.player.stopped is None)
+
+    def advance(self, wall: float, budget: float) -> None:
+        """Play ``wall`` seconds at the run's speed (or replay towards `replay_to`) within ``budget`` CPU seconds,
+        in slices: a heavy run at a high speed then falls behind, and says so, instead of delaying other runs."""
+        player = self.player
+        started = time.perf_counter()
+        deadline = started + budget
+        if self.replay_to is not None:
+            target, step = self.replay_to, max(SLICE * 100, 0.2)
+        else:
+            target, step = player.now + min(wall, MAX_TICK) * self.speed, SLICE * self.speed
         while player.now < target and player.stopped is None and time.perf_counter() < deadline:
-            player.advance_to(min(target, player.now + SLICE * self.speed))
+            player.advance_to(min(target, player.now + step))
+        if self.replay_to is not None and (player.now >= self.replay_to or player.stopped):
+            self.replay_to = None
         self.behind = player.now < target and player.stopped is None
         player.drain()
         if player.stopped:
             self.playing = False
         self.dirty = True
+        self.cpu = time.perf_counter() - started
 
-    def _reapable(self, now: float) -> bool:
+    def reapable(self, now: float) -> bool:
         if self.closing:
             return True
-        timeout = self.limits["VIEWER_TIMEOUT"]
-        for viewer, seen in list(self.viewers.items()):
-            if now - seen > timeout:
-                del self.viewers[viewer]
-        if self.viewers:
+        for hub, (_count, seen) in list(self.hubs.items()):
+            if now - seen > self.limits["VIEWER_TIMEOUT"]:
+                del self.hubs[hub]
+        if self.hubs:
             self.idle_since = None
             return False
         self.idle_since = self.idle_since or now
@@ -145,107 +156,66 @@ class LiveRun:
             playing=self.playing,
             speed=self.speed,
             log=self.limits["LOG_EVENTS_PER_FRAME"],
-            viewers=len(self.viewers),
+            viewers=self.viewers,
             message=message,
             diagrams=diagrams,
             with_script=with_script,
-            behind=self.behind and self.playing,
+            behind=(self.behind and self.playing) or self.replay_to is not None,
         )
         return render_frame(ctx)
 
-    async def publish(self, message: str = "") -> None:
+    def next_frame(self, message: str = "") -> dict[str, Any]:
         self.frame += 1
         html = self.render(message, full=False)
         self.dirty = False
         self.last_frame = time.monotonic()
-        await self.layer.group_send(view_group(self.id), _frame_message(html))
+        return frame_message(self.id, html)
+
+    def full_frame(self, to: str) -> dict[str, Any]:
+        self.frame += 1
+        return frame_message(self.id, self.render(full=True), to)
+
+    def ended_frame(self) -> dict[str, Any]:
+        return frame_message(self.id, render_message("This live run has ended.", level="info"))
 
     # -- commands ---------------------------------------------------------------------------------------------
-    async def handle(self, message: dict[str, Any]) -> None:
-        action = message.get("action")
-        viewer = message.get("viewer")
-        if isinstance(viewer, str):
-            self.viewers[viewer] = time.monotonic()
-        if action == "hello":  # a viewer joined: it gets a full frame of its own
-            self.frame += 1
-            await self.layer.send(viewer, _frame_message(self.render(full=True)))
-            return
-        if action == "keepalive":
-            return
-        if action == "leave":
-            self.viewers.pop(viewer, None)
-            return
-        if action == "stop":
-            self.closing = True
-            return
-        problem = self._apply(action, message)
-        self.player.drain()
-        await self.publish(problem or "")
+    def heard_from(self, message: dict[str, Any]) -> None:
+        hub, count = message.get("hub"), message.get("viewers")
+        if isinstance(hub, str) and isinstance(count, int):
+            if count > 0:
+                self.hubs[hub] = (count, time.monotonic())
+            else:
+                self.hubs.pop(hub, None)
+            self.dirty = True
 
-    def _apply(self, action: Any, message: dict[str, Any]) -> str | None:
+    def apply(self, message: dict[str, Any]) -> str | None:
+        """Apply a steering command; returns a problem to show, if any. Never raises on a malformed message."""
+        action = message.get("action")
         player = self.player
-        if action == "pause":
-            self.playing = False
-        elif action == "play":
-            if player.stopped:
-                return player.stopped
-            self.playing = True
-        elif action == "step":
-            self.playing = False
-            player.step()
-        elif action == "speed":
-            speed = float(message["speed"])
-            self.speed = min(max(speed, self.limits["MIN_SPEED"]), self.limits["MAX_SPEED"])
-        elif action == "seek":
-            t = float(message["t"])
-            self.playing = False
-            player.seek(t)
-        elif action == "reset":
-            self.playing = False
-            player.seek(0.0)
-        elif action == "command":
-            try:  # checked again here: whatever reaches the script must replay
+        try:
+            if action == "pause":
+                self.playing = False
+            elif action == "play":
+                if player.stopped:
+                    return player.stopped
+                self.playing = True
+            elif action == "step":
+                self.playing = False
+                player.step()
+            elif action == "speed":
+                speed = float(message["speed"])
+                self.speed = min(max(speed, self.limits["MIN_SPEED"]), self.limits["MAX_SPEED"])
+            elif action in ("seek", "reset"):
+                t = float(message["t"]) if action == "seek" else 0.0
+                self.playing, self.replay_to = False, None
+                player.seek(t)
+            elif action == "command":
                 name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
                 player.act(name, args)
-            except ValueError as exc:
-                return str(exc)
-        else:
-            return f"unknown action {action!r}"
+            else:
+                return f"unknown action {action!r}"
+        except (KeyError, TypeError, ValueError) as exc:  # checked by the consumer already: a stray message
+            return str(exc)
+        finally:
+            player.drain()
         return None
-
-
-def _frame_message(html: str) -> dict[str, str]:
-    return {"type": "run.frame", "html": html}
-
-
-class RunHost:
-    """The runs this process plays, with the per-client and per-process bounds from settings."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, LiveRun] = {}
-
-    def start(self, pattern: Pattern, scenario: Scenario, *, client: str, owner: str) -> LiveRun:
-        limits = settings.PLAYGROUND
-        if len(self.runs) >= limits["MAX_RUNS_PER_PROCESS"]:
-            raise RunLimitError("The server is running as many simulations as it can; try again in a minute.")
-        mine = sum(1 for run in self.runs.values() if run.client == client)
-        if mine >= limits["MAX_RUNS_PER_CLIENT"]:
-            raise RunLimitError(
-                f"You already have {mine} live runs open (the limit is {limits['MAX_RUNS_PER_CLIENT']}); "
-                "close a tab or wait a minute for idle runs to stop."
-            )
-        run = LiveRun(pattern, scenario, client, owner)
-        self.runs[run.id] = run
-        run.task = asyncio.create_task(run.main())
-        run.task.add_done_callback(lambda _task: self.runs.pop(run.id, None))
-        return run
-
-    async def shutdown(self) -> None:
-        tasks = [run.task for run in self.runs.values() if run.task]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.runs.clear()
-
-
-host = RunHost()

@@ -10,18 +10,24 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from patterns.core.runs import cmd_group, host
+from patterns.core import runtime
+from patterns.core.runs import cmd_group
 from playground.asgi import application
 
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
-FAST = {"FRAME_INTERVAL": 0.05, "IDLE_REAP_SECONDS": 0.3, "VIEWER_TIMEOUT": 60.0}
+FAST = {"FRAME_INTERVAL": 0.05, "IDLE_REAP_SECONDS": 0.3, "VIEWER_TIMEOUT": 60.0, "WORKERS": 0}
 
 
 @pytest.fixture(autouse=True)
 async def fresh_layer():
     channel_layers.backends = {}
     yield
-    await host.shutdown()
+    await runtime.shutdown()
+
+
+async def live_runs():
+    """The ids of the runs the inline worker plays now."""
+    return set((await runtime.runtime()).worker.runs)
 
 
 def limits(**changes):
@@ -215,7 +221,7 @@ async def test_start_again_replaces_the_connections_own_run():
         second, _ = await next_frame(comm, where=lambda f: f["run"] != first["run"])
         assert second["link"].startswith("/patterns/toy/?seed=2")
         await asyncio.sleep(0.3)
-        assert first["run"] not in host.runs
+        assert first["run"] not in await live_runs()
         await comm.disconnect()
 
 
@@ -224,13 +230,13 @@ async def test_runs_without_viewers_are_reaped():
         comm = await connect()
         await send(comm, action="start")
         frame, _ = await next_frame(comm)
-        assert frame["run"] in host.runs
+        assert frame["run"] in await live_runs()
         await comm.disconnect()
         for _ in range(40):
             await asyncio.sleep(0.05)
-            if frame["run"] not in host.runs:
+            if frame["run"] not in await live_runs():
                 break
-        assert frame["run"] not in host.runs
+        assert frame["run"] not in await live_runs()
 
 
 async def test_unknown_pattern_and_foreign_origin_are_refused():
@@ -266,7 +272,7 @@ async def test_a_malformed_command_on_the_channel_layer_does_not_stop_the_run():
         first, _ = await next_frame(comm)
         layer = get_channel_layer()
         for bad in ({"action": "speed"}, {"action": "seek", "t": "x"}, {"action": "command", "command": "nope"}):
-            await layer.group_send(cmd_group(first["run"]), {"type": "run.command", **bad})
+            await layer.group_send(cmd_group(first["run"]), {"type": "run.command", "run": first["run"], **bad})
         later, _ = await next_frame(comm, where=lambda f: f["t"] > first["t"] + 0.5)
         assert later["run"] == first["run"] and later["playing"]
         await comm.disconnect()

@@ -1,0 +1,151 @@
+"""One subscription per web process per run: the hub receives each frame once and writes it to every local socket.
+
+Phoenix PubSub's local fan-out is the model. A run publishes a frame to its view group; the group holds one
+channel per web process (this hub's), not one per viewer, so the channel layer carries a frame once per process
+and the frame, rendered once by the worker, is written as the same string to each socket here. A joining viewer
+gets a full frame addressed to it alone (``to``). The hub also speaks for its viewers: one keepalive per run per
+process with their number, and it watches the store so that viewers hear when their run moved to another worker
+or was lost with no worker to take it (with its Share link to replay it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from .frames import render_message
+from .runs import cmd_group, view_group
+
+log = logging.getLogger(__name__)
+WATCH_EVERY = 1.0  # seconds between looks at who holds each watched run
+LOST_AFTER = 8.0  # a run with no holder for this long is lost: no worker could take it over
+LAYER_RETRY = 0.5
+
+
+class Viewer(Protocol):
+    channel_name: str
+
+    async def deliver(self, html: str) -> None: ...
+
+
+class Hub:
+    def __init__(self, layer: Any, store: Any):
+        self.layer, self.store = layer, store
+        self.channel = ""
+        self.viewers: dict[str, dict[str, Viewer]] = {}  # run id -> viewer key -> viewer
+        self.unheld: dict[str, float] = {}  # run id -> since when no worker holds it
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.channel = await self.layer.new_channel("hub.")
+        self.tasks = [asyncio.create_task(job()) for job in (self._pump, self._keepalive, self._watch)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # -- viewers ----------------------------------------------------------------------------------------------
+    async def subscribe(self, run_id: str, viewer: Viewer, *, hello: bool = True) -> None:
+        local = self.viewers.setdefault(run_id, {})
+        if not local:
+            await self.layer.group_add(view_group(run_id), self.channel)
+        local[viewer.channel_name] = viewer
+        if hello:
+            await self.to_run(run_id, {"action": "hello", "viewer": viewer.channel_name})
+
+    async def unsubscribe(self, run_id: str, viewer: Viewer) -> None:
+        local = self.viewers.get(run_id, {})
+        if local.pop(viewer.channel_name, None) is None:
+            return
+        if not local:
+            del self.viewers[run_id]
+            self.unheld.pop(run_id, None)
+            await self.layer.group_discard(view_group(run_id), self.channel)
+        await self.to_run(run_id, {"action": "leave"})
+
+    async def to_run(self, run_id: str, message: dict[str, Any]) -> None:
+        """A command for a run, signed with this hub and the number of its viewers of that run."""
+        count = len(self.viewers.get(run_id, ()))
+        await self.layer.group_send(
+            cmd_group(run_id), {"type": "run.command", "run": run_id, "hub": self.channel, "viewers": count, **message}
+        )
+
+    async def tell(self, run_id: str, html: str) -> None:
+        """Write one frame to every local viewer of a run; a socket that closed meanwhile is skipped."""
+        for viewer in list(self.viewers.get(run_id, {}).values()):
+            with contextlib.suppress(Exception):
+                await viewer.deliver(html)
+
+    # -- loops ------------------------------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                await self._route(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hub: receiving a frame failed")
+                await asyncio.sleep(LAYER_RETRY)
+
+    async def _route(self, message: dict[str, Any]) -> None:
+        run_id = message.get("run")
+        if message.get("type") == "run.moved":
+            self.unheld.pop(run_id, None)
+            await self.tell(
+                run_id, render_message("The worker running this run stopped; another took it over.", level="info")
+            )
+            await self.to_run(run_id, {"action": "keepalive"})
+        elif "to" in message:
+            viewer = self.viewers.get(run_id, {}).get(message["to"])
+            if viewer is not None:
+                with contextlib.suppress(Exception):
+                    await viewer.deliver(message["html"])
+        else:
+            await self.tell(run_id, message["html"])
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(settings.PLAYGROUND["VIEWER_TIMEOUT"] / 3)
+            for run_id in list(self.viewers):
+                with contextlib.suppress(Exception):
+                    await self.to_run(run_id, {"action": "keepalive"})
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            for run_id in list(self.viewers):
+                try:
+                    await self._check(run_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("hub: cannot reach the store to watch run %s", run_id)
+
+    async def _check(self, run_id: str) -> None:
+        if await self.store.holder(run_id) is not None:
+            self.unheld.pop(run_id, None)
+            return
+        now = time.monotonic()
+        since = self.unheld.setdefault(run_id, now)
+        if now - since < LOST_AFTER:
+            return
+        state = await self.store.load(run_id)
+        if state is None:  # ended normally (its viewers were told) or never existed
+            return
+        link = f"/patterns/{state['pattern']}/?{state['query']}"
+        await self.tell(run_id, render_message(lost_text(link), level="error"))
+        self.unheld[run_id] = now + 60.0  # say it again in a minute, not every second
+
+
+def lost_text(link: str) -> str:
+    return (
+        "The worker running this live run stopped and no other worker could take it over. "
+        f"Its Share link replays it exactly: {link}"
+    )

@@ -1,0 +1,212 @@
+"""A worker: the process that simulates live runs, under one CPU budget shared fairly between clients.
+
+This is Channels' worker model (`manage.py runworker` consuming a named channel) with the parts a live run needs
+that a plain consumer cannot give: one tick loop that divides the process's CPU between clients and then between
+each client's runs, leases renewed in the store, and orphans taken over. So the worker consumes the named channel
+`START_CHANNEL` itself rather than through `channels.worker.Worker` (whose one-consumer-instance-per-message
+scope would split the runs of a process into independent tasks, each timing itself, which is the very failure
+that let five heavy runs stall a server). Starts are a work queue: each start reaches exactly one worker.
+
+Budgets: each tick, at most `PROCESS_SHARE` of the tick's wall time goes to simulation; clients get equal
+shares of it (the lightest first, so that what they leave goes to the others), and a client's share is split
+between its runs. A run that cannot keep up at its speed falls behind and says so. A worker that stops renewing
+its leases (killed, stalled) loses its runs: every other worker looks for orphans each second and the first to
+claim one replays it (deterministic engines: the same events, the same bytes) to where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections import defaultdict
+from typing import Any
+
+from django.conf import settings
+
+from .runs import SAVE_EVERY, LiveRun, cmd_group, view_group
+from .store import LEASE_SECONDS
+
+log = logging.getLogger(__name__)
+START_CHANNEL = "playground-runs.start"
+TICK = 0.025  # wall seconds between simulation steps
+PROCESS_SHARE = 0.6  # of each tick's wall time, at most this much is simulation; the rest is I/O and rendering
+RUN_SHARE = 0.015  # CPU seconds one run may use per tick, however idle the rest
+RENEW_EVERY = LEASE_SECONDS / 3
+LAYER_RETRY = 0.5  # seconds to wait after a channel-layer or store error before trying again
+
+
+def worker_name() -> str:
+    return (
+        os.environ.get("PLAYGROUND_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(24):x}"
+    )
+
+
+class Worker:
+    """Runs live runs; ``layer`` and ``store`` are the real ones or, in the default pool, proxies over the bridge."""
+
+    def __init__(self, layer: Any, store: Any, name: str | None = None):
+        self.layer, self.store = layer, store
+        self.name = name or worker_name()
+        self.limits = settings.PLAYGROUND
+        self.runs: dict[str, LiveRun] = {}
+        self.channel = ""
+        self.tasks: list[asyncio.Task] = []
+
+    async def serve(self) -> None:
+        """Run until cancelled."""
+        self.channel = await self.layer.new_channel()
+        self.tasks = [asyncio.create_task(job()) for job in (self._starts, self._commands, self._leases, self._tick)]
+        try:
+            await asyncio.gather(*self.tasks)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _forever(self, what: str, step) -> None:
+        """Call ``step`` again and again; an error (a bad message, the layer or store down) only costs a pause."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: %s failed", self.name, what)
+                await asyncio.sleep(LAYER_RETRY)
+
+    # -- runs arriving ----------------------------------------------------------------------------------------
+    async def _starts(self) -> None:
+        async def step() -> None:
+            if len(self.runs) >= self.limits["MAX_RUNS_PER_PROCESS"]:
+                await asyncio.sleep(1.0)  # full: leave new runs to the other workers
+                return
+            await self._start(await self.layer.receive(START_CHANNEL))
+
+        await self._forever("starting a run", step)
+
+    async def _start(self, message: dict[str, Any]) -> None:
+        run_id = message["run"]
+        state = {**message["state"], "t": 0.0, "playing": True, "speed": 1.0, "frame": 0}
+        if not await self.store.claim(run_id, self.name, state["client"]):
+            return
+        run = LiveRun.resume(run_id, state)
+        run.heard_from(message)
+        await self._adopt(run)
+        await self.layer.send(message["hub"], run.full_frame(message["viewer"]))
+
+    async def _adopt(self, run: LiveRun) -> None:
+        self.runs[run.id] = run
+        await self.store.save(run.id, run.state())
+        await self.layer.group_add(cmd_group(run.id), self.channel)
+
+    async def _take_over(self) -> None:
+        if len(self.runs) >= self.limits["MAX_RUNS_PER_PROCESS"]:
+            return
+        for run_id in await self.store.orphans():
+            state = await self.store.load(run_id)
+            if state is None or run_id in self.runs or not await self.store.claim(run_id, self.name, state["client"]):
+                continue
+            try:
+                run = LiveRun.resume(run_id, state)
+            except ValueError:
+                log.warning("worker %s: run %s cannot be rebuilt from its state", self.name, run_id)
+                await self.store.forget(run_id, self.name)
+                continue
+            log.info("worker %s: took over run %s at t=%.3f", self.name, run_id, run.replay_to)
+            await self._adopt(run)
+            await self.layer.group_send(view_group(run_id), {"type": "run.moved", "run": run_id})
+
+    # -- steering ---------------------------------------------------------------------------------------------
+    async def _commands(self) -> None:
+        async def step() -> None:
+            message = await self.layer.receive(self.channel)
+            run = self.runs.get(message.get("run"))
+            if run is not None:
+                await self._steer(run, message)
+
+        await self._forever("handling a command", step)
+
+    async def _steer(self, run: LiveRun, message: dict[str, Any]) -> None:
+        run.heard_from(message)
+        action = message.get("action")
+        if action == "hello":  # a viewer joined: it gets a full frame of its own
+            await self.layer.send(message["hub"], run.full_frame(message["viewer"]))
+        elif action == "stop":
+            run.closing = run.closing or message.get("viewer") == run.owner
+        elif action not in ("keepalive", "leave"):
+            problem = run.apply(message)
+            await self._publish(run, problem or "")
+            await self.store.save(run.id, run.state())
+
+    # -- time -------------------------------------------------------------------------------------------------
+    async def _leases(self) -> None:
+        async def step() -> None:
+            await asyncio.sleep(RENEW_EVERY * random.uniform(0.8, 1.0))
+            lost = await self.store.renew(self.name, {run_id: run.client for run_id, run in self.runs.items()})
+            for run_id in lost:  # another worker holds it now (this one stalled): let it go quietly
+                log.warning("worker %s: lost run %s to another worker", self.name, run_id)
+                await self._drop(run_id)
+            await self._take_over()
+
+        await self._forever("renewing leases", step)
+
+    async def _tick(self) -> None:
+        last = time.monotonic()
+
+        async def step() -> None:
+            nonlocal last
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            self.simulate(now - last)
+            last = now
+            for run in list(self.runs.values()):
+                if run.reapable(now):
+                    await self._end(run)
+                elif run.dirty and now - run.last_frame >= self.limits["FRAME_INTERVAL"]:
+                    await self._publish(run)
+                    if now - run.last_save >= SAVE_EVERY:
+                        run.last_save = now
+                        await self.store.save(run.id, run.state())
+
+        await self._forever("a tick", step)
+
+    def simulate(self, wall: float) -> None:
+        """Share this tick's CPU: clients in equal parts, lightest first; each client's part between its runs."""
+        clients: dict[str, list[LiveRun]] = defaultdict(list)
+        for run in self.runs.values():
+            if run.wants_cpu():
+                clients[run.client].append(run)
+        budget = PROCESS_SHARE * TICK
+        for i, (_client, runs) in enumerate(sorted(clients.items(), key=lambda item: sum(r.cpu for r in item[1]))):
+            share = budget / (len(clients) - i)
+            started = time.perf_counter()
+            for j, run in enumerate(sorted(runs, key=lambda r: r.cpu)):
+                spent = time.perf_counter() - started
+                run.advance(wall, min(RUN_SHARE, max(0.0, share - spent) / (len(runs) - j)))
+            budget -= time.perf_counter() - started
+
+    async def _publish(self, run: LiveRun, message: str = "") -> None:
+        await self.layer.group_send(view_group(run.id), run.next_frame(message))
+
+    async def _end(self, run: LiveRun) -> None:
+        await self._drop(run.id)
+        await self.store.forget(run.id, self.name)
+        await self.layer.group_send(view_group(run.id), run.ended_frame())
+
+    async def _drop(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+        await self.layer.group_discard(cmd_group(run_id), self.channel)
+
+    async def stop(self) -> None:
+        """End every run of this worker (the tests' and the inline worker's shutdown)."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for run in list(self.runs.values()):
+            with contextlib.suppress(Exception):
+                await self._end(run)
