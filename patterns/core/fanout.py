@@ -42,7 +42,7 @@ class Hub:
         self.tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self.channel = await self.layer.new_channel("hub.")
+        self.channel = await self.layer.new_channel()  # the default prefix: channels_redis reads one per process
         self.tasks = [asyncio.create_task(job()) for job in (self._pump, self._keepalive, self._watch)]
 
     async def stop(self) -> None:

@@ -1,55 +1,153 @@
-"""One run, two daphne processes, one Redis: a viewer on the other process watches and steers the run."""
+"""Runs across processes with Redis: two daphne web processes, two `runworkers` processes.
+
+A viewer in the other web process watches and steers a run; a run whose worker is killed (-9) goes on in the other
+worker, for the viewers of both web processes, with the same events a run never interrupted has; a viewer whose
+web process is killed joins the run again from the other one.
+"""
 
 import html
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
+import redis
 from websockets.sync.client import connect
 
+from patterns.core.frames import log_rows
+from patterns.core.player import Player
+from patterns.core.registry import get_pattern
+from patterns.core.runs import scenario_of
+
 from ..conftest import free_port, start_daphne
+from ..support import ROOT
 
 pytestmark = pytest.mark.redis
+ROW = re.compile(
+    r'<li data-seq="(\d+)"><span class="seq">#\d+</span> <span class="t">([^<]*)</span> '
+    r'<span class="type">([^<]*)</span> <span class="detail">([^<]*)</span></li>'
+)
+
+
+def start_worker(tmp, name, env):
+    log = open(tmp / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "runworkers"],
+        cwd=ROOT,
+        env={**os.environ, **env, "PLAYGROUND_WORKER_NAME": name, "PLAYGROUND_VAR_DIR": str(tmp)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.fixture(scope="module")
-def two_servers(redis_url, tmp_path_factory):
+def cluster(redis_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("redis-daphne")
+    env = {"REDIS_URL": redis_url}
     ports = [free_port(), free_port()]
-    procs = [start_daphne(tmp, port, {"REDIS_URL": redis_url}) for port in ports]
-    yield ports
-    for proc in procs:
-        proc.terminate()
+    procs = {f"web{i}": start_daphne(tmp, port, env) for i, port in enumerate(ports)}
+    procs.update({name: start_worker(tmp, name, env) for name in ("w0", "w1")})
+    yield ports, procs, redis.Redis.from_url(redis_url)
+    for proc in procs.values():
+        proc.kill()
         proc.wait(10)
 
 
-def frames(ws, timeout=5.0):
+def messages(ws, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
-        match = re.search(r'id="frame-data" hidden data-frame="([^"]*)"', text)
-        if match:
-            yield json.loads(html.unescape(match.group(1)))
+        yield ws.recv(timeout=max(0.01, deadline - time.monotonic()))
     raise TimeoutError("no matching frame")
 
 
-def wait_for(ws, where):
-    return next(f for f in frames(ws) if where(f))
+def frames(ws, timeout=5.0):
+    for text in messages(ws, timeout):
+        match = re.search(r'id="frame-data" hidden data-frame="([^"]*)"', text)
+        if match:
+            yield json.loads(html.unescape(match.group(1))), text
 
 
-def test_a_viewer_in_another_process_watches_and_steers_the_same_run(two_servers):
-    a, b = two_servers
-    with connect(f"ws://127.0.0.1:{a}/ws/patterns/circuit-breaker/", origin=f"http://127.0.0.1:{a}") as owner:
+def wait_for(ws, where, timeout=5.0):
+    return next(f for f, _text in frames(ws, timeout) if where(f))
+
+
+def viewer(port, run_id=""):
+    query = f"?run={run_id}" if run_id else ""
+    return connect(f"ws://127.0.0.1:{port}/ws/patterns/circuit-breaker/{query}", origin=f"http://127.0.0.1:{port}")
+
+
+def test_a_viewer_in_another_process_watches_and_steers_the_same_run(cluster):
+    (a, b), _procs, _redis = cluster
+    with viewer(a) as owner:
         owner.send(json.dumps({"action": "start", "seed": "4"}))
-        first = wait_for(owner, lambda f: f["run"])
-        url = f"ws://127.0.0.1:{b}/ws/patterns/circuit-breaker/?run={first['run']}"
-        with connect(url, origin=f"http://127.0.0.1:{b}") as viewer:
-            joined = wait_for(viewer, lambda f: f["run"] == first["run"])
+        first = wait_for(owner, lambda f: f["run"], timeout=15)
+        with viewer(b, first["run"]) as other:
+            joined = wait_for(other, lambda f: f["run"] == first["run"])
             assert joined["link"].startswith("/patterns/circuit-breaker/?seed=4")
-            viewer.send(json.dumps({"action": "pause"}))
+            other.send(json.dumps({"action": "pause"}))
             paused = wait_for(owner, lambda f: not f["playing"])
-            viewer.send(json.dumps({"action": "command", "command": "outage_on", "service": "downstream"}))
+            other.send(json.dumps({"action": "command", "command": "outage_on", "service": "downstream"}))
             acted = wait_for(owner, lambda f: ":outage_on" in f["link"])
-            seen = wait_for(viewer, lambda f: f["link"] == acted["link"])
+            seen = wait_for(other, lambda f: f["link"] == acted["link"])
             assert seen["t"] == acted["t"] >= paused["t"]
+
+
+def test_a_killed_worker_s_run_goes_on_elsewhere_with_the_same_events(cluster):
+    (a, b), procs, store = cluster
+    with viewer(a) as owner:
+        owner.send(json.dumps({"action": "start", "seed": "9", "failure_probability": "0.3"}))
+        run_id = wait_for(owner, lambda f: f["run"], timeout=15)["run"]
+        with viewer(b, run_id) as other:
+            wait_for(other, lambda f: f["run"] == run_id)
+            owner.send(json.dumps({"action": "command", "command": "outage_on", "service": "downstream"}))
+            before = wait_for(owner, lambda f: ":outage_on" in f["link"] and f["t"] > 1.0)
+            holder = store.get(f"playground:lease:{run_id}").decode()
+            procs[holder].send_signal(signal.SIGKILL)
+            rows, last = {}, {}
+            for ws in (owner, other):  # both hear of the takeover, then go on past where the killed worker was
+                moved = False
+                for text in messages(ws, timeout=10.0):
+                    rows.update({int(m[0]): m[1:] for m in ROW.findall(html.unescape(text))})
+                    moved = moved or "another took it over" in text
+                    match = re.search(r'id="frame-data" hidden data-frame="([^"]*)"', text)
+                    frame = json.loads(html.unescape(match.group(1))) if match else None
+                    if moved and frame and frame["t"] > before["t"] + 1.0:
+                        last[ws] = frame
+                        break
+            assert store.get(f"playground:lease:{run_id}").decode() != holder
+    frame = last[owner]
+    pattern = get_pattern("circuit-breaker")
+    query = frame["link"].split("?", 1)[1]
+    from django.conf import settings
+
+    player = Player(pattern, scenario_of(pattern, query), {**settings.PLAYGROUND, "EVENT_HISTORY": 10**6})
+    player.advance_to(frame["t"])
+    player.drain()
+    expected = {row["seq"]: (row["t"], row["type"], row["detail"]) for row in log_rows(player, 10**6)}
+    after = {seq: row for seq, row in rows.items() if seq > before["last_seq"]}
+    assert len(after) > 20
+    assert after == {seq: expected[seq] for seq in after}
+
+
+def test_a_viewer_of_a_killed_web_process_joins_again_from_the_other(redis_url, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("redis-web-kill")
+    env = {"REDIS_URL": redis_url}
+    a, b = free_port(), free_port()
+    procs = [start_daphne(tmp, a, env), start_daphne(tmp, b, env), start_worker(tmp, "w-web", env)]
+    try:
+        with viewer(a) as ws:
+            ws.send(json.dumps({"action": "start", "seed": "5"}))
+            first = wait_for(ws, lambda f: f["run"], timeout=15)
+            procs[0].send_signal(signal.SIGKILL)
+            with viewer(b) as again:  # what the page does on a reconnect: join its run by id
+                again.send(json.dumps({"action": "join", "run": first["run"]}))
+                later = wait_for(again, lambda f: f["run"] == first["run"] and f["t"] > first["t"])
+                assert later["link"] == first["link"]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
