@@ -108,13 +108,20 @@ class Player:
 
         The events re-simulated on the way are drained into `recent`: they are history, not news.
         """
+        self.advance_to(self.rewind(t))
+        self.drain()
+
+    def rewind(self, t: float) -> float:
+        """The cheap half of a seek: back to the latest snapshot at or before ``t`` (bounded by what was reached).
+
+        Returns the time to advance to. A live run advances there in budgeted steps; `seek` does it at once.
+        """
         t = min(max(0.0, t), self.horizon)
         index = bisect.bisect_right([s[0] for s in self._snapshots], t) - 1
         self._restore(self._snapshots[index] if index >= 0 else None)
         self.recent.clear()
         self.stopped = None
-        self.advance_to(t)
-        self.drain()
+        return t
 
     def act(self, command: str, args: tuple[tuple[str, Any], ...]) -> Action:
         """Apply a perturbation now: it lands at the next whole millisecond and cuts off any old future.

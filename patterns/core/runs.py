@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
 SAVE_EVERY = 0.5  # wall seconds between saves of a playing run's position
+REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
 
 
 def cmd_group(run_id: str) -> str:
@@ -111,8 +112,8 @@ class LiveRun:
         player = self.player
         started = time.perf_counter()
         deadline = started + budget
-        if self.replay_to is not None:
-            target, step = self.replay_to, max(SLICE * 100, 0.2)
+        if self.replay_to is not None:  # a seek or a takeover: as fast as the budget allows
+            target, step = self.replay_to, REPLAY_STEP
         else:
             target, step = player.now + min(wall, MAX_TICK) * self.speed, SLICE * self.speed
         while player.now < target and player.stopped is None and time.perf_counter() < deadline:
@@ -205,10 +206,9 @@ class LiveRun:
             elif action == "speed":
                 speed = float(message["speed"])
                 self.speed = min(max(speed, self.limits["MIN_SPEED"]), self.limits["MAX_SPEED"])
-            elif action in ("seek", "reset"):
+            elif action in ("seek", "reset"):  # re-simulated under the worker's budget, like a takeover
                 t = float(message["t"]) if action == "seek" else 0.0
-                self.playing, self.replay_to = False, None
-                player.seek(t)
+                self.playing, self.replay_to = False, player.rewind(t)
             elif action == "command":
                 name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
                 player.act(name, args)
