@@ -1,338 +1,283 @@
 #!/usr/bin/env python
-"""Websocket fan-out of one live circuit-breaker run to many viewers, through daphne and the in-memory layer.
+"""Websocket fan-out of one live run to many viewers: this stack beside a raw `websockets` server, in one run.
 
-One daphne process is started on a free port of 127.0.0.1. The first viewer sends {"action": "start"} and reads
-the run id from its first frame; it watches alone for --baseline seconds (the run's own cost: simulation ticks,
-one render per frame, one delivery). Then the other viewers join with ?run=<id> and all of them watch for
---seconds; then they leave and the first viewer watches alone for --baseline seconds again. Each viewer is a
-thread with the sync `websockets` client and only timestamps what it receives; frames are parsed afterwards.
+Stack: one daphne (in-memory layer, its default worker pool: the run is simulated in a worker, so daphne's CPU
+is the fan-out's). A first viewer sends {"action": "start"} (with --fps setting the run's frame interval) and
+watches alone for --baseline seconds; then --viewers in all watch ?run=<id> for --seconds.
 
-Figures: frames per viewer, frame size, delivery latency (now - the frame's "sent" wall time, set when the run
-renders it), the spread between the first and the last viewer receiving the same frame, and daphne's CPU
-(utime + stime from /proc/<pid>/stat) per delivered frame, in total and at the margin (window minus baseline),
-beside the reference figures in ../shared/ARCHITECTURE.md.
+Raw: a bare `websockets` asyncio server (a subprocess of this script) broadcasting the very frames the first
+viewer received from the stack, at the same rate, to the same number of viewers (`websockets.broadcast`: one
+write of the same bytes per socket), with the same baseline and window.
 
-    .venv/bin/python bench/ws_fanout.py [--json] [--viewers 50] [--seconds 20] [--baseline 5] [--speed 1]
+Viewers are asyncio connections in this process; each stamps what it receives. Figures per server: frames per
+viewer, frame size, delivery latency (receive time minus the frame's "sent" wall time: the stack sets it when the
+worker renders the frame, the raw server when it broadcasts it), and the server's CPU (utime + stime from
+/proc/<pid>/stat) per delivered frame in the window and at the margin over the one-viewer baseline; then the
+stack / raw ratio of the marginal figures (goal: at most 4).
+
+    .venv/bin/python bench/ws_fanout.py [--json] [--viewers 500] [--fps 5] [--seconds 20] [--baseline 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import html
 import json
+import os
 import re
+import socket
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (
-    REF_NAIVE_CHANNELS_US,
-    REF_RAW_WEBSOCKETS_US,
-    SLUG,
-    Daphne,
-    bench_parser,
-    machine,
-    run_benchmark,
-    summary,
-)
+from _common import ROOT, SLUG, Daphne, bench_parser, free_port, machine, run_benchmark, summary
 
-FRAME_RE = re.compile(r'id="frame-data" hidden data-frame="([^"]*)"')
+FRAME_NO = re.compile(r"&quot;frame&quot;:(\d+)")
+SENT = re.compile(r"&quot;sent&quot;:([0-9.]+)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = bench_parser(__doc__)
-    parser.add_argument("--viewers", type=int, default=50, help="viewers of the one run (default 50)")
+    parser.add_argument("--viewers", type=int, default=500, help="viewers of the one run (default 500)")
+    parser.add_argument("--fps", type=float, default=5.0, help="frames per second of the run (default 5)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window with every viewer (default 20)")
     parser.add_argument("--baseline", type=float, default=5.0, help="window with the first viewer alone (default 5)")
-    parser.add_argument("--speed", default="1", help='run speed; e.g. 10 sends {"action":"speed","speed":"10"}')
     parser.add_argument("--seed", default="1", help="scenario seed sent with start (default 1)")
     parser.add_argument("--preset", default="", help="start a preset of the pattern instead of its defaults")
-    parser.add_argument(
-        "--compression",
-        choices=("none", "deflate"),
-        default="none",
-        help="offer permessage-deflate as browsers do (default none; daphne may not accept it anyway)",
-    )
+    parser.add_argument("--raw-server", nargs=3, metavar=("PORT", "FRAMES", "FPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.viewers < 1:
         raise SystemExit("--viewers must be at least 1")
     return args
 
 
-def frame_of(text: str) -> dict[str, Any] | None:
-    match = FRAME_RE.search(text)
-    return json.loads(html.unescape(match.group(1))) if match else None
+# -- the raw server ---------------------------------------------------------------------------------------------
+async def raw_server(port: int, frames_path: str, fps: float) -> None:
+    """Broadcast the recorded frames, in a loop, to every connection, stamping each with its send time once."""
+    from websockets.asyncio.server import broadcast, serve
 
+    frames = json.loads(Path(frames_path).read_text())
+    connections: set = set()
 
-class Viewer(threading.Thread):
-    """One websocket connection; records (receive wall time, text) for every message until told to stop."""
-
-    def __init__(self, url: str, origin: str, compression: str | None):
-        super().__init__(daemon=True)
-        self.url, self.origin, self.compression = url, origin, compression
-        self.received: list[tuple[float, str]] = []
-        self.joined = threading.Event()  # first message in
-        self.stop = threading.Event()
-        self.error: str | None = None
-        self.extensions = ""
-        self.ws: Any = None
-
-    def connect(self) -> None:
-        from websockets.sync.client import connect
-
-        self.ws = connect(
-            self.url,
-            origin=self.origin,
-            proxy=None,
-            compression=self.compression,
-            open_timeout=20,
-            max_size=None,
-            ping_interval=None,
-            legacy=True,
-        )
-        self.extensions = self.ws.response.headers.get("Sec-WebSocket-Extensions", "")
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.ws.send(json.dumps(message))
-
-    def run(self) -> None:
+    async def handler(ws) -> None:
+        connections.add(ws)
         try:
-            if self.ws is None:
-                self.connect()
-            received = self.received
-            while not self.stop.is_set():
-                try:
-                    text = self.ws.recv(timeout=0.25)
-                except TimeoutError:
-                    continue
-                received.append((time.time(), text))
-                self.joined.set()
-        except Exception as exc:  # a closed or failed connection: note it, the report says so
-            if not self.stop.is_set():
-                self.error = f"{type(exc).__name__}: {exc}"
+            await ws.wait_closed()
         finally:
-            self.joined.set()
+            connections.discard(ws)
 
-    def close(self) -> None:
-        self.stop.set()
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.close()
+    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None, max_size=None):
+        index = 0
+        while True:
+            await asyncio.sleep(1 / fps)
+            text = SENT.sub(f"&quot;sent&quot;:{time.time():.4f}", frames[index % len(frames)], count=1)
+            text = FRAME_NO.sub(f"&quot;frame&quot;:{index}", text, count=1)
+            broadcast(connections, text)
+            index += 1
 
 
-def first_frame(viewer: Viewer, timeout: float = 10.0) -> dict[str, Any]:
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    seen = 0
     while time.monotonic() < deadline:
-        for _t, text in viewer.received[seen:]:
-            frame = frame_of(text)
-            if frame is not None and frame.get("run"):
-                return frame
-        seen = len(viewer.received)
-        if viewer.error:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the raw server did not listen on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu(pid: int) -> float:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return sum(cpu_seconds(int(child)) for child in found)
+
+
+# -- viewers ----------------------------------------------------------------------------------------------------
+class Viewer:
+    def __init__(self, url: str, origin: str, keep_text: bool = False):
+        self.url, self.origin, self.keep_text = url, origin, keep_text
+        self.got: list[tuple[float, int, float, int]] = []  # (received, frame number, sent, bytes)
+        self.texts: list[tuple[float, str]] = []
+        self.ws: Any = None
+        self.error = ""
+
+    async def open(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(
+            self.url, origin=self.origin, compression=None, max_size=None, ping_interval=None, open_timeout=60
+        )
+
+    async def listen(self) -> None:
+        try:
+            async for text in self.ws:
+                now = time.time()
+                number, sent = FRAME_NO.search(text), SENT.search(text)
+                if number and sent:
+                    self.got.append((now, int(number[1]), float(sent[1]), len(text.encode())))
+                if self.keep_text:
+                    self.texts.append((now, text))
+        except Exception as exc:  # a closed connection: noted for the report
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+async def crowd(viewers: list[Viewer], batch: int = 50) -> list[asyncio.Task]:
+    """Connect in batches (a burst of 500 handshakes times out on a small machine), then listen."""
+    tasks = []
+    for i in range(0, len(viewers), batch):
+        await asyncio.gather(*(v.open() for v in viewers[i : i + batch]))
+        tasks += [asyncio.create_task(v.listen()) for v in viewers[i : i + batch]]
+    return tasks
+
+
+def window(viewers: list[Viewer], t0: float, t1: float) -> list[list[tuple[float, int, float, int]]]:
+    return [[g for g in v.got if t0 <= g[0] < t1] for v in viewers]
+
+
+async def session(
+    args: argparse.Namespace, url: str, origin: str, pid: int, start: dict | None, join: str
+) -> dict[str, Any]:
+    """One server: the first viewer alone, then all of them; CPU and frames in each window."""
+    first = Viewer(url, origin, keep_text=True)
+    await first.open()
+    tasks = [asyncio.create_task(first.listen())]
+    if start is not None:
+        await first.ws.send(json.dumps(start))
+    for _ in range(300):
+        if first.got:
             break
-        time.sleep(0.02)
-    raise RuntimeError(f"no frame with a run id from the server: {viewer.error or viewer.received[-1:]!r}")
+        await asyncio.sleep(0.1)
+    run_id = ""
+    if start is not None:
+        match = re.search(r"&quot;run&quot;:&quot;([^&]+)&quot;", first.texts[-1][1])
+        run_id = match[1] if match else ""
+    await asyncio.sleep(1.0)
+    b0, bc0 = time.time(), cpu_seconds(pid)
+    await asyncio.sleep(args.baseline)
+    b1, bc1 = time.time(), cpu_seconds(pid)
+    others = [Viewer(join.format(run=run_id), origin) for _ in range(args.viewers - 1)]
+    tasks += await crowd(others)
+    await asyncio.sleep(2.0)
+    t0, c0, k0, w0 = time.time(), cpu_seconds(pid), time.process_time(), children_cpu(pid)
+    await asyncio.sleep(args.seconds)
+    t1, c1, k1, w1 = time.time(), cpu_seconds(pid), time.process_time(), children_cpu(pid)
+    viewers = [first, *others]
+    for viewer in viewers:
+        await viewer.ws.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def window_frames(viewer: Viewer, start: float, end: float) -> list[tuple[float, int, dict[str, Any]]]:
-    """(receive time, size in bytes, frame) for the frames a viewer received in [start, end)."""
-    out = []
-    for received, text in viewer.received:
-        if start <= received < end:
-            frame = frame_of(text)
-            if frame is not None:
-                out.append((received, len(text.encode()), frame))
-    return out
+    base = window([first], b0, b1)[0]
+    per_viewer = window(viewers, t0, t1)
+    delivered = sum(len(frames) for frames in per_viewer)
+    span, base_span = t1 - t0, b1 - b0
+    rate, base_rate = delivered / span, len(base) / base_span
+    cpu_rate, base_cpu_rate = (c1 - c0) / span, (bc1 - bc0) / base_span
+    marginal = (cpu_rate - base_cpu_rate) / (rate - base_rate) if rate > base_rate else float("nan")
+    published = {g[1] for frames in per_viewer for g in frames}
+    return {
+        "frames_per_s": len(published) / span,
+        "frames_per_viewer": {"min": min(map(len, per_viewer)), "max": max(map(len, per_viewer))},
+        "delivered": delivered,
+        "delivery_ratio": delivered / (len(published) * len(viewers)) if published else float("nan"),
+        "frame_bytes": summary([float(g[3]) for frames in per_viewer for g in frames]),
+        "latency_ms": summary([(g[0] - g[2]) * 1000 for frames in per_viewer for g in frames]),
+        "server_cpu_share": cpu_rate,
+        "us_per_delivered_frame": (c1 - c0) / delivered * 1e6 if delivered else float("nan"),
+        "baseline_cpu_share": base_cpu_rate,
+        "marginal_us_per_delivered_frame": marginal * 1e6,
+        "workers_cpu_share": (w1 - w0) / span,
+        "client_cpu_share": (k1 - k0) / span,
+        "errors": [v.error for v in viewers if v.error][:3],
+        "first_viewer_texts": [text for received, text in first.texts if t0 <= received < t1 and FRAME_NO.search(text)],
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    compression = "deflate" if args.compression == "deflate" else None
     result: dict[str, Any] = {
         "benchmark": "ws_fanout",
         "machine": machine(),
         "viewers": args.viewers,
+        "fps": args.fps,
         "seconds": args.seconds,
-        "baseline_seconds": args.baseline,
-        "speed": args.speed,
-        "reference_us_per_frame": {
-            "raw_websockets": list(REF_RAW_WEBSOCKETS_US),
-            "naive_channels": REF_NAIVE_CHANNELS_US,
-        },
     }
-    with Daphne() as server:
-        origin = server.base_url
+    start = {"action": "start", "seed": str(args.seed), **({"preset": args.preset} if args.preset else {})}
+    with Daphne({"PLAYGROUND_FRAME_INTERVAL": str(1 / args.fps)}) as server:
         url = f"{server.ws_base}/ws/patterns/{SLUG}/"
-        viewers: list[Viewer] = []
-        try:
-            starter = Viewer(url, origin, compression)
-            starter.connect()
-            viewers.append(starter)
-            starter.start()
-            start = {"action": "start", "seed": str(args.seed)}
-            if args.preset:
-                start["preset"] = args.preset
-            starter.send(start)
-            run_id = first_frame(starter)["run"]
-            if str(args.speed) not in ("1", "1.0"):
-                starter.send({"action": "speed", "speed": str(args.speed)})
-            result["run"] = run_id
-            result["extensions"] = starter.extensions
-
-            time.sleep(1.0)  # let the first frames and any speed change settle
-            base_t0, base_cpu0, base_client0 = time.time(), server.cpu_seconds(), time.process_time()
-            time.sleep(args.baseline)
-            base_t1, base_cpu1, base_client1 = time.time(), server.cpu_seconds(), time.process_time()
-
-            others = [Viewer(f"{url}?run={run_id}", origin, compression) for _ in range(args.viewers - 1)]
-            for viewer in others:
-                viewer.start()  # each connects in its own thread
-            viewers.extend(others)
-            for viewer in others:
-                viewer.joined.wait(30)
-            failed = [v.error for v in viewers if v.error]
-            if failed:
-                raise RuntimeError(f"{len(failed)} viewer(s) failed to join: {failed[:3]}")
-            time.sleep(1.0)
-            t0, cpu0, client0 = time.time(), server.cpu_seconds(), time.process_time()
-            time.sleep(args.seconds)
-            t1, cpu1, client1 = time.time(), server.cpu_seconds(), time.process_time()
-
-            for viewer in others:  # the first viewer alone again: a second baseline, after the crowd
-                viewer.close()
-            for viewer in others:
-                viewer.join(5)
-            time.sleep(1.0)
-            after_t0, after_cpu0 = time.time(), server.cpu_seconds()
-            time.sleep(args.baseline)
-            after_t1, after_cpu1 = time.time(), server.cpu_seconds()
-        finally:
-            for viewer in viewers:
-                viewer.stop.set()
-            for viewer in viewers:
-                viewer.close()
-            for viewer in viewers:
-                viewer.join(5)
-        result["daphne_log_tail"] = server.log_tail(600) if any(v.error for v in viewers) else ""
-
-    # -- analysis, after the window: the viewers only timestamped ------------------------------------------
-    base = window_frames(viewers[0], base_t0, base_t1) + window_frames(viewers[0], after_t0, after_t1)
-    per_viewer = [window_frames(v, t0, t1) for v in viewers]
-    counts = [len(frames) for frames in per_viewer]
-    delivered = sum(counts)
-    sizes = [size for frames in per_viewer for _r, size, _f in frames]
-    have_sent = all("sent" in f for frames in per_viewer for _r, _s, f in frames) and delivered > 0
-    latencies = [(r - f["sent"]) * 1000.0 for frames in per_viewer for r, _s, f in frames] if have_sent else []
-    by_frame: dict[int, list[float]] = {}
-    for frames in per_viewer:
-        for received, _size, frame in frames:
-            by_frame.setdefault(frame["frame"], []).append(received)
-    complete = {n: times for n, times in by_frame.items() if len(times) == len(viewers)}
-    spreads = [(max(times) - min(times)) * 1000.0 for times in complete.values()]
-    distinct = len(by_frame)
-    span = t1 - t0
-    cpu = cpu1 - cpu0
-    base_span = (base_t1 - base_t0) + (after_t1 - after_t0)
-    base_cpu = (base_cpu1 - base_cpu0) + (after_cpu1 - after_cpu0)
-    base_rate = len(base) / base_span if base_span else 0.0
-    rate = delivered / span if span else 0.0
-    marginal = ((cpu / span - base_cpu / base_span) / (rate - base_rate)) if rate > base_rate else float("nan")
-    ts = [f["t"] for frames in per_viewer[:1] for _r, _s, f in frames]
-    result.update(
-        {
-            "window_s": span,
-            "frames_published": distinct,
-            "frames_per_s": distinct / span if span else 0.0,
-            "virtual_s_per_wall_s": (max(ts) - min(ts)) / span if len(ts) > 1 else float("nan"),
-            "frames_per_viewer": {"min": min(counts), "mean": delivered / len(counts), "max": max(counts)},
-            "delivered": delivered,
-            "delivery_ratio": delivered / (distinct * len(viewers)) if distinct else float("nan"),
-            "frame_bytes": summary([float(s) for s in sizes]),
-            "latency_ms": summary(latencies) if have_sent else None,
-            "latency_source": "sent" if have_sent else "missing: frames carry no 'sent' field",
-            "spread_ms": summary(spreads),
-            "frames_seen_by_all": len(complete),
-            "daphne_cpu_s": cpu,
-            "daphne_cpu_share": cpu / span if span else float("nan"),
-            "us_per_delivered_frame": cpu / delivered * 1e6 if delivered else float("nan"),
-            "baseline": {
-                "seconds": base_span,
-                "frames": len(base),
-                "daphne_cpu_s": base_cpu,
-                "daphne_cpu_share": base_cpu / base_span if base_span else float("nan"),
-                "us_per_delivered_frame": base_cpu / len(base) * 1e6 if base else float("nan"),
-            },
-            "marginal_us_per_delivered_frame": marginal * 1e6,
-            "client_cpu_share": (client1 - client0) / span if span else float("nan"),
-            "client_baseline_cpu_share": (base_client1 - base_client0) / base_span if base_span else float("nan"),
-        }
+        stack = asyncio.run(session(args, url, server.base_url, server.proc.pid, start, url + "?run={run}"))
+    frames = stack.pop("first_viewer_texts")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(frames, f)
+    port = free_port()
+    raw = subprocess.Popen(
+        [sys.executable, __file__, "--raw-server", str(port), f.name, str(args.fps)], cwd=ROOT, env=os.environ
     )
+    try:
+        wait_for_port(port)
+        origin, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/"
+        raw_figures = asyncio.run(session(args, ws_url, origin, raw.pid, None, ws_url))
+    finally:
+        raw.terminate()
+        raw.wait(10)
+        os.unlink(f.name)
+    raw_figures.pop("first_viewer_texts")
+    result.update({"stack": stack, "raw": raw_figures})
+    result["ratio_marginal"] = stack["marginal_us_per_delivered_frame"] / raw_figures["marginal_us_per_delivered_frame"]
+    result["ratio_total"] = stack["us_per_delivered_frame"] / raw_figures["us_per_delivered_frame"]
     return result
 
 
 def report(r: dict[str, Any]) -> None:
-    lo, hi = r["reference_us_per_frame"]["raw_websockets"]
     print(
-        f"ws_fanout: one circuit-breaker run, {r['viewers']} viewers, {r['window_s']:.1f} s window "
-        f"(+ {r['baseline_seconds']:g} s with 1 viewer before and after), speed {r['speed']}x, "
-        "daphne + in-memory layer"
+        f"ws_fanout: one {SLUG} run, {r['viewers']} viewers, {r['fps']:g} frames/s asked, {r['seconds']:g} s window; "
+        f"python {r['machine']['python']}, {r['machine']['cpus']} CPUs"
     )
-    print(
-        f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs; "
-        f"websocket extensions negotiated: {r['extensions'] or 'none'}"
+    print(f"  {'':28} {'stack (daphne)':>18} {'raw websockets':>18}")
+    s, w = r["stack"], r["raw"]
+
+    def row(label: str, a: str, b: str) -> None:
+        print(f"  {label:28} {a:>18} {b:>18}")
+
+    row("frames published per s", f"{s['frames_per_s']:.1f}", f"{w['frames_per_s']:.1f}")
+    row(
+        "delivered (share)",
+        f"{s['delivered']} ({s['delivery_ratio']:.0%})",
+        f"{w['delivered']} ({w['delivery_ratio']:.0%})",
     )
-    print()
-    fpv = r["frames_per_viewer"]
-    print(
-        f"  frames published          {r['frames_published']} ({r['frames_per_s']:.1f}/s; "
-        f"virtual time ran {r['virtual_s_per_wall_s']:.2f} s per wall s)"
+    row("frame size p50", f"{s['frame_bytes']['p50'] / 1024:.1f} KB", f"{w['frame_bytes']['p50'] / 1024:.1f} KB")
+    for p in ("p50", "p99", "max"):
+        row(f"latency {p}", f"{s['latency_ms'][p]:.1f} ms", f"{w['latency_ms'][p]:.1f} ms")
+    row("server CPU (share of a core)", f"{s['server_cpu_share']:.0%}", f"{w['server_cpu_share']:.0%}")
+    row("µs CPU per delivered frame", f"{s['us_per_delivered_frame']:.0f}", f"{w['us_per_delivered_frame']:.0f}")
+    row(
+        "  marginal (over 1 viewer)",
+        f"{s['marginal_us_per_delivered_frame']:.0f}",
+        f"{w['marginal_us_per_delivered_frame']:.0f}",
     )
-    print(
-        f"  frames per viewer         min {fpv['min']}  mean {fpv['mean']:.1f}  max {fpv['max']}  "
-        f"(delivered {r['delivered']}, {r['delivery_ratio'] * 100:.1f}% of published x viewers)"
-    )
-    fb = r["frame_bytes"]
-    print(f"  frame size                p50 {fb['p50'] / 1024:.1f} KB  max {fb['max'] / 1024:.1f} KB")
-    if r["latency_ms"]:
-        lat = r["latency_ms"]
-        print(f"  latency (sent -> recv)    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  max {lat['max']:.1f} ms")
-    else:
-        print(f"  latency                   not measured: {r['latency_source']}")
-    sp = r["spread_ms"]
-    print(
-        f"  first-to-last viewer      p50 {sp['p50']:.1f} ms  p99 {sp['p99']:.1f} ms  max {sp['max']:.1f} ms  "
-        f"({r['frames_seen_by_all']} frames seen by all)"
-    )
-    print()
-    b = r["baseline"]
-    print(
-        f"  daphne CPU, 1 viewer      {b['daphne_cpu_share'] * 100:.1f}% of a core, "
-        f"{b['us_per_delivered_frame']:,.0f} µs per delivered frame ({b['frames']} frames: run + render + send)"
-    )
-    print(
-        f"  daphne CPU, {r['viewers']} viewers    {r['daphne_cpu_share'] * 100:.1f}% of a core, "
-        f"{r['us_per_delivered_frame']:,.0f} µs per delivered frame (all of it / frames delivered)"
-    )
-    print(
-        f"  marginal fan-out cost     {r['marginal_us_per_delivered_frame']:,.0f} µs per extra delivered frame "
-        f"(window minus 1-viewer baseline)"
-    )
-    print(
-        f"  reference (ARCHITECTURE)  raw websockets ~{lo:g}-{hi:g} µs, naive Channels on daphne "
-        f"~{r['reference_us_per_frame']['naive_channels']:g} µs (2 KB frames, 200 viewers)"
-    )
-    print(
-        f"  bench client CPU          {r['client_cpu_share'] * 100:.1f}% of a core during the window "
-        "(latency includes the client's own thread scheduling)"
-    )
+    row("worker processes' CPU", f"{s['workers_cpu_share']:.0%}", "-")
+    row("bench client CPU", f"{s['client_cpu_share']:.0%}", f"{w['client_cpu_share']:.0%}")
+    print(f"  stack / raw: {r['ratio_marginal']:.1f}x at the margin, {r['ratio_total']:.1f}x in total (goal <= 4x)")
+    for name in ("stack", "raw"):
+        if r[name]["errors"]:
+            print(f"  {name} viewer errors: {r[name]['errors']}")
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.raw_server:
+        port, frames, fps = args.raw_server
+        asyncio.run(raw_server(int(port), frames, float(fps)))
+        return
     run_benchmark(argv, parse_args, measure, report)
 
 

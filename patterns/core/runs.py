@@ -173,7 +173,7 @@ class LiveRun:
         return frame_message(self.id, html)
 
     def full_frame(self, to: str) -> dict[str, Any]:
-        self.frame += 1
+        """The state so far for one joining viewer: it carries the number of the last frame, not a new one."""
         return frame_message(self.id, self.render(full=True), to)
 
     def ended_frame(self) -> dict[str, Any]:
