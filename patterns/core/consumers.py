@@ -51,7 +51,12 @@ class TokenBucket:
 
 
 class RunConsumer(AsyncWebsocketConsumer):
+    # No channel per viewer: an alias with no layer behind it, so Channels gives this consumer none and reads none
+    # (the hub is this process's one subscription). A viewer is known by ``key`` instead.
+    channel_layer_alias = "none: viewers are reached through the hub"
+
     async def connect(self) -> None:
+        self.key = secrets.token_urlsafe(12)
         self.limits = settings.PLAYGROUND
         self.pattern = get_pattern(self.scope["url_route"]["kwargs"]["slug"])
         self.run_id: str | None = None
@@ -143,7 +148,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         if self.run_id is not None:
             await self.leave()
         if self.started is not None:
-            await self.live.hub.to_run(self.started, {"action": "stop", "viewer": self.channel_name})
+            await self.live.hub.to_run(self.started, {"action": "stop", "viewer": self.key})
             self.started = None
         mine = await store.runs_of(self.client)
         if mine >= self.limits["MAX_RUNS_PER_CLIENT"]:
@@ -155,7 +160,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self._subscribe(run_id, hello=False)  # the worker that takes the run sends this viewer a full frame
         self.started = run_id
         state = {"pattern": self.pattern.slug, "query": encode(self.pattern, scenario), "client": self.client}
-        state["owner"] = self.channel_name
+        state["owner"] = self.key
         await self.live.layer.send(
             START_CHANNEL,
             {
@@ -164,7 +169,7 @@ class RunConsumer(AsyncWebsocketConsumer):
                 "state": state,
                 "hub": self.live.hub.channel,
                 "viewers": 1,
-                "viewer": self.channel_name,
+                "viewer": self.key,
             },
         )
 
@@ -187,7 +192,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         count = await self.live.store.hit(f"commands:{self.client}", 1.0)
         if count > self.limits["COMMANDS_PER_CLIENT_PER_SECOND"]:
             raise ScenarioError(["too many commands from your address at once: slow down a little"])
-        await self.live.hub.to_run(self.run_id, {"viewer": self.channel_name, **message})
+        await self.live.hub.to_run(self.run_id, {"viewer": self.key, **message})
 
     async def error(self, text: str) -> None:
         await self.send(text_data=render_message(text))

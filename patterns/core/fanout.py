@@ -17,6 +17,7 @@ import time
 from typing import Any, Protocol
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from .frames import render_message
 from .runs import cmd_group, view_group
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 WATCH_EVERY = 1.0  # seconds between looks at who holds each watched run
 LOST_AFTER = 8.0  # a run with no holder for this long is lost: no worker could take it over
 LAYER_RETRY = 0.5
+UNREACHABLE_RETRY = 5.0  # seconds between tries (and log lines) while Redis cannot be reached
 
 
 class Viewer(Protocol):
-    channel_name: str
+    key: str
 
     async def deliver(self, html: str) -> None: ...
 
@@ -55,13 +57,13 @@ class Hub:
         local = self.viewers.setdefault(run_id, {})
         if not local:
             await self.layer.group_add(view_group(run_id), self.channel)
-        local[viewer.channel_name] = viewer
+        local[viewer.key] = viewer
         if hello:
-            await self.to_run(run_id, {"action": "hello", "viewer": viewer.channel_name})
+            await self.to_run(run_id, {"action": "hello", "viewer": viewer.key})
 
     async def unsubscribe(self, run_id: str, viewer: Viewer) -> None:
         local = self.viewers.get(run_id, {})
-        if local.pop(viewer.channel_name, None) is None:
+        if local.pop(viewer.key, None) is None:
             return
         if not local:
             del self.viewers[run_id]
@@ -90,6 +92,9 @@ class Hub:
                 await self._route(message)
             except asyncio.CancelledError:
                 raise
+            except (OSError, RedisError) as exc:  # Redis unreachable: the viewers are told when they act
+                log.warning("hub: the channel layer cannot be read: %s", exc)
+                await asyncio.sleep(UNREACHABLE_RETRY)
             except Exception:
                 log.exception("hub: receiving a frame failed")
                 await asyncio.sleep(LAYER_RETRY)

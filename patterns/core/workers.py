@@ -27,7 +27,9 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
+from .fanout import UNREACHABLE_RETRY
 from .runs import SAVE_EVERY, LiveRun, cmd_group, view_group
 from .store import LEASE_SECONDS
 
@@ -75,6 +77,9 @@ class Worker:
                 await step()
             except asyncio.CancelledError:
                 raise
+            except (OSError, RedisError) as exc:
+                log.warning("worker %s: %s: cannot reach the channel layer or store: %s", self.name, what, exc)
+                await asyncio.sleep(UNREACHABLE_RETRY)
             except Exception:
                 log.exception("worker %s: %s failed", self.name, what)
                 await asyncio.sleep(LAYER_RETRY)

@@ -116,3 +116,18 @@ def test_the_default_pool_simulates_off_the_web_process_and_outlives_a_killed_wo
     finally:
         daphne.kill()
         daphne.wait(10)
+
+
+def test_a_wrong_redis_address_is_told_to_the_viewer_without_a_traceback(tmp_path):
+    port = free_port()
+    daphne = start_daphne(tmp_path, port, {"REDIS_URL": "redis://127.0.0.1:1/0"})
+    try:
+        with viewer(port) as ws:
+            ws.send(json.dumps({"action": "start", "seed": "3"}))
+            said = next(text for text in messages(ws, timeout=15) if "messages" in text)
+            assert "cannot reach its Redis" in said
+    finally:
+        daphne.kill()
+        daphne.wait(10)
+    log = next(tmp_path.glob("daphne-*.log")).read_text()
+    assert "Traceback" not in log
