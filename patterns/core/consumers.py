@@ -30,6 +30,7 @@ from .workers import START_CHANNEL
 BROWSER_ACTIONS = ("start", "join", "pause", "play", "step", "speed", "seek", "reset", "command")
 FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
 JOIN_TIMEOUT = 3.0
+START_TIMEOUT = 20.0  # a new run waits for a worker: the default pool's first ones are still starting
 UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): live runs cannot start or be joined until it can."
 
 
@@ -157,7 +158,9 @@ class RunConsumer(AsyncWebsocketConsumer):
                 "close a tab or wait a minute for idle runs to stop."
             )
         run_id = secrets.token_urlsafe(12)
-        await self._subscribe(run_id, hello=False)  # the worker that takes the run sends this viewer a full frame
+        await self._subscribe(
+            run_id, hello=False, timeout=START_TIMEOUT
+        )  # the worker that takes the run sends this viewer a full frame
         self.started = run_id
         state = {"pattern": self.pattern.slug, "query": encode(self.pattern, scenario), "client": self.client}
         state["owner"] = self.key
@@ -176,13 +179,13 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def join(self, run_id: Any) -> None:
         if not (isinstance(run_id, str) and 0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
             raise ScenarioError(["run: that run id is not valid"])
-        await self._subscribe(run_id, hello=True)
+        await self._subscribe(run_id, hello=True, timeout=JOIN_TIMEOUT)
 
-    async def _subscribe(self, run_id: str, *, hello: bool) -> None:
+    async def _subscribe(self, run_id: str, *, hello: bool, timeout: float) -> None:
         self.run_id = run_id
         self.got_frame.clear()
         await self.live.hub.subscribe(run_id, self, hello=hello)
-        self.background.append(asyncio.create_task(self._expect_frame(run_id)))
+        self.background.append(asyncio.create_task(self._expect_frame(run_id, timeout)))
 
     async def leave(self) -> None:
         run_id, self.run_id = self.run_id, None
@@ -197,9 +200,9 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def error(self, text: str) -> None:
         await self.send(text_data=render_message(text))
 
-    async def _expect_frame(self, run_id: str) -> None:
+    async def _expect_frame(self, run_id: str, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self.got_frame.wait(), JOIN_TIMEOUT)
+            await asyncio.wait_for(self.got_frame.wait(), timeout)
         except TimeoutError:
             if self.run_id == run_id:
                 await self.error("That live run has ended or does not exist: open its link and press Start.")
