@@ -9,6 +9,7 @@ makes before each handler (nothing here touches the database).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import secrets
@@ -192,6 +193,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self.live.hub.unsubscribe(run_id, self)
 
     async def to_run(self, message: dict[str, Any]) -> None:
+        if not self.got_frame.is_set():  # a command right after Start: wait until a worker has the run
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.got_frame.wait(), START_TIMEOUT)
         count = await self.live.store.hit(f"commands:{self.client}", 1.0)
         if count > self.limits["COMMANDS_PER_CLIENT_PER_SECOND"]:
             raise ScenarioError(["too many commands from your address at once: slow down a little"])

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
 SAVE_EVERY = 0.5  # wall seconds between saves of a playing run's position
+MIN_SLICE = 0.0005  # virtual seconds: the smallest slice, however heavy the run
 REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
 
 
@@ -71,6 +72,8 @@ class LiveRun:
         self.behind = False  # could not keep up with its speed on the last tick
         self.replay_to: float | None = None  # taken over: replaying to where the previous worker was
         self.cpu = 0.0  # CPU seconds spent on the last tick
+        self.cost = 0.001  # CPU seconds a virtual second of this run costs (measured as it plays)
+        self.render_cost = 0.0  # CPU seconds its last frame took to render
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
         self.published_script: tuple = ()  # and the script
 
@@ -108,7 +111,10 @@ class LiveRun:
 
     def advance(self, wall: float, budget: float) -> None:
         """Play ``wall`` seconds at the run's speed (or replay towards `replay_to`) within ``budget`` CPU seconds,
-        in slices: a heavy run at a high speed then falls behind, and says so, instead of delaying other runs."""
+        in slices: a heavy run at a high speed then falls behind, and says so, instead of delaying other runs.
+
+        A slice is sized from what a virtual second has cost this run so far, so that one slice of a heavy run
+        (2000 requests a second over four lanes) does not overshoot the budget many times over."""
         player = self.player
         started = time.perf_counter()
         deadline = started + budget
@@ -116,8 +122,14 @@ class LiveRun:
             target, step = self.replay_to, REPLAY_STEP
         else:
             target, step = player.now + min(wall, MAX_TICK) * self.speed, SLICE * self.speed
-        while player.now < target and player.stopped is None and time.perf_counter() < deadline:
-            player.advance_to(min(target, player.now + step))
+        while player.now < target and player.stopped is None:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            before, clock = player.now, time.perf_counter()
+            player.advance_to(min(target, player.now + min(step, max(MIN_SLICE, left / 2 / self.cost))))
+            if player.now > before:  # CPU seconds per virtual second, smoothed
+                self.cost = 0.7 * self.cost + 0.3 * (time.perf_counter() - clock) / (player.now - before)
         if self.replay_to is not None and (player.now >= self.replay_to or player.stopped):
             self.replay_to = None
         self.behind = player.now < target and player.stopped is None
@@ -167,7 +179,9 @@ class LiveRun:
 
     def next_frame(self, message: str = "") -> dict[str, Any]:
         self.frame += 1
+        started = time.perf_counter()
         html = self.render(message, full=False)
+        self.render_cost = time.perf_counter() - started
         self.dirty = False
         self.last_frame = time.monotonic()
         return frame_message(self.id, html)

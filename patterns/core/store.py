@@ -15,11 +15,22 @@ import json
 import time
 from typing import Any
 
-LEASE_SECONDS = 3.0  # a worker silent for this long loses its runs to another
+LEASE_SECONDS = 4.0  # a worker silent for this long (a loaded host stalls it for seconds) loses its runs
 STATE_SECONDS = 3600.0  # a run's saved state outlives its lease by this much, for the Share link of a lost run
 
 
-class LocalStore:
+class Leases:
+    """What both stores do with `claim`."""
+
+    async def claim(self, run_id: str, worker: str, client: str) -> bool:
+        raise NotImplementedError
+
+    async def renew(self, worker: str, runs: dict[str, str]) -> list[str]:
+        """Extend the leases of ``runs`` (run id -> client) held by ``worker``; return the ones it lost."""
+        return [run_id for run_id, client in runs.items() if not await self.claim(run_id, worker, client)]
+
+
+class LocalStore(Leases):
     """One process's store: plain dictionaries, expiry checked on read."""
 
     def __init__(self) -> None:
@@ -53,14 +64,6 @@ class LocalStore:
         self.client_runs.setdefault(client, {})[run_id] = now + LEASE_SECONDS
         return True
 
-    async def renew(self, worker: str, runs: dict[str, str]) -> list[str]:
-        """Extend the leases of ``runs`` (run id -> client) held by ``worker``; return the ones it lost."""
-        lost = []
-        for run_id, client in runs.items():
-            if not await self.claim(run_id, worker, client):
-                lost.append(run_id)
-        return lost
-
     async def holder(self, run_id: str) -> str | None:
         holder = self.leases.get(run_id)
         return holder[0] if holder and holder[1] > time.monotonic() else None
@@ -87,7 +90,7 @@ class LocalStore:
         return count + 1
 
 
-class RedisStore:
+class RedisStore(Leases):
     """The same store in Redis, shared by every web and worker process that has the same ``REDIS_URL``."""
 
     PREFIX = "playground:"
@@ -129,13 +132,6 @@ class RedisStore:
             await self.redis.pexpire(key, ms)
         await self.redis.zadd(self._key("client", client), {run_id: time.time() + LEASE_SECONDS})
         return True
-
-    async def renew(self, worker: str, runs: dict[str, str]) -> list[str]:
-        lost = []
-        for run_id, client in runs.items():
-            if not await self.claim(run_id, worker, client):
-                lost.append(run_id)
-        return lost
 
     async def holder(self, run_id: str) -> str | None:
         raw = await self.redis.get(self._key("lease", run_id))

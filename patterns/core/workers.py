@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 START_CHANNEL = "playground-runs.start"
 TICK = 0.025  # wall seconds between simulation steps
 PROCESS_SHARE = 0.6  # of each tick's wall time, at most this much is simulation; the rest is I/O and rendering
+RENDER_SHARE = 0.25  # of a core, at most, for rendering frames (every run of the process together)
 RUN_SHARE = 0.015  # CPU seconds one run may use per tick, however idle the rest
 RENEW_EVERY = LEASE_SECONDS / 3
 LAYER_RETRY = 0.5  # seconds to wait after a channel-layer or store error before trying again
@@ -172,7 +173,7 @@ class Worker:
             for run in list(self.runs.values()):
                 if run.reapable(now):
                     await self._end(run)
-                elif run.dirty and now - run.last_frame >= self.limits["FRAME_INTERVAL"]:
+                elif run.dirty and now - run.last_frame >= self.frame_interval(run):
                     await self._publish(run)
                     if now - run.last_save >= SAVE_EVERY:
                         run.last_save = now
@@ -194,6 +195,11 @@ class Worker:
                 spent = time.perf_counter() - started
                 run.advance(wall, min(RUN_SHARE, max(0.0, share - spent) / (len(runs) - j)))
             budget -= time.perf_counter() - started
+
+    def frame_interval(self, run: LiveRun) -> float:
+        """Frames come as often as settings say, unless rendering them would take more than `RENDER_SHARE` of
+        this process between all its runs: a run with huge frames then sends fewer, and no one else notices."""
+        return max(self.limits["FRAME_INTERVAL"], run.render_cost * len(self.runs) / RENDER_SHARE)
 
     async def _publish(self, run: LiveRun, message: str = "") -> None:
         await self.layer.group_send(view_group(run.id), run.next_frame(message))

@@ -1,5 +1,6 @@
 """Workers: the CPU of a tick shared between clients, leases and orphans in the store, and the default pool."""
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -99,35 +100,35 @@ async def test_counters_count_within_their_window(monkeypatch):
     assert await store.hit("k", 1.0) == 1
 
 
-def test_the_default_pool_simulates_off_the_web_process_and_outlives_a_killed_worker(tmp_path):
+@contextlib.contextmanager
+def daphne_on(tmp_path, env):
+    """A daphne of its own (killed at the end) and its port."""
     port = free_port()
-    daphne = start_daphne(tmp_path, port, {"PLAYGROUND_WORKERS": "2"})
+    daphne = start_daphne(tmp_path, port, env)
     try:
-        with viewer(port) as ws:
-            ws.send(json.dumps({"action": "start", "seed": "3"}))
-            first = wait_for(ws, lambda f: f["run"] and f["t"] > 0.5, timeout=20)
-            pool = subprocess.run(["pgrep", "-P", str(daphne.pid)], capture_output=True, text=True).stdout.split()
-            assert len(pool) == 2  # the simulation runs there, not in daphne
-            for pid in pool:  # whichever holds the run
-                subprocess.run(["kill", f"-{signal.SIGKILL.value}", pid], check=True)
-            next(text for text in messages(ws, timeout=20) if "another took it over" in text)
-            later = wait_for(ws, lambda f: f["t"] > first["t"] + 0.5, timeout=10)
-            assert later["run"] == first["run"] and later["link"] == first["link"]
+        yield daphne, port
     finally:
         daphne.kill()
         daphne.wait(10)
+
+
+def test_the_default_pool_simulates_off_the_web_process_and_outlives_a_killed_worker(tmp_path):
+    with daphne_on(tmp_path, {"PLAYGROUND_WORKERS": "2"}) as (daphne, port), viewer(port) as ws:
+        ws.send(json.dumps({"action": "start", "seed": "3"}))
+        first = wait_for(ws, lambda f: f["run"] and f["t"] > 0.5, timeout=20)
+        pool = subprocess.run(["pgrep", "-P", str(daphne.pid)], capture_output=True, text=True).stdout.split()
+        assert len(pool) == 2  # the simulation runs there, not in daphne
+        for pid in pool:  # whichever holds the run
+            subprocess.run(["kill", f"-{signal.SIGKILL.value}", pid], check=True)
+        next(text for text in messages(ws, timeout=20) if "another took it over" in text)
+        later = wait_for(ws, lambda f: f["t"] > first["t"] + 0.5, timeout=10)
+        assert later["run"] == first["run"] and later["link"] == first["link"]
 
 
 def test_a_wrong_redis_address_is_told_to_the_viewer_without_a_traceback(tmp_path):
-    port = free_port()
-    daphne = start_daphne(tmp_path, port, {"REDIS_URL": "redis://127.0.0.1:1/0"})
-    try:
-        with viewer(port) as ws:
-            ws.send(json.dumps({"action": "start", "seed": "3"}))
-            said = next(text for text in messages(ws, timeout=15) if "messages" in text)
-            assert "cannot reach its Redis" in said
-    finally:
-        daphne.kill()
-        daphne.wait(10)
+    with daphne_on(tmp_path, {"REDIS_URL": "redis://127.0.0.1:1/0"}) as (_daphne, port), viewer(port) as ws:
+        ws.send(json.dumps({"action": "start", "seed": "3"}))
+        said = next(text for text in messages(ws, timeout=15) if "messages" in text)
+        assert "cannot reach its Redis" in said
     log = next(tmp_path.glob("daphne-*.log")).read_text()
     assert "Traceback" not in log
