@@ -115,12 +115,42 @@ class Proxy:
         return call
 
 
+class SharedReceives:
+    """The web process's layer as the pool's workers see it: a shared channel (a work queue such as the starts)
+    is read by one task here and handed to whichever worker waits first.
+
+    Channels' in-memory layer drops a channel's queue whenever it runs empty, so of two waiters on the same
+    general channel the second is left on a queue nothing feeds; with one reader here every worker gets its turn.
+    """
+
+    def __init__(self, layer: Any):
+        self.layer = layer
+        self.queues: dict[str, asyncio.Queue] = {}
+        self.readers: list[asyncio.Task] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
+
+    async def receive(self, channel: str) -> Any:
+        if "!" in channel:  # a worker's own channel: one reader already
+            return await self.layer.receive(channel)
+        if channel not in self.queues:
+            self.queues[channel] = asyncio.Queue(maxsize=1)
+            self.readers.append(asyncio.create_task(self._read(channel)))
+        return await self.queues[channel].get()
+
+    async def _read(self, channel: str) -> None:
+        while True:
+            await self.queues[channel].put(await self.layer.receive(channel))
+
+
 class Pool:
     """Worker processes owned by this web process, each behind its own socket pair, restarted when they die."""
 
     def __init__(self, size: int, targets: dict[str, Any]):
         self.size = size
-        self.server = BridgeServer(targets)
+        self.layer = SharedReceives(targets["layer"])
+        self.server = BridgeServer({**targets, "layer": self.layer})
         self.processes: list[subprocess.Popen] = []
         self.tasks: list[asyncio.Task] = []
 
@@ -151,9 +181,10 @@ class Pool:
             await asyncio.sleep(RESTART_DELAY)
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.layer.readers]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.tasks.clear()
 
 

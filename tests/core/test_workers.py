@@ -1,14 +1,17 @@
 """Workers: the CPU of a tick shared between clients, leases and orphans in the store, and the default pool."""
 
+import asyncio
 import contextlib
 import json
 import signal
 import subprocess
 
 import pytest
+from channels.layers import InMemoryChannelLayer
 
 from patterns.core import store as store_module
 from patterns.core import workers
+from patterns.core.bridge import SharedReceives
 from patterns.core.store import LEASE_SECONDS, LocalStore
 
 from ..conftest import free_port, start_daphne
@@ -132,3 +135,16 @@ def test_a_wrong_redis_address_is_told_to_the_viewer_without_a_traceback(tmp_pat
         assert "cannot reach its Redis" in said
     log = next(tmp_path.glob("daphne-*.log")).read_text()
     assert "Traceback" not in log
+
+
+async def test_every_pool_worker_waiting_on_the_starts_gets_its_turn():
+    layer = SharedReceives(InMemoryChannelLayer())
+    waiting = [asyncio.create_task(layer.receive(workers.START_CHANNEL)) for _ in range(2)]
+    await asyncio.sleep(0)
+    for n in range(2):  # one at a time: the first taken empties the channel before the second arrives
+        await layer.send(workers.START_CHANNEL, {"type": "run.start", "n": n})
+        await asyncio.wait([*waiting, *layer.readers], timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 2)  # on the bare in-memory layer the second waits forever
+    assert sorted(m["n"] for m in got) == [0, 1]
+    for task in layer.readers:
+        task.cancel()
