@@ -147,7 +147,7 @@ def report(r: dict[str, Any]) -> None:
         print(f"  {label:26} p50 {s['p50']:.1f} ms  p99 {s['p99']:.1f} ms  max {s['max']:.1f} ms  (n={s['n']})")
     h = r["heavy_virtual_s_per_wall_s"]
     print(f"  bystander frames per s     {r['bystander_frames_per_s']:.1f}   (goal: both p99 < 200 ms)")
-    print(f"  heavy runs' virtual s/s    p50 {h['p50']:.1f}  max {h['max']:.1f}  (speed {r['speed']} asked)")
+    print(f"  heavy runs' virtual s/s    p50 {h['p50']:.3f}  max {h['max']:.3f}  (speed {r['speed']} asked)")
     print(f"  CPU: daphne {r['daphne_cpu_share']:.0%} of a core, worker processes {r['workers_cpu_share']:.0%}")
 
 
