@@ -7,10 +7,12 @@ production breaker can be typed in and replayed; the explanation page maps each 
 from __future__ import annotations
 
 from patterns.core.registry import Command, Diagram, EventType, Param, Pattern, Preset, in_group
+from patterns.core.story import with_chapters
 
 from . import diagrams
 from .breaker import HALF_OPEN_RULES, POLICIES, STATES
 from .engine import BREAKER_TARGETS, SERVICE_TARGETS, CircuitBreakerEngine
+from .stories import STORIES
 
 STATE_LIST = ", ".join(STATES)
 
@@ -559,7 +561,7 @@ PATTERN = Pattern(
         Diagram("cascade", "Services", diagrams.cascade),
     ),
     metrics=diagrams.metrics,
-    presets=PRESETS,
+    presets=with_chapters(PRESETS, STORIES),
     explain_template="circuit_breaker/explain.html",
     order=10,
 )

@@ -170,6 +170,7 @@ class Preset:
     script: tuple[tuple[float, str, Mapping[str, Any]], ...] = ()
     seed: int = 1
     section: str = ""  # the heading it is listed under on the page, for patterns with several views
+    chapters: tuple[Any, ...] = ()  # its story told step by step: `patterns.core.story.Chapter`s
 
 
 @dataclass(frozen=True)

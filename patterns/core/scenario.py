@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -50,6 +51,7 @@ class Scenario:
     seed: int
     params: tuple[tuple[str, Any], ...]
     script: tuple[Action, ...] = ()
+    preset: str = ""  # the preset it started from, whose story the page tells; the simulation never reads it
 
     @property
     def values(self) -> dict[str, Any]:
@@ -58,11 +60,11 @@ class Scenario:
     def with_action(self, action: Action) -> Scenario:
         """The scenario with ``action`` appended and every scripted action after it cut off."""
         kept = tuple(a for a in self.script if a.t <= action.t)
-        return Scenario(self.pattern, self.seed, self.params, (*kept, action))
+        return replace(self, script=(*kept, action))
 
     def until(self, t: float) -> Scenario:
         """The scenario with the script actions after ``t`` removed (acting after a seek cuts the old future)."""
-        return Scenario(self.pattern, self.seed, self.params, tuple(a for a in self.script if a.t <= t))
+        return replace(self, script=tuple(a for a in self.script if a.t <= t))
 
 
 def format_time(t: float) -> str:
@@ -82,15 +84,39 @@ def default_scenario(pattern: Pattern, seed: int = 1) -> Scenario:
 
 
 def encode(pattern: Pattern, scenario: Scenario) -> str:
-    """The canonical query string (no leading ``?``): seed, non-default parameters, script."""
-    pairs: list[tuple[str, str]] = [("seed", str(scenario.seed))]
+    """The canonical query string (no leading ``?``): seed, non-default parameters, script.
+
+    A scenario started from a preset is written as ``preset=SLUG`` and what differs from it, so that the link
+    keeps the preset's story; when that cannot say the same (a scripted step was cut), it is written in full.
+    """
+    if pattern.preset(scenario.preset) is not None:
+        base = decode(pattern, [("preset", scenario.preset)])
+        extra = Counter(scenario.script)
+        extra.subtract(base.script)
+        if min(extra.values(), default=0) >= 0:
+            pairs = [("preset", scenario.preset), *_differences(pattern, scenario, base, extra, from_preset=True)]
+            if decode(pattern, pairs, max_actions=len(scenario.script)) == scenario:
+                return urlencode(pairs, safe=":,=")
+    pairs = _differences(pattern, scenario, default_scenario(pattern), Counter(scenario.script), from_preset=False)
+    return urlencode(pairs, safe=":,=")
+
+
+def _differences(
+    pattern: Pattern, scenario: Scenario, base: Scenario, extra: Counter, *, from_preset: bool
+) -> list[tuple[str, str]]:
+    """The pairs that turn ``base`` into ``scenario``: the seed (unless the preset's), parameters, ``extra`` actions."""
+    pairs: list[tuple[str, str]] = []
+    if scenario.seed != base.seed or not from_preset:
+        pairs.append(("seed", str(scenario.seed)))
     for param in pattern.params:
         value = scenario.values[param.name]
-        if value != param.default:
+        if value != base.values[param.name]:
             pairs.append((param.name, param.format(value)))
     for action in scenario.script:
-        pairs.append(("do", action.text(pattern.command(action.command))))
-    return urlencode(pairs, safe=":,=")
+        if extra[action] > 0:
+            extra[action] -= 1
+            pairs.append(("do", action.text(pattern.command(action.command))))
+    return pairs
 
 
 def decode_query(pattern: Pattern, query: str, *, ignore: Iterable[str] = (), limits: Mapping[str, int]) -> Scenario:
@@ -110,7 +136,7 @@ def decode(
     problems: list[str] = []
     ignored = set(ignore)
     pairs = [(k, v) for k, v in pairs if k not in ignored]
-    seed, values, script = 1, pattern.defaults(), []
+    seed, values, script, story = 1, pattern.defaults(), [], ""
 
     preset_slugs = [v for k, v in pairs if k == "preset"]
     if preset_slugs:
@@ -119,7 +145,7 @@ def decode(
             names = ", ".join(p.slug for p in pattern.presets) or "none"
             problems.append(f"preset: no preset {_shown(preset_slugs[-1])} (known: {names})")
         else:
-            seed = preset.seed
+            seed, story = preset.seed, preset.slug
             values.update(preset.params)
             script = [
                 Action(float(t), name, _ordered_args(pattern.command(name), args)) for t, name, args in preset.script
@@ -156,7 +182,7 @@ def decode(
         problems = pattern.conflicts(values, script)[:10]
     if problems:
         raise ScenarioError(problems)
-    return Scenario(pattern.slug, seed, tuple((p.name, values[p.name]) for p in pattern.params), tuple(script))
+    return Scenario(pattern.slug, seed, tuple((p.name, values[p.name]) for p in pattern.params), tuple(script), story)
 
 
 def never_there(script: Iterable[Action], arg: str, names: Callable[[int], Sequence[str]], adds: str) -> list[str]:

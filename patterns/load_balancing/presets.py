@@ -4,6 +4,9 @@ story's point on its own run)."""
 from __future__ import annotations
 
 from patterns.core.registry import Preset
+from patterns.core.story import with_chapters
+
+from .stories import STORIES
 
 ALGORITHMS = "Algorithms compared"
 HASHING = "Hashing schemes"
@@ -121,3 +124,4 @@ PRESETS = (
         section=HEALTH,
     ),
 )
+PRESETS = with_chapters(PRESETS, STORIES)  # each story told chapter by chapter (stories.py)

@@ -7,6 +7,9 @@ what its story says, with the ledger balanced.
 from __future__ import annotations
 
 from patterns.core.registry import Preset
+from patterns.core.story import with_chapters
+
+from .stories import STORIES
 
 WORK_QUEUE = "Work queue"
 PUBSUB = "Publish-subscribe"
@@ -211,3 +214,4 @@ PRESETS = (
         section=REQUEST_REPLY,
     ),
 )
+PRESETS = with_chapters(PRESETS, STORIES)  # each story told chapter by chapter (stories.py)

@@ -9,6 +9,9 @@ t + 0.01 and its answer is back at t + 0.02. tests/raft/test_engine_presets.py c
 from __future__ import annotations
 
 from patterns.core.registry import Preset
+from patterns.core.story import with_chapters
+
+from .stories import STORIES
 
 ELECTIONS, REPLICATION, MEMBERSHIP, BROKEN = "Elections", "Replication", "Membership and compaction", "Break a rule"
 
@@ -228,3 +231,4 @@ PRESETS = (
         section=BROKEN,
     ),
 )
+PRESETS = with_chapters(PRESETS, STORIES)  # each story told chapter by chapter (stories.py)

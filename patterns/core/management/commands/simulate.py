@@ -12,8 +12,9 @@ from patterns.core.export import event_lines
 from patterns.core.player import Player
 from patterns.core.registry import all_patterns, get_pattern
 from patterns.core.scenario import ScenarioError, decode
+from patterns.core.story import NOT_REACHED, OFF_SCRIPT, describe, tracker_for
 
-FORMATS = ("jsonl", "text", "mermaid")
+FORMATS = ("jsonl", "text", "mermaid", "story")
 
 
 class Command(BaseCommand):
@@ -38,7 +39,11 @@ class Command(BaseCommand):
             known = ", ".join(p.slug for p in all_patterns())
             raise CommandError(f"unknown pattern {options['pattern']!r}; known patterns: {known}")
         if options["describe"]:
-            self.stdout.write(json.dumps(pattern.describe(), indent=2))
+            described = pattern.describe()
+            for preset, out in zip(pattern.presets, described["presets"], strict=True):
+                if preset.chapters:
+                    out["chapters"] = describe(preset)
+            self.stdout.write(json.dumps(described, indent=2))
             return
         pairs, until = self._pairs(options)
         try:
@@ -51,6 +56,9 @@ class Command(BaseCommand):
         if not 0 <= until <= limits["MAX_VIRTUAL_TIME"]:
             raise CommandError(f"--until must be from 0 to {limits['MAX_VIRTUAL_TIME']:g} seconds")
         player = Player(pattern, scenario, limits)
+        if options["format"] == "story":
+            self._story(pattern, scenario, player, until)
+            return
         lines = event_lines(player, until)
         if options["format"] == "jsonl":
             for line in lines:
@@ -67,6 +75,27 @@ class Command(BaseCommand):
                 drawing = diagram.draw(player.engine)
                 if drawing.mermaid:
                     self.stdout.write(f"%% {diagram.name}: {diagram.title}\n{drawing.mermaid}\n")
+        if player.stopped:
+            self.stderr.write(f"stopped early: {player.stopped}")
+
+    def _story(self, pattern, scenario, player, until: float) -> None:
+        """Each chapter of the scenario's story with the virtual time it was reached, or that it was not."""
+        tracker = tracker_for(pattern, scenario)
+        if tracker is None:
+            told = ", ".join(p.slug for p in pattern.presets if p.chapters) or "none"
+            raise CommandError(f"--format story needs a preset that tells a story (--preset NAME; these do: {told})")
+        tracker.feed(player.drain(), player.now)
+        t = player.now
+        while t < until and player.stopped is None:
+            t = min(until, t + 1.0)
+            player.advance_to(t)
+            tracker.feed(player.drain(), player.now)
+        self.stdout.write(f"{tracker.preset.title} ({tracker.preset.slug}): {len(tracker.chapters)} chapters")
+        for index, chapter in enumerate(tracker.chapters):
+            when = f"{tracker.reached[index].t:9.3f} s" if index < len(tracker.reached) else f"{NOT_REACHED:>11}"
+            self.stdout.write(f"{index + 1:>3}. {when}  {chapter.text}")
+        if tracker.off_script:
+            self.stdout.write(OFF_SCRIPT)
         if player.stopped:
             self.stderr.write(f"stopped early: {player.stopped}")
 
