@@ -71,9 +71,13 @@ def flow(engine: CircuitBreakerEngine) -> Drawing:
     hop = engine.primary
     nodes, edges = _flow_graph(engine)
     lines = ["flowchart TD"]
-    for node in nodes:
-        opening, closing = SHAPES[node.shape]
-        lines.append(f"    {node.id}{opening}{node.label}{closing}")
+    for part, title in FLOW_PARTS.items():
+        lines.append(f'    subgraph {part}["{title}"]')
+        for node in nodes:
+            if (node.id in BEFORE_THE_CALL) == (part == "before"):
+                opening, closing = SHAPES[node.shape]
+                lines.append(f"        {node.id}{opening}{node.label}{closing}")
+        lines.append("    end")
     for edge in edges:
         label = f'|"{edge.label}"|' if edge.label else ""
         lines.append(f"    {edge.source} {edge.id}@-->{label} {edge.target}")
@@ -85,7 +89,13 @@ def flow(engine: CircuitBreakerEngine) -> Drawing:
             if node_id not in lit:
                 lit.append(node_id)
     caption = _last_caption(hop)
-    return Drawing(mermaid="\n".join(lines), nodes=tuple(lit), edges=tuple(path), caption=caption)
+    return Drawing(mermaid="\n".join(lines), nodes=tuple(lit), edges=tuple(path), caption=caption, views=FLOW_PARTS)
+
+
+# The flow in two parts the page shows one at a time (it is too tall to read whole): up to the call, and what its
+# outcome does.
+FLOW_PARTS = {"before": "Before the call", "after": "After the call"}
+BEFORE_THE_CALL = frozenset({"nStart", "nLimit", "nRefuse", "nState", "nWait", "nHalf", "nTrials", "nReject", "nRun"})
 
 
 def _manual_states(breaker: Breaker) -> list[str]:

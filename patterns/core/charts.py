@@ -20,12 +20,12 @@ STYLE = (
     + ".line-chart .line{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}"
     ".line-chart .axis{stroke:currentColor;stroke-opacity:.55;fill:none}"
     ".line-chart .grid{stroke:currentColor;stroke-opacity:.12}"
-    ".line-chart text{fill:currentColor;font:11px system-ui,sans-serif}"
+    ".line-chart text{fill:currentColor;font:13px system-ui,sans-serif}"
     "</style>"
 )
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 44, 12, 34, 34
-LEGEND_ROW = 16
-LEGEND_ITEM = 96
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 48, 14, 36, 40
+LEGEND_ROW = 20
+CHAR_W = 7.4  # a generous width of one character of 13px text: legend entries never run into each other
 
 
 def line_chart(
@@ -35,10 +35,12 @@ def line_chart(
     dx: float,
     title: str,
     unit: str = "",
-    width: int = 640,
-    height: int = 260,
+    x_unit: str = "s",
+    width: int = 400,
+    height: int = 240,
 ) -> str:
-    """Draw each series as a line; point ``i`` of every series sits at ``x0 + i * dx``.
+    """Draw each series as a line; point ``i`` of every series sits at ``x0 + i * dx``; ``unit`` is the values'
+    unit (over the y axis), ``x_unit`` the x axis' (after its last tick).
 
     Non-finite values leave a gap. An empty chart (no series or no points) still draws its axes and says so.
     """
@@ -48,8 +50,8 @@ def line_chart(
     finite = [v for c in columns for v in c if math.isfinite(v)]
     low, high = _y_range(finite)
     x_last = x0 + max(count - 1, 1) * dx
-    per_row = max(1, (width - MARGIN_LEFT) // LEGEND_ITEM)
-    legend_rows = math.ceil(len(names) / per_row)
+    legend = _legend_places(names, MARGIN_LEFT, width - MARGIN_RIGHT)
+    legend_rows = 1 + max((row for row, _ in legend), default=-1)
     plot_left, plot_top = MARGIN_LEFT, MARGIN_TOP
     plot_right = width - MARGIN_RIGHT
     plot_bottom = height - MARGIN_BOTTOM - legend_rows * LEGEND_ROW
@@ -73,13 +75,16 @@ def line_chart(
         y = _n(sy(tick))
         parts.append(f'<line class="grid" x1="{plot_left}" y1="{y}" x2="{plot_right}" y2="{y}"/>')
         parts.append(f'<text x="{plot_left - 4}" y="{y}" text-anchor="end" dy="0.32em">{escape(_label(tick))}</text>')
-    for tick in _ticks(x0, x_last, 6) if count else ():
+    x_ticks = _ticks(x0, x_last, 6, least=dx) if count else []
+    for tick in x_ticks:
         x = _n(sx(tick))
+        shown = _label(tick) + (f" {x_unit}" if x_unit and tick == x_ticks[-1] else "")  # the unit on the last
+        anchor = "end" if tick == x_ticks[-1] and len(x_ticks) > 1 else "middle"
         parts.append(f'<line class="axis" x1="{x}" y1="{plot_bottom}" x2="{x}" y2="{_n(plot_bottom + 4)}"/>')
-        parts.append(f'<text x="{x}" y="{_n(plot_bottom + 15)}" text-anchor="middle">{escape(_label(tick))}</text>')
+        parts.append(f'<text x="{x}" y="{_n(plot_bottom + 17)}" text-anchor="{anchor}">{escape(shown)}</text>')
     parts.append(f'<path class="axis" d="M{plot_left} {plot_top}V{_n(plot_bottom)}H{plot_right}"/>')
     if unit:
-        parts.append(f'<text x="{plot_left - 4}" y="{plot_top - 10}" text-anchor="end">{escape(unit)}</text>')
+        parts.append(f'<text x="{plot_left - 4}" y="{plot_top - 14}" text-anchor="end">{escape(unit)}</text>')
     if not finite:
         middle = _n((plot_top + plot_bottom) / 2)
         parts.append(f'<text x="{_n((plot_left + plot_right) / 2)}" y="{middle}" text-anchor="middle">no data</text>')
@@ -88,10 +93,8 @@ def line_chart(
         if path:
             parts.append(f'<path class="line series-{index % len(PALETTE)}" d="{path}"/>')
     legend_top = height - legend_rows * LEGEND_ROW - 4
-    for index, name in enumerate(names):
-        row, col = divmod(index, per_row)
-        x = plot_left + col * LEGEND_ITEM
-        y = legend_top + row * LEGEND_ROW + 8
+    for index, (name, (row, x)) in enumerate(zip(names, legend, strict=True)):
+        y = legend_top + row * LEGEND_ROW + 10
         parts.append(f'<line class="line series-{index % len(PALETTE)}" x1="{x}" y1="{y}" x2="{x + 14}" y2="{y}"/>')
         parts.append(f'<text x="{x + 18}" y="{y}" dy="0.32em">{escape(name)}</text>')
     parts.append("</svg>")
@@ -115,10 +118,22 @@ def _step(span: float, count: int) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def _ticks(low: float, high: float, count: int) -> list[float]:
+def _legend_places(names: list[str], left: float, right: float) -> list[tuple[int, float]]:
+    """(row, x) of each legend entry: a swatch and the name, side by side, wrapping at ``right``."""
+    places, row, x = [], 0, left
+    for name in names:
+        size = 18 + len(name) * CHAR_W + 14
+        if x > left and x + size > right:
+            row, x = row + 1, left
+        places.append((row, x))
+        x += size
+    return places
+
+
+def _ticks(low: float, high: float, count: int, least: float = 0.0) -> list[float]:
     if high <= low:
         return [low]
-    step = _step(high - low, count)
+    step = max(_step(high - low, count), least)
     first = math.ceil(low / step - 1e-9)
     last = math.floor(high / step + 1e-9)
     return [round(i * step, 10) for i in range(first, last + 1)]

@@ -189,6 +189,13 @@ class Drawing:
     caption: str = ""
     # node id -> text shown when that node is clicked or activated by keyboard; its first line is the heading
     details: Mapping[str, str] = field(default_factory=dict)
+    # node or edge id -> its label now (lines split by "\n"), written by the page into the rendered Mermaid SVG on
+    # every frame, so that ``mermaid`` can carry placeholders and change only with the structure
+    values: Mapping[str, str] = field(default_factory=dict)
+    # messages on the wire (patterns/core/motion.py), glided by the page between frames
+    tokens: tuple[Mapping[str, Any], ...] = ()
+    # subgraph id -> its name: the page shows one of these parts of ``mermaid`` at a time, with a picker
+    views: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

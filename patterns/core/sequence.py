@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-COLUMN_W, ROW_H, BAND_H, ACTOR_H, MARGIN = 88, 30, 18, 24, 12
-CHAR_W = 6.0  # a generous width of one character of 11px text, to keep labels inside the picture
+COLUMN_W, ROW_H, BAND_H, ACTOR_H, MARGIN = 96, 32, 22, 26, 12
+CHAR_W = 7.4  # a generous width of one character of 13px text, to keep labels inside the picture
 LABEL_CHARS = 96  # longest label shown; longer ones end in an ellipsis
 NAME_CHARS = int((COLUMN_W - 12) // CHAR_W)  # longest participant name that fits its box
 LOOP_W, LOOP_H = 26, 7  # a message from a participant to itself: a loop on the right of its lifeline
@@ -28,7 +28,7 @@ CROSS = "\N{MULTIPLICATION SIGN}"
 STYLES = ("request", "reply")
 FATES = ("delivered", "dropped", "in_flight")
 BASE_STYLE = (
-    ".seq text{font:11px system-ui,sans-serif;fill:currentColor;dominant-baseline:central}"
+    ".seq text{font:13px system-ui,sans-serif;fill:currentColor;dominant-baseline:central}"
     ".seq .actor rect{fill:none;stroke:currentColor;stroke-opacity:.5}"
     ".seq .actor text,.seq .band text,.seq .empty{text-anchor:middle}"
     ".seq .life{stroke:currentColor;stroke-opacity:.2}"

@@ -25,7 +25,7 @@ MAX_DOWNLOAD_TIME = 600.0  # virtual seconds one events download may simulate
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    cards = [{"pattern": p, **_home_diagram(p.slug)} for p in all_patterns()]
+    cards = [{"pattern": p, "svg": "", **_home_diagram(p.slug)} for p in all_patterns()]
     drawings = {card["name"]: card["drawing"] for card in cards if card["drawing"]}
     frame = json.dumps({"run": None, "frame": 0, "t": 0, "diagrams": drawings}, separators=(",", ":"))
     return render(request, "core/home.html", {"cards": cards, "diagrams": bool(drawings), "frame_json": frame})
@@ -106,13 +106,25 @@ def _until(text: str) -> float:
     return until
 
 
+PREVIEW_AT = 6.0  # virtual seconds into a pattern's default scenario that its home-page preview shows
+
+
 @lru_cache(maxsize=32)
 def _home_diagram(slug: str) -> dict[str, Any]:
-    """The first Mermaid diagram of a pattern's default scenario at t = 0, for its card on the home page."""
+    """A pattern's preview for its card on the home page: its first server-drawn picture PREVIEW_AT seconds into
+    its default scenario, sent in the page (so it shows at once, with no script); a pattern with none gets its
+    first Mermaid diagram at t = 0, drawn by the browser."""
     pattern = get_pattern(slug)
     player = Player(pattern, default_scenario(pattern), settings.PLAYGROUND)
+    drawings = [(diagram, diagram.draw(player.engine)) for diagram in pattern.diagrams]
+    if not any(drawing.svg for _, drawing in drawings):
+        for diagram, drawing in drawings:
+            if drawing.mermaid:
+                return {"name": f"{slug}-{diagram.name}", "title": diagram.title, "drawing": asdict(drawing)}
+        return {"name": "", "title": "", "drawing": None}
+    player.advance_to(PREVIEW_AT)
     for diagram in pattern.diagrams:
         drawing = diagram.draw(player.engine)
-        if drawing.mermaid:
-            return {"name": f"{slug}-{diagram.name}", "title": diagram.title, "drawing": asdict(drawing)}
+        if drawing.svg:
+            return {"name": f"{slug}-{diagram.name}", "title": diagram.title, "drawing": None, "svg": drawing.svg}
     return {"name": "", "title": "", "drawing": None}

@@ -16,6 +16,7 @@ from itertools import accumulate, pairwise
 from typing import Any
 
 from patterns.core.charts import line_chart
+from patterns.core.motion import masked, newest, token
 from patterns.core.registry import Drawing
 
 from .engine import LoadBalancingEngine
@@ -51,6 +52,8 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
     lit_nodes: list[str] = []
     lit_edges: list[str] = []
     details: dict[str, str] = {}
+    values: dict[str, str] = {}
+    tokens: list[dict[str, Any]] = []
     captions = []
     for lane in engine.lanes:
         figures = lane_figures(lane)
@@ -65,7 +68,9 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
             numbers = figures["servers"][server_id]
             lines.append(f'        {node}["{server_id}<br/>{_server_state(lane, server_id)}"]')
             share = lane.epoch_shares.get(server_id)
-            label = f'|"{share:.0%}"|' if share is not None else ""
+            label = f'|"{masked(f"{share:.0%}")}"|' if share is not None else ""
+            if share is not None:
+                values[f"l{i}e_{server_id}"] = f"{share:.0%}"
             lines.append(f"        {balancer} l{i}e_{server_id}@-->{label} {node}")
             details[node] = _server_details(lane, server_id, numbers)
             marked = _server_class(lane, server_id)
@@ -77,6 +82,7 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
             lit_nodes.append(f"l{i}_{lane.last.server}")
             lit_edges.append(f"l{i}e_{lane.last.server}")
         captions.append(_lane_caption(lane, figures))
+        tokens += _route_tokens(lane, engine.sim.now)
     lines.append("    classDef down fill:#e5484d33,stroke:#e5484d,stroke-dasharray:4 3")
     lines.append("    classDef gone fill:#8b8d9833,stroke:#8b8d98,stroke-dasharray:2 2")
     return Drawing(
@@ -85,7 +91,25 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
         edges=tuple(lit_edges),
         caption=" ".join(captions),
         details=details,
+        values=values,
+        tokens=newest(tokens),
     )
+
+
+ROUTE_GLIDE = 0.3  # virtual seconds a routed request is shown travelling from its balancer to its server
+
+
+def _route_tokens(lane: Lane, now: float) -> list[dict[str, Any]]:
+    """The lane's requests routed in the last ROUTE_GLIDE seconds, each gliding from the balancer to its server
+    (routing itself takes no time in the model: the glide is there to be seen)."""
+    out = []
+    for t, server in reversed(lane.routes):
+        if t <= now - ROUTE_GLIDE:
+            break
+        out.append(
+            token(f"r{lane.index}-{server}-{t:.6f}", "request", t, t + ROUTE_GLIDE, edge=f"l{lane.index}e_{server}")
+        )
+    return out[::-1]
 
 
 def _server_state(lane: Lane, server_id: str) -> str:
@@ -143,7 +167,8 @@ def _lane_caption(lane: Lane, figures: dict[str, Any]) -> str:
 
 # -- decision flow --------------------------------------------------------------------------------------------------
 def flow(engine: LoadBalancingEngine) -> Drawing:
-    """Each lane's decision flowchart side by side, with the path of its latest request highlighted.
+    """Each lane's decision flowchart, with the path of its latest request highlighted; the page shows one lane
+    at a time (``views``), with a picker.
 
     Mermaid lays unconnected subgraphs out from right to left, so the lanes are written last first."""
     blocks: list[list[str]] = []
@@ -173,7 +198,10 @@ def flow(engine: LoadBalancingEngine) -> Drawing:
         lit_edges += [edge_ids[pair] for pair in pairwise(last.trail) if pair in edge_ids]
         captions.append(_pick_caption(lane))
     source = "\n".join(["flowchart TB", *(line for block in reversed(blocks) for line in block)])
-    return Drawing(mermaid=source, nodes=tuple(lit_nodes), edges=tuple(lit_edges), caption=" ".join(captions))
+    views = {f"flow{lane.index}": lane.name for lane in engine.lanes}
+    return Drawing(
+        mermaid=source, nodes=tuple(lit_nodes), edges=tuple(lit_edges), caption=" ".join(captions), views=views
+    )
 
 
 def _pick_caption(lane: Lane) -> str:
@@ -237,13 +265,13 @@ def _ring_svg(lane: Lane, cells: list[str | None], ticks: list[float], shares: d
     """One circle per owner, its stroke dashed so that it shows exactly on that owner's cells: a few hundred
     bytes per ring whatever the number of virtual nodes."""
     centre = RING_SIZE / 2
-    height = RING_SIZE + 16 * len(shares) + 8
-    font = "fill:currentColor;font:11px system-ui,sans-serif"
+    height = RING_SIZE + 20 * len(shares) + 8
+    font = "fill:currentColor;font:13px system-ui,sans-serif"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {RING_SIZE + 60} {height}" '
-        f'width="{RING_SIZE + 60}" height="{height}" data-lane="{escape(lane.name)}">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {RING_SIZE + 80} {height}" '
+        f'width="{RING_SIZE + 80}" height="{height}" data-lane="{escape(lane.name)}">',
         f"<title>{escape(lane.name)}: {escape(what)}</title>",
-        f'<text x="4" y="12" style="{font}">{escape(lane.name)}</text>',
+        f'<text x="4" y="14" style="{font}">{escape(lane.name)}</text>',
     ]
     cell_length = 2 * math.pi * RING_RADIUS / RING_CELLS
     for owner in dict.fromkeys(cells):
@@ -264,7 +292,7 @@ def _ring_svg(lane: Lane, cells: list[str | None], ticks: list[float], shares: d
     label = what.split(" (")[0]
     parts.append(f'<text x="{centre}" y="{centre}" text-anchor="middle" style="{font}">{escape(label)}</text>')
     for row, (server, share) in enumerate(shares.items()):
-        y = RING_SIZE + 8 + row * 16
+        y = RING_SIZE + 8 + row * 20
         mark = "" if server in lane.eligible else " (not eligible)"
         parts.append(f'<rect x="8" y="{y}" width="10" height="10" fill="{server_colour(server)}"/>')
         parts.append(f'<text x="24" y="{y + 9}" style="{font}">{escape(server)} {share:.1%} of keys{mark}</text>')

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from patterns.core.charts import PALETTE, line_chart
+from patterns.core.motion import masked, newest, token
 from patterns.core.registry import Diagram, Drawing
 from patterns.core.sequence import Row, sequence_svg
 
@@ -76,19 +77,27 @@ CLASSES = (
 
 
 class Topology:
-    """Collects the lines, highlights and click-through details of the topology flowchart."""
+    """Collects the lines, highlights, click-through details, live labels and edge ids of the topology flowchart.
+
+    The Mermaid source carries every label but a node's name `masked`; the real labels go in ``values``, written
+    into the rendered picture on every frame: the source (and Mermaid's work) changes only with the structure."""
 
     def __init__(self) -> None:
         self.lines = ["flowchart LR"]
         self.styles: list[str] = []
         self.details: dict[str, str] = {}
+        self.values: dict[str, str] = {}
         self.lit_nodes: list[str] = []
         self.lit_edges: list[str] = []
+        self.edge_ids: dict[tuple[str, str], str] = {}  # (source, target) -> the first edge between them
         self.edges = 0
 
     def node(self, node_id: str, shape: str, label: Iterable[str], details: Iterable[str], css: str = "") -> None:
         opening, closing = shape.split("|")
-        self.lines.append(f'    {node_id}{opening}"{"<br/>".join(label_text(part) for part in label)}"{closing}')
+        name, *live = label
+        shown = [label_text(name), *(label_text(masked(part)) for part in live)]
+        self.lines.append(f'    {node_id}{opening}"{"<br/>".join(shown)}"{closing}')
+        self.values[node_id] = "\n".join([name, *live])
         self.details[node_id] = "\n".join(details)
         if css:
             self.styles.append(f"    class {node_id} {css}")
@@ -97,14 +106,17 @@ class Topology:
         """An arrow with an id (``e1``, ``e2``, ... in drawing order) and a label of one line per part."""
         self.edges += 1
         edge_id = f"e{self.edges}"
+        self.edge_ids.setdefault((source, target), edge_id)
         arrow = "-.->" if dashed else "-->"
-        lines = [label_text(part) for part in label if part]
-        text = f'|"{"<br/>".join(lines)}"|' if lines else ""
+        parts = [part for part in label if part]
+        text = f'|"{"<br/>".join(label_text(masked(part)) for part in parts)}"|' if parts else ""
+        if parts:
+            self.values[edge_id] = "\n".join(parts)
         self.lines.append(f"    {source} {edge_id}@{arrow}{text} {target}")
         if lit:
             self.lit_edges.append(edge_id)
 
-    def drawing(self, caption: str) -> Drawing:
+    def drawing(self, caption: str, tokens: tuple[Mapping[str, Any], ...] = ()) -> Drawing:
         classes = CLASSES if self.styles else ()
         return Drawing(
             mermaid="\n".join([*self.lines, *classes, *self.styles]),
@@ -112,6 +124,8 @@ class Topology:
             edges=tuple(self.lit_edges),
             caption=caption,
             details=self.details,
+            values=self.values,
+            tokens=tokens,
         )
 
 
@@ -142,7 +156,42 @@ def topology(engine: MessagingEngine) -> Drawing:
     for consumer in engine.consumers:
         _draw_consumer(graph, consumer, engine.queues.get(consumer.queue), sqs)
     _draw_links(graph, engine, default_used)
-    return graph.drawing(_topology_caption(engine))
+    return graph.drawing(_topology_caption(engine), newest(_tokens(graph, engine)))
+
+
+GLIDE = 0.25  # virtual seconds a message step is shown travelling along its edge
+GLIDING = {"published": "publish", "routed": "publish", "delivered": "deliver", "acked": "ack", "nacked": "nack"}
+
+
+def _tokens(graph: Topology, engine: MessagingEngine) -> Iterable[dict[str, Any]]:
+    """The latest message steps (publish, route, deliver, ack) as tokens along the topology's edges.
+
+    The wire takes milliseconds, too short to see and shorter than the time between two frames, so each step
+    glides GLIDE virtual seconds from its time on (stated in the caption); the steps of one message at one
+    instant (published, routed, delivered) follow each other, so that a message is seen going from its producer
+    through the exchange and its queue to its consumer."""
+    cast = Cast(engine)
+    now = engine.sim.now
+    chain: dict[tuple[float, int | None], list[str]] = {}  # a message's kinds of step at one instant, in order
+    for step in engine.trail:
+        kind = GLIDING.get(step["step"])
+        if kind is None or step["t"] <= now - GLIDE * len(GLIDING):
+            continue
+        kinds = chain.setdefault((step["t"], step["id"]), [])
+        if step["step"] not in kinds:
+            kinds.append(step["step"])
+        order = kinds.index(step["step"])
+        source = cast.find(step["src"])[1]
+        for target in (step["dst"] or "").split(","):
+            target_id = cast.find(target)[1]
+            edge, reverse = graph.edge_ids.get((source, target_id)), False
+            if edge is None:
+                edge, reverse = graph.edge_ids.get((target_id, source)), True
+            sent = step["t"] + order * GLIDE
+            if edge is not None and sent + GLIDE > now:
+                yield token(
+                    f"{kind}-{step['id']}-{target}-{sent:.4f}", kind, sent, sent + GLIDE, edge=edge, reverse=reverse
+                )
 
 
 def _draw_producer(graph: Topology, producer: Producer) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
+from patterns.core.motion import newest, token
 from patterns.core.registry import Diagram, Drawing
 from patterns.core.sequence import Band, Row, sequence_svg
 
@@ -204,14 +205,15 @@ def _kv_text(kv: Mapping[str, Any]) -> str:
 # A server-side SVG, as RaftScope draws it: the servers on a ring, every link between them with its state, each
 # message on the wire as a dot on its way (placed by the share of its flight time gone), the clients on the left.
 # Mermaid would lay out a complete graph as a tangle and could not place messages along an edge.
-NODE_W, NODE_H, CLIENT_W, CLIENT_H, MARGIN = 96, 50, 92, 36, 12
-RING_MIN, RING_SPACING = 120.0, 112.0  # ring radius: at least RING_MIN, and RING_SPACING of arc per server
+NODE_W, NODE_H, CLIENT_W, CLIENT_H, MARGIN = 120, 60, 92, 42, 12
+LINE = 17  # px between the lines of text in a box (13 px text)
+RING_MIN, RING_SPACING = 130.0, 136.0  # ring radius: at least RING_MIN, and RING_SPACING of arc per server
 MESSAGE_KINDS = {"PreVote": "vote", "RequestVote": "vote", "AppendEntries": "append", "InstallSnapshot": "snap"}
 MESSAGE_COLOURS = {"vote": "#9c36b5", "append": "#1c7ed6", "snap": "#e8590c", "client-msg": "#2b8a3e"}
 CLUSTER_STYLE = (
     "<style>"
     + "".join(f".raft-cluster .{role} rect{{{style}}}" for role, style in ROLE_STYLES.items())
-    + ".raft-cluster text{font:11px system-ui,sans-serif;text-anchor:middle;dominant-baseline:central;fill:#111}"
+    + ".raft-cluster text{font:13px system-ui,sans-serif;text-anchor:middle;dominant-baseline:central;fill:#111}"
     ".raft-cluster text.plain{fill:currentColor}"
     ".raft-cluster .name{font-weight:700}"
     ".raft-cluster .crashed text,.raft-cluster .removed text{fill:#495057}"
@@ -251,7 +253,7 @@ def cluster(engine: RaftEngine) -> Drawing:
         {node: number for number, group in enumerate(groups, start=1) for node in group} if len(groups) > 1 else {}
     )
     width = cx + radius + NODE_W / 2 + MARGIN
-    height = cy + radius + NODE_H / 2 + MARGIN + (18 if group_of else 0)
+    height = cy + radius + NODE_H / 2 + MARGIN + (22 if group_of else 0)
     links = [(a, b, state) for a, b, state in engine.net.links() if a in engine.servers and b in engine.servers]
     everywhere = bool(links) and all(state == "lossy" for _, _, state in links)
     parts = [
@@ -272,7 +274,6 @@ def cluster(engine: RaftEngine) -> Drawing:
         parts.append(_server_node(server, role, server.id in learners, at[server.id], group_of.get(server.id)))
     for client in clients:
         parts.append(_client_node(client, at[client.id]))
-    parts += _messages(engine, at)
     if group_of:
         legend = "  |  ".join(" ".join(node for node in group) for group in groups)
         parts.append(_svg_text(width / 2, height - MARGIN - 6, f"partitions: {legend}", "plain"))
@@ -285,6 +286,7 @@ def cluster(engine: RaftEngine) -> Drawing:
         edges=tuple(_busy_links(engine, [s.id for s in servers])),
         caption=_cluster_caption(engine, everywhere),
         details=details,
+        tokens=_tokens(engine, at),
     )
 
 
@@ -306,12 +308,12 @@ def _server_node(server: Server, role: str, learner: bool, place: tuple, group: 
     out = [
         f'<g data-id="{node_id(server.id)}" class="{role}">',
         f'<rect x="{x - hw:.1f}" y="{y - hh:.1f}" width="{2 * hw:.0f}" height="{2 * hh:.0f}" rx="8"/>',
-        _svg_text(x, y - 14, server.id, "name"),
+        _svg_text(x, y - LINE, server.id, "name"),
         _svg_text(x, y, words),
-        _svg_text(x, y + 14, numbers),
+        _svg_text(x, y + LINE, numbers),
     ]
     if group is not None:
-        out.append(_svg_text(x + hw - 10, y - hh + 9, f"P{group}"))
+        out.append(_svg_text(x + hw - 14, y - LINE, f"P{group}"))
     return "".join(out) + "</g>"
 
 
@@ -322,28 +324,48 @@ def _client_node(client: Client, place: tuple) -> str:
     return (
         f'<g data-id="{node_id(client.id)}" class="client"><rect x="{x - hw:.1f}" y="{y - hh:.1f}" '
         f'width="{2 * hw:.0f}" height="{2 * hh:.0f}" rx="{hh:.0f}"/>'
-        f"{_svg_text(x, y - 7, client.id, 'name')}{_svg_text(x, y + 8, doing)}</g>"
+        f"{_svg_text(x, y - LINE / 2, client.id, 'name')}{_svg_text(x, y + LINE / 2, doing)}</g>"
     )
 
 
-def _messages(engine: RaftEngine, at: Mapping[str, tuple]) -> list[str]:
-    """A dot per message on the wire between drawn nodes, where it is now; replies hollow, colour by RPC."""
-    records = {r["id"]: r for r in engine.rpcs}
+MIN_GLIDE = 0.12  # virtual seconds a message is shown travelling at the least (a 10 ms hop would not be seen)
+
+
+def _tokens(engine: RaftEngine, at: Mapping[str, tuple]) -> tuple[Mapping[str, Any], ...]:
+    """The recent messages between drawn nodes as tokens the page moves from the sender's box to the receiver's:
+    from the send time to the arrival (known while on the wire), and for at least MIN_GLIDE, so that a message
+    of a fast network is seen at all; colour by RPC, replies hollow. Lost messages are left to the RPC diagram."""
     now, out = engine.sim.now, []
-    for message in engine.net.in_flight():
-        if message.src not in at or message.dst not in at:
+    wire = {m.id: m for m in engine.net.in_flight()}
+    for rpc in engine.rpcs:
+        message = wire.get(rpc["id"])
+        arrive = rpc["t"] + MIN_GLIDE
+        if message is not None and message.deliver_at is not None:
+            arrive = max(arrive, message.deliver_at)
+        if rpc["fate"] == "dropped" or arrive <= now or rpc["src"] not in at or rpc["dst"] not in at:
             continue
-        record = records.get(message.id)
-        kind = record["kind"] if record else "client"
-        shade = MESSAGE_KINDS.get(kind.removesuffix("Reply"), "client-msg")
-        if kind.endswith("Reply"):
-            shade += " reply"
-        flight = message.deliver_at - message.sent_at
-        share = min(1.0, max(0.0, (now - message.sent_at) / flight)) if flight > 0 else 1.0
-        x, y = _along(at[message.src], at[message.dst], share)
-        title = f"#{message.id} {kind} {message.src}{ARROW}{message.dst}"
-        out.append(f'<circle class="{shade}" cx="{x:.1f}" cy="{y:.1f}" r="5"><title>{escape(title)}</title></circle>')
-    return out
+        kind = rpc["kind"]
+        shade = MESSAGE_KINDS.get(kind.removesuffix("Reply"), "client-msg") + (
+            " reply" if kind.endswith("Reply") else ""
+        )
+        out.append(token(f"m{rpc['id']}", shade, rpc["t"], arrive, line=_lane(at[rpc["src"]], at[rpc["dst"]])))
+    for message in wire.values():  # clients' requests and answers
+        to_client = message.src in engine.clients or message.dst in engine.clients
+        if to_client and message.src in at and message.dst in at and message.deliver_at is not None:
+            line = _lane(at[message.src], at[message.dst])
+            out.append(token(f"m{message.id}", "client-msg", message.sent_at, message.deliver_at, line=line))
+    return newest(out)
+
+
+TOKEN_LANE = 4.0  # px a token keeps to the right of the link it travels, so that requests and replies pass
+
+
+def _lane(a: tuple, b: tuple) -> tuple[float, float, float, float]:
+    """From box ``a`` to box ``b``, shifted TOKEN_LANE to the right of the direction of travel."""
+    (x1, y1), (x2, y2) = _along(a, b, 0.0), _along(a, b, 1.0)
+    length = math.hypot(x2 - x1, y2 - y1) or 1.0
+    dx, dy = -(y2 - y1) / length * TOKEN_LANE, (x2 - x1) / length * TOKEN_LANE
+    return x1 + dx, y1 + dy, x2 + dx, y2 + dy
 
 
 def _svg_path(edge: str, state: str, a: tuple, b: tuple) -> str:
@@ -420,45 +442,143 @@ STATE_IDS = {
 }
 
 
+# Drawn here, not by Mermaid: its layout of this machine put labels on top of each other and, fitted to a panel,
+# shrank them to ~6 px. One column of states; the way up to candidate and leader on the left, every way back to
+# follower on the right, one lane each, with its label on the row of the state it leaves; crash and restart
+# between Crashed (at the top) and Follower. Each box lists the servers in that state now.
+STATE_W, STATE_H, STATE_ROW = 112, 46, 92
+STATE_LEFT, LANE_GAP, LABEL_GAP, STATE_LINE = 100, 14, 8, 16
+LABEL_W = 110  # the longest label on the right (14 characters of 13 px text)
+STATES_STYLE = (
+    "<style>.raft-states text{font:13px system-ui,sans-serif;fill:currentColor;dominant-baseline:central}"
+    ".raft-states .state rect{fill:none;stroke:currentColor;stroke-opacity:.55;stroke-width:1.5}"
+    ".raft-states .state text{text-anchor:middle}.raft-states .name{font-weight:700}"
+    ".raft-states .left{text-anchor:end}"
+    ".raft-states path{fill:none;stroke:currentColor;stroke-opacity:.6;stroke-width:1.5}"
+    ".raft-states path.head{fill:currentColor;fill-opacity:.75;stroke:none}</style>"
+)
+GOING_UP = {  # (from, to) -> label lines, on the left
+    ("Follower", "PreCandidate"): ("election", "timeout"),
+    ("Follower", "Candidate"): ("election", "timeout"),
+    ("PreCandidate", "Candidate"): ("pre-votes of", "a majority"),
+    ("Candidate", "Leader"): ("votes from", "a majority"),
+}
+GOING_BACK = {  # from -> label lines, on the right
+    "PreCandidate": ("a leader, or", "no majority"),
+    "Candidate": ("a leader or a", "higher term"),
+    "Leader": ("a higher term",),
+}
+
+
 def states(engine: RaftEngine) -> Drawing:
-    """Raft's server state machine as this run is configured; each state lists the servers in it."""
+    """Raft's server state machine as this run is configured (pre-vote, check-quorum); each state lists the
+    servers in it now, and the states with a server are marked."""
     pre_vote, check_quorum = engine.params["pre_vote"], engine.params["check_quorum"]
-    lines = ["stateDiagram-v2", "    [*] --> Follower"]
-    if pre_vote:
-        lines += [
-            "    Follower --> PreCandidate: election timeout",
-            "    PreCandidate --> Candidate: pre-votes from a majority",
-            "    PreCandidate --> Follower: hears a leader, or no majority",
-        ]
-    else:
-        lines.append("    Follower --> Candidate: election timeout")
-    lines += [
-        "    Candidate --> Candidate: split vote, timeout, next term",
-        "    Candidate --> Leader: votes from a majority",
-        "    Candidate --> Follower: a leader or a higher term",
-        "    Leader --> Follower: a higher term",
-    ]
-    if check_quorum:
-        lines.append("    Leader --> Follower: no majority heard for a timeout")
-    lines += ["    Follower --> Crashed: crash", "    Crashed --> Follower: restart"]
-    occupied: dict[str, list[str]] = {}
+    column = ["Crashed", "Follower", *(["PreCandidate"] if pre_vote else []), "Candidate", "Leader"]
+    row = {state: index for index, state in enumerate(column)}
+    occupied: dict[str, list[Server]] = {}
     for server in engine.servers.values():
-        occupied.setdefault(STATE_IDS[role_of(server)], []).append(_state_tag(server))
-    for state_id in STATE_IDS.values():
-        if state_id in occupied:
-            side = "left" if state_id in ("Follower", "Crashed") else "right"
-            lines.append(f"    note {side} of {state_id}: {text(', '.join(occupied[state_id]))}")
-    marked = tuple(state_id for state_id in STATE_IDS.values() if state_id in occupied)
+        occupied.setdefault(STATE_IDS[role_of(server)], []).append(server)
+    back = [state for state in column if state in GOING_BACK]
+    right = STATE_LEFT + STATE_W
+    label_x = right + LANE_GAP * (len(back) + 1) + LABEL_GAP
+    width = label_x + LABEL_W
+    height = STATE_ROW * (len(column) - 1) + STATE_H + 2 * MARGIN + STATE_LINE
+
+    def centre(state: str) -> float:
+        return MARGIN + STATE_H / 2 + row[state] * STATE_ROW
+
+    x_mid = STATE_LEFT + STATE_W / 2
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'class="raft-states" role="img" aria-labelledby="raft-states-title">',
+        STATES_STYLE,
+        f'<title id="raft-states-title">Server states: {escape(_states_summary(occupied))}</title>',
+    ]
+    for state in column:
+        y = centre(state)
+        names = " ".join(server.id for server in occupied.get(state, []))
+        shown = names if len(names) <= 16 else f"{len(occupied[state])} servers"
+        parts.append(
+            f'<g class="state" data-id="{state}"><rect x="{STATE_LEFT}" y="{y - STATE_H / 2:g}" width="{STATE_W}" '
+            f'height="{STATE_H}" rx="8"/>{_svg_text(x_mid, y - STATE_LINE / 2 - 1, STATE_WORDS[state], "name")}'
+            f"{_svg_text(x_mid, y + STATE_LINE / 2 + 1, shown or NONE)}</g>"
+        )
+    # crash and restart, between Crashed and Follower
+    top, bottom = centre("Crashed") + STATE_H / 2, centre("Follower") - STATE_H / 2
+    parts += _arrow(x_mid - 24, top, x_mid - 24, bottom)
+    parts += _arrow(x_mid + 24, bottom, x_mid + 24, top)
+    parts.append(_svg_text(x_mid - 32, (top + bottom) / 2, "crash", "left"))
+    parts.append(_svg_text(x_mid + 32, (top + bottom) / 2, "restart"))
+    # the way up, on the left of the boxes, each label in the gap between the two rows
+    ups = [(a, b) for a, b in GOING_UP if a in row and b in row and row[b] == row[a] + 1]
+    for a, b in ups:
+        x = STATE_LEFT + 30
+        parts += _arrow(x, centre(a) + STATE_H / 2, x, centre(b) - STATE_H / 2)
+        parts += _lines(x - 8, (centre(a) + centre(b)) / 2, GOING_UP[(a, b)], "left")
+    # split vote: a loop on the left of Candidate
+    y = centre("Candidate")
+    parts.append(f'<path d="M{STATE_LEFT} {y - 8}h-16v16h10"/>')
+    parts += _head(STATE_LEFT, y + 8, 1, 0)
+    parts += _lines(STATE_LEFT - 22, y, ("split vote:", "next term"), "left")
+    # every way back to Follower, one lane each on the right, entering Follower's right side
+    follower = centre("Follower")
+    for lane, state in enumerate(back):
+        x, y = right + LANE_GAP * (lane + 1), centre(state)
+        enter = follower + STATE_H / 2 - 6 - lane * 8
+        parts.append(f'<path d="M{right} {y}H{x}V{enter}H{right + 6}"/>')
+        parts += _head(right, enter, -1, 0)
+        words = GOING_BACK[state]
+        if state == "Leader" and check_quorum:
+            words = ("a higher term,", "or no majority", "for a timeout")
+        parts += _lines(label_x, y, words)
+    parts.append("</svg>")
+    marked = tuple(state for state in column if state in occupied)
     toggles = f"pre-vote {'on' if pre_vote else 'off'}, check-quorum {'on' if check_quorum else 'off'}"
-    caption = "; ".join(f"{state_id}: {', '.join(tags)}" for state_id, tags in _in_order(occupied)) + f" ({toggles})."
-    return Drawing(mermaid="\n".join(lines), nodes=marked, caption=caption)
+    caption = f"{_states_summary(occupied)} ({toggles})."
+    return Drawing(svg="".join(parts), nodes=marked, caption=caption)
+
+
+STATE_WORDS = {
+    "Crashed": "Crashed",
+    "Follower": "Follower",
+    "PreCandidate": "Pre-candidate",
+    "Candidate": "Candidate",
+    "Leader": "Leader",
+}
+
+
+def _states_summary(occupied: Mapping[str, list[Server]]) -> str:
+    return "; ".join(
+        f"{state}: {', '.join(_state_tag(server) for server in servers)}" for state, servers in _in_order(occupied)
+    )
+
+
+def _lines(x: float, y: float, words: Iterable[str], cls: str = "") -> list[str]:
+    """Lines of text centred on ``y``, STATE_LINE apart."""
+    words = list(words)
+    first = y - (len(words) - 1) * STATE_LINE / 2
+    return [_svg_text(x, first + i * STATE_LINE, line, cls) for i, line in enumerate(words)]
+
+
+def _arrow(x1: float, y1: float, x2: float, y2: float) -> list[str]:
+    """A straight vertical arrow from (x1, y1) to (x2, y2)."""
+    step = 1 if y2 > y1 else -1
+    return [f'<path d="M{x1:g} {y1:g}V{y2 - 6 * step:g}"/>', *_head(x2, y2, 0, step)]
+
+
+def _head(x: float, y: float, dx: int, dy: int) -> list[str]:
+    """An arrowhead with its tip at (x, y), pointing along (dx, dy)."""
+    if dx:
+        return [f'<path class="head" d="M{x:g} {y:g}l{-7 * dx} -4.5v9z"/>']
+    return [f'<path class="head" d="M{x:g} {y:g}l-4.5 {-7 * dy}h9z"/>']
 
 
 def _state_tag(server: Server) -> str:
     return f"{server.id} t{server.current_term}"
 
 
-def _in_order(occupied: Mapping[str, list[str]]) -> Iterable[tuple[str, list[str]]]:
+def _in_order(occupied: Mapping[str, list[Server]]) -> Iterable[tuple[str, list[Server]]]:
     return ((state_id, occupied[state_id]) for state_id in STATE_IDS.values() if state_id in occupied)
 
 
@@ -525,8 +645,8 @@ def _rpc_row(rpc: Mapping[str, Any], flight: Any, now: float) -> Row:
 # A server-side SVG table, one column per server and one row per index (the last LOG_ROWS of them), so that the
 # logs stand side by side and read down like a log file; Mermaid's block layout would take about half a second of
 # the browser's main thread for it, on every commit.
-CELL_W, CELL_H, GAP = 88, 24, 3
-INDEX_W, HEAD_H = 40, 40
+CELL_W, CELL_H, GAP = 100, 24, 3
+INDEX_W, HEAD_H = 60, 44
 LOG_STYLE = (
     "<style>"
     + "".join(f".raft-log .t{i}{{fill:{fill}}}" for i, fill in enumerate(TERM_FILLS))
@@ -535,7 +655,7 @@ LOG_STYLE = (
     ".raft-log .snap{fill:#ced4da}"
     ".raft-log .down{opacity:.7}"
     ".raft-log .who{fill:none;stroke:currentColor;stroke-opacity:.35}"
-    ".raft-log text{font:11px system-ui,sans-serif;text-anchor:middle;dominant-baseline:central;fill:currentColor}"
+    ".raft-log text{font:13px system-ui,sans-serif;text-anchor:middle;dominant-baseline:central;fill:currentColor}"
     ".raft-log text.ink{fill:#111}"
     "</style>"
 )
@@ -585,8 +705,8 @@ def _log_column(server: Server, x: float, window: range, y_rows: float, y_applie
     role = ROLE_WORDS.get(server.role, server.role) if server.alive else "crashed"
     out = [
         f'<g data-id="{node_id(server.id)}_who"><rect class="who" x="{x}" y="0" width="{CELL_W}" height="{HEAD_H}" '
-        f'rx="4"/>{_svg_text(x + CELL_W / 2, HEAD_H / 2 - 7, server.id)}'
-        f"{_svg_text(x + CELL_W / 2, HEAD_H / 2 + 8, role)}</g>"
+        f'rx="4"/>{_svg_text(x + CELL_W / 2, HEAD_H / 2 - LINE / 2, server.id)}'
+        f"{_svg_text(x + CELL_W / 2, HEAD_H / 2 + LINE / 2, role)}</g>"
     ]
     before = window.start - 1
     if before:
@@ -640,7 +760,7 @@ def invariants(engine: RaftEngine) -> Drawing:
     found: dict[str, list[Mapping[str, Any]]] = {}
     for violation in engine.checker.violations:
         found.setdefault(violation["invariant"], []).append(violation)
-    lines = ["block-beta", "    columns 3"]
+    lines = ["block-beta", "    columns 2"]
     bad, good, undecided = [], [], []
     gave_up = {v["invariant"]: v for v in reversed(engine.checker.undecided)}  # the first give-up of each
     details = {}
@@ -716,7 +836,7 @@ def metrics(engine: RaftEngine) -> dict[str, Any]:
 
 
 DIAGRAMS = (
-    Diagram("cluster", "Cluster", cluster),
+    Diagram("cluster", "Cluster", cluster, wide=True),
     Diagram("states", "Server states", states),
     Diagram("rpcs", "Recent RPCs", rpcs, wide=True),
     Diagram("logs", "Logs", logs, wide=True),

@@ -113,6 +113,6 @@ def test_the_page_says_when_events_went_unlisted_and_announces_the_state(page, l
 
 def test_the_home_page_draws_each_patterns_diagram(page, live_server_url):
     page.goto(live_server_url)
-    page.wait_for_selector("figure[data-diagram=circuit-breaker-state] .diagram-view svg")
+    page.wait_for_selector("figure[data-diagram^=circuit-breaker-] .diagram-view svg")
     page.get_by_role("link", name="Open the circuit breaker playground").click()
     page.get_by_role("button", name="Start", exact=True).wait_for()

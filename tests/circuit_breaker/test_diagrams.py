@@ -275,3 +275,16 @@ RENDER = """async ([id, source]) => {
     return {ok: false, error: String(error)};
   }
 }"""
+
+
+@pytest.mark.parametrize(("name", "engine"), SCENARIOS[::5], ids=[n for n, _ in SCENARIOS[::5]])
+def test_the_flow_comes_in_two_parts_holding_every_node_once(name, engine):
+    drawing = draw(engine, "flow")
+    assert list(drawing.views) == ["before", "after"]
+    parts = re.split(r"^    subgraph (\w+)\[.*$", drawing.mermaid, flags=re.M)
+    held = {
+        part: declared_nodes(body.split("\n    end")[0]) for part, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+    assert set(held) == set(drawing.views) and all(held.values())
+    assert not held["before"] & held["after"]
+    assert held["before"] | held["after"] == declared_nodes(drawing.mermaid) - {"subgraph"}

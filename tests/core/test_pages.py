@@ -79,3 +79,12 @@ def test_describe_json(client):
 def test_not_found_pages_are_friendly(client):
     response = client.get("/patterns/nope/")
     assert response.status_code == 404 and "See every pattern" in response.content.decode()
+
+
+def test_home_previews_are_pictures_in_the_page_itself(client):
+    """Each pattern with a server-drawn picture shows it in the page as sent: nothing to wait for, no Mermaid."""
+    body = client.get("/").content.decode()
+    for slug in ("raft", "circuit-breaker", "load-balancing", "messaging"):
+        start = body.index(f'data-diagram="{slug}-')
+        figure = body[start : body.index("</figure>", start)]
+        assert '<div class="diagram-view"><' in figure and "<svg" in figure and 'role="img"' in figure

@@ -137,3 +137,25 @@ def test_metrics_name_each_lane_and_the_moved_keys():
         assert "at remove s3" in table[f"{lane}: keys moved"]
         assert f"{lane} · s3" not in table  # gone, and drained by now
         assert re.fullmatch(r"\d+ in flight, \d+ queued; \d+ served, 0 dropped; .* of keys", table[f"{lane} · s1"])
+
+
+def test_requests_routed_lately_glide_from_their_balancer_to_their_server():
+    engine, _ = preset_run("slow-server", 6.0)
+    drawing = diagrams.topology(engine)
+    _, edges = ids(drawing.mermaid)
+    now = engine.sim.now
+    recent = [(lane.index, t, s) for lane in engine.lanes for t, s in lane.routes if t > now - diagrams.ROUTE_GLIDE]
+    assert drawing.tokens and len(drawing.tokens) == min(len(recent), 40)
+    for token in drawing.tokens:
+        assert token["edge"] in edges and token["kind"] == "request"
+        assert token["sent"] <= now < token["arrive"] + 1e-4
+        lane, server = re.fullmatch(r"r(\d+)-(\w+)-[\d.]+", token["id"]).groups()
+        assert token["edge"] == f"l{lane}e_{server}"
+
+
+def test_the_flow_offers_each_lane_as_a_view_of_its_own_subgraph():
+    engine, _ = preset_run("random-vs-p2c", 3.0)
+    drawing = diagrams.flow(engine)
+    assert list(drawing.views.values()) == [lane.name for lane in engine.lanes]
+    for view in drawing.views:
+        assert f"    subgraph {view}[" in drawing.mermaid

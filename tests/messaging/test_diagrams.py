@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from patterns.core.motion import masked
 from patterns.core.player import Player
 from patterns.core.scenario import decode
 from patterns.messaging.diagrams import DIAGRAMS, TRAIL_STEPS, label_text, mermaid_id, metrics
@@ -131,8 +132,15 @@ def test_topology_is_well_formed_and_every_reference_is_declared(slug, t):
     assert set(drawing.nodes) <= set(nodes) and set(drawing.edges) <= set(edges)
     assert set(drawing.details) == set(nodes) and all(drawing.details.values())
     assert set(classes) <= set(nodes)
+    # The source carries the labels with their numbers masked (it changes only with the structure); the
+    # drawing's values carry them as they are now, for the page to write into the rendered picture.
+    for element, value in drawing.values.items():
+        shown = nodes[element] if element in nodes else edges[element][2]
+        name, *rest = value.split("\n")
+        expected = [name, *map(masked, rest)] if element in nodes else [masked(v) for v in (name, *rest)]
+        assert shown == "<br/>".join(map(label_text, expected))
     for queue in engine.queues.values():
-        label = nodes[mermaid_id("queue", queue.name)]
+        label = drawing.values[mermaid_id("queue", queue.name)]
         assert queue.name in label
         if not queue.deleted:
             assert f"ready {queue.ready}" in label
@@ -145,14 +153,17 @@ def test_topology_is_well_formed_and_every_reference_is_declared(slug, t):
 
 def test_unacked_counts_sit_on_the_queue_to_consumer_edges():
     engine = engine_at("prefetch-pileup", 20.0)
-    _, edges, _ = parse_flowchart(draw(engine, "topology").mermaid)
+    drawing = draw(engine, "topology")
+    _, edges, _ = parse_flowchart(drawing.mermaid)
     for consumer in engine.consumers:
-        [(_, arrow, label, _)] = [e for e in edges.values() if e[3] == mermaid_id("consumer", consumer.name)]
-        assert label == f"{consumer.unacked}/∞ unacked" and arrow == "-->"
+        [(key, arrow)] = [(k, e[1]) for k, e in edges.items() if e[3] == mermaid_id("consumer", consumer.name)]
+        assert drawing.values[key] == f"{consumer.unacked}/∞ unacked" and arrow == "-->"
+        assert edges[key][2] == "000/∞ unacked"  # the source stays the same while the count changes
     assert engine.consumers[2].unacked >= 20
     sqs = engine_at("sqs-visibility", 9.0)  # SQS: received and still invisible, no prefetch
-    _, edges, _ = parse_flowchart(draw(sqs, "topology").mermaid)
-    labels = {target: label for _, _, label, target in edges.values() if target.startswith("nW")}
+    drawing = draw(sqs, "topology")
+    _, edges, _ = parse_flowchart(drawing.mermaid)
+    labels = {e[3]: drawing.values[k] for k, e in edges.items() if e[3].startswith("nW")}
     assert labels == {mermaid_id("consumer", c.name): f"{c.unacked} in flight" for c in sqs.consumers}
 
 
@@ -306,3 +317,21 @@ def test_the_same_state_draws_the_same_text_whatever_the_hash_seed():
     )
     outputs = {out.strip() for out in outputs_under_hash_seeds(code)}
     assert outputs == {fingerprint(FINGERPRINTED)}
+
+
+@pytest.mark.parametrize(("slug", "t"), [("crash-redelivery", 5.05), ("fanout", 6.1), ("correlation", 6.1)])
+def test_message_steps_glide_along_the_topologys_edges(slug, t):
+    engine = engine_at(slug, t)
+    drawing = draw(engine, "topology")
+    _, edges, _ = parse_flowchart(drawing.mermaid)
+    assert drawing.tokens and len(drawing.tokens) <= 40
+    now = engine.sim.now
+    for token in drawing.tokens:
+        assert token["edge"] in edges and token["kind"] in ("publish", "deliver", "ack", "nack")
+        assert token["sent"] - 1e-4 <= now + 3 * 0.25 and token["arrive"] > now - 1e-4
+        assert token["arrive"] == pytest.approx(token["sent"] + 0.25, abs=2e-4)
+        source, _, _, target = edges[token["edge"]]
+        if token["kind"] == "deliver":  # from a queue to a consumer
+            assert source.startswith("q") and target.startswith("n") and not token.get("reverse")
+        if token["kind"] == "ack":  # back up that edge
+            assert target.startswith("n") and token["reverse"]

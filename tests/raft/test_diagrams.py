@@ -112,12 +112,10 @@ def svg_node(svg: str, node: str) -> tuple[str, str]:
 
 def check_drawing_ids(name: str, drawing: Any) -> None:
     """Highlights and details point at ids the drawing declares."""
-    if name in ("cluster", "rpcs", "logs"):  # pictures drawn on the server
+    if name in ("cluster", "states", "rpcs", "logs"):  # pictures drawn on the server
         assert drawing.mermaid == "" and ET.fromstring(drawing.svg).get("role") == "img"
         declared = set(svg_ids(drawing.svg))
         assert set(drawing.edges) <= set(svg_edges(drawing.svg))
-    elif name == "states":
-        declared = STATE_IDS
     else:
         declared = set(re.findall(r"^\s*(\w+)\[\"", drawing.mermaid, flags=re.M))
         assert name == "invariants" and len(declared) == len(diagrams.INVARIANTS) == 8 and drawing.nodes == ()
@@ -155,15 +153,21 @@ def test_every_view_declares_what_it_highlights_and_details(name):
 @pytest.mark.parametrize("name", SITUATIONS)
 def test_the_state_diagram_places_every_server_once(name):
     engine, drawn = situation(name)
-    source = drawn["states"].mermaid
-    notes = dict(re.findall(r"^\s*note \w+ of (\w+): (.*)$", source, flags=re.M))
-    assert set(notes) == set(drawn["states"].nodes) <= STATE_IDS
-    placed = [tag.split(" t")[0] for listed in notes.values() for tag in listed.split(", ")]
-    assert sorted(placed) == sorted(engine.servers)
-    for server in engine.servers.values():
-        state = "Crashed" if not server.alive else diagrams.STATE_IDS[server.role]
-        assert f"{server.id} t{server.current_term}" in notes[state]
-    assert ("PreCandidate" in source) == engine.params["pre_vote"]
+    svg = drawn["states"].svg
+    boxes = {el.get("data-id"): el for el in ET.fromstring(svg).iter() if el.get("class") == "state"}
+    assert set(drawn["states"].nodes) <= set(boxes) <= STATE_IDS
+    assert ("PreCandidate" in boxes) == engine.params["pre_vote"]
+    for state, box in boxes.items():
+        words, listed = (t.text for t in box.iter(f"{SVG}text"))
+        assert words == diagrams.STATE_WORDS[state]
+        servers = [
+            s for s in engine.servers.values() if ("Crashed" if not s.alive else diagrams.STATE_IDS[s.role]) == state
+        ]
+        assert listed == (" ".join(s.id for s in servers) or diagrams.NONE)
+        assert (state in drawn["states"].nodes) == bool(servers)
+        for server in servers:
+            assert f"{server.id} t{server.current_term}" in drawn["states"].caption
+    assert ("check-quorum on" in drawn["states"].caption) == engine.params["check_quorum"]
 
 
 @pytest.mark.parametrize("name", SITUATIONS)
@@ -293,26 +297,30 @@ def centre(svg: str, node: str) -> tuple[float, float]:
     return x + w / 2, y + h / 2
 
 
-def test_messages_on_the_wire_are_dots_on_their_way_and_light_their_links():
+def test_messages_on_the_wire_are_tokens_along_their_links_and_light_them():
     player = run(2.0, ("seed", "3"), ("client_rate", "20"))
     while len(player.engine.net.in_flight()) < 4:
         player.advance_to(player.now + 0.002)
     engine, flying = player.engine, player.engine.net.in_flight()
     drawing = diagrams.cluster(engine)
-    dots = list(ET.fromstring(drawing.svg).iter(f"{SVG}circle"))
-    assert [dot.find(f"{SVG}title").text.split()[0] for dot in dots] == [f"#{m.id}" for m in flying]
+    tokens = {t["id"]: t for t in drawing.tokens}
+    assert "<circle" not in drawing.svg  # the page draws and moves them
+    assert {f"m{m.id}" for m in flying} <= set(tokens)
     kinds = {r["id"]: r["kind"] for r in engine.rpcs}
-    order = list(engine.servers)
-    for dot, message in zip(dots, flying, strict=True):
+    for message in flying:
+        token = tokens[f"m{message.id}"]
+        assert token["sent"] == round(message.sent_at, 4) and token["arrive"] >= round(message.deliver_at, 4)
+        assert token["arrive"] >= token["sent"] + (diagrams.MIN_GLIDE - 1e-4 if message.id in kinds else 0)
         (ax, ay), (bx, by) = centre(drawing.svg, message.src), centre(drawing.svg, message.dst)
-        x, y = float(dot.get("cx")), float(dot.get("cy"))
-        assert abs((bx - ax) * (y - ay) - (by - ay) * (x - ax)) / math.hypot(bx - ax, by - ay) < 0.2  # on the line
-        assert min(ax, bx) - 0.1 <= x <= max(ax, bx) + 0.1 and min(ay, by) - 0.1 <= y <= max(ay, by) + 0.1
+        x1, y1, x2, y2 = token["line"]
+        for x, y in ((x1, y1), (x2, y2)):  # on the link, TOKEN_LANE to the right of the way it goes
+            side = ((bx - ax) * (y - ay) - (by - ay) * (x - ax)) / math.hypot(bx - ax, by - ay)
+            assert abs(side - diagrams.TOKEN_LANE) < 0.2
+        assert math.hypot(x1 - ax, y1 - ay) < math.hypot(x2 - ax, y2 - ay)  # from the sender to the receiver
         kind = kinds.get(message.id, "client")
-        assert dot.get("class").startswith(
-            {"AppendEntries": "append", "client": "client-msg"}[kind.removesuffix("Reply")]
-        )
-        assert dot.get("class").endswith(" reply") == kind.endswith("Reply")
+        assert token["kind"].startswith({"AppendEntries": "append", "client": "client-msg"}[kind.removesuffix("Reply")])
+        assert token["kind"].endswith(" reply") == kind.endswith("Reply")
+    order = list(engine.servers)
     between_servers = [m for m in flying if m.src in engine.servers and m.dst in engine.servers]
     lit = {"l_{}_{}".format(*sorted((m.src, m.dst), key=order.index)) for m in between_servers}
     assert lit and lit <= set(drawing.edges)
