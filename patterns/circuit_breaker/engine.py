@@ -7,7 +7,7 @@
   that never needed C queue behind them or are turned away: a cascade. With breakers, B and A learn to fail the
   calls that need C fast and keep their capacity for the rest.
 
-Users arrive as a Poisson process (``request_rate`` per second, drawn from the run's seeded random generator).
+Users arrive as a Poisson process (``request_rate`` per second, gaps drawn from the run's seeded generator).
 Everything the engine schedules is a bound method, so a snapshot is a plain pickle of the simulation.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from patterns.core.arrivals import PoissonArrivals
 from patterns.core.sim import Simulation
 
 from .breaker import CLOSED, DISABLED, FORCED_OPEN, METRICS_ONLY, Breaker, BreakerConfig
@@ -40,9 +41,8 @@ class CircuitBreakerEngine:
         self.params = dict(params)
         self.topology = params["topology"]
         self.config = BreakerConfig.from_params(params)
-        self.request_rate = float(params["request_rate"])
+        self.arrivals = PoissonArrivals(sim, float(params["request_rate"]), self._request)
         self.requests = 0
-        self._arrivals = 0  # generation of the arrival process: a new rate starts a new one
         names = ("S",) if self.topology == "single" else ("A", "B", "C")
         self.services = tuple(Service(sim, name, self.params) for name in names)
         ids = Ids()
@@ -77,16 +77,7 @@ class CircuitBreakerEngine:
 
     # -- running --------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._schedule_arrival()
-
-    def _schedule_arrival(self) -> None:
-        if self.request_rate > 0:
-            self.sim.schedule(self.sim.rng.expovariate(self.request_rate), self._arrive, self._arrivals)
-
-    def _arrive(self, generation: int) -> None:
-        if generation == self._arrivals:
-            self._request()
-            self._schedule_arrival()
+        self.arrivals.start()
 
     def _request(self) -> None:
         self.requests += 1
@@ -100,12 +91,11 @@ class CircuitBreakerEngine:
             for breaker in self._breakers(command, args["breaker"]):
                 breaker.command(BREAKER_COMMANDS[command])
         elif command == "set_request_rate":
-            self.request_rate = float(args["rate"])
-            self._arrivals += 1
-            self.sim.emit("traffic", rate=self.request_rate, burst=0)
-            self._schedule_arrival()
+            self.arrivals.rate = float(args["rate"])
+            self.sim.emit("traffic", rate=self.arrivals.rate, burst=0)
+            self.arrivals.start()
         elif command == "burst":
-            self.sim.emit("traffic", rate=self.request_rate, burst=args["count"])
+            self.sim.emit("traffic", rate=self.arrivals.rate, burst=args["count"])
             for _ in range(args["count"]):
                 self._request()
         else:

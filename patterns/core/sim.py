@@ -6,6 +6,10 @@ lambdas or closures, so that the whole simulation pickles into a snapshot) and r
 `emit`-ting events. Nothing here reads the wall clock, the global random module or the hash of a string, so one
 scenario gives the same event stream in any process.
 
+`schedule` and `schedule_at` return the action's `Timer`, which `cancel` turns into a no-op: an engine keeps the
+handle of a timer it may have to call off (an election timeout, a retry, the next arrival) instead of stamping
+every timer with a generation number and ignoring the stale ones when they fire.
+
 Scripted perturbations are not queued here: the player applies them between `run_until` calls (see
 `patterns.core.player`), so that snapshots never hold a script that a later live action may cut off.
 """
@@ -20,6 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TIME_DIGITS = 6  # event times are rounded to the microsecond so that their text form is stable
+
+Timer = list
+"""A scheduled action's handle, and its entry in the queue: ``[time, order, action, args]``. A plain list, the
+cheapest mutable record to build and compare (the queue orders entries by time, then by the order they were
+scheduled in, which is unique, so the action is never compared)."""
+
+
+def _cancelled(*_args: Any) -> None:
+    """What a cancelled timer runs when its time comes: nothing."""
+
+
+def micros(seconds: float) -> int:
+    """A duration or a time in whole microseconds, the kernel's grain: compare these, never raw float differences
+    (``now - start`` of a 0.5 s timeout is 0.49999999999999994 or 0.5000000000000001 depending on ``start``)."""
+    return round(seconds * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +61,40 @@ class Simulation:
         self.seed = seed
         self.now = 0.0
         self.rng = random.Random(seed)
-        self._queue: list[tuple[float, int, Callable[..., Any], tuple]] = []
+        self._queue: list[Timer] = []
         self._order = 0
         self.next_seq = 0
         self.pending: list[Event] = []  # emitted and not yet collected by whoever drives the run
 
     # -- scheduling -------------------------------------------------------------------------------------------
-    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
+    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> Timer:
         """Run ``action(*args)`` after ``delay`` virtual seconds (zero runs it after what is due now)."""
         if not delay >= 0 or math.isinf(delay):
             raise ValueError(f"delay must be a finite number >= 0, not {delay!r}")
-        self._push(self.now + delay, action, args)
+        return self._push(self.now + delay, action, args)
 
-    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> None:
+    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> Timer:
         if not t >= self.now or math.isinf(t):
             raise ValueError(f"cannot schedule at {t!r}: it is before now ({self.now}) or not finite")
-        self._push(t, action, args)
+        return self._push(t, action, args)
 
-    def _push(self, t: float, action: Callable[..., Any], args: tuple) -> None:
-        heapq.heappush(self._queue, (t, self._order, action, args))
+    def _push(self, t: float, action: Callable[..., Any], args: tuple) -> Timer:
+        timer = [t, self._order, action, args]
+        heapq.heappush(self._queue, timer)
         self._order += 1
+        return timer
+
+    @staticmethod
+    def cancel(timer: Timer | None) -> None:
+        """Call a scheduled action off (nothing happens for None, or for one that ran already).
+
+        The entry stays in the queue with a no-op: taking it out would re-order the heap, and a no-op at its time
+        leaves `run_until` and `step` stopping at the same virtual times, emitting the same events, as the
+        ignored timers of the generation-number way did, so the streams do not change.
+        """
+        if timer is not None:
+            timer[2] = _cancelled
+            timer[3] = ()
 
     # -- events -----------------------------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> Event:

@@ -48,7 +48,7 @@ def topology(engine: LoadBalancingEngine) -> Drawing:
     """Clients -> each lane's balancer -> its servers. Each edge carries the server's share of the lane's requests
     over the last whole metrics window, renewed once per window: the source (and the browser's rendering) changes
     that rarely, while the live numbers travel in the details and the caption."""
-    lines = ["flowchart LR", f'    clients(["Clients<br/>{engine.traffic.rate:g} req/s"])']
+    lines = ["flowchart LR", f'    clients(["Clients<br/>{engine.arrivals.rate:g} req/s"])']
     lit_nodes: list[str] = []
     lit_edges: list[str] = []
     details: dict[str, str] = {}
@@ -357,7 +357,7 @@ def load(engine: LoadBalancingEngine) -> Drawing:
 # -- metrics --------------------------------------------------------------------------------------------------------
 def metrics(engine: LoadBalancingEngine) -> dict[str, Any]:
     """Per lane: the totals, the window's latency and rates, imbalance; for hashing lanes the last moved share."""
-    out: dict[str, Any] = {"Requests": engine.traffic.issued, "Request rate": f"{engine.traffic.rate:g}/s"}
+    out: dict[str, Any] = {"Requests": engine.traffic.issued, "Request rate": f"{engine.arrivals.rate:g}/s"}
     if engine.traffic.hot_share:
         out["Hot key share"] = f"{engine.traffic.hot_share:.0%}"
     for lane in engine.lanes:

@@ -19,6 +19,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from patterns.core.arrivals import PoissonArrivals
 from patterns.core.sim import Simulation
 
 from .balancers import ALGORITHMS
@@ -81,6 +82,7 @@ class LoadBalancingEngine:
         self.sim = sim
         self.params = dict(params)
         self.traffic = Traffic(sim.rng.getrandbits(64), params)
+        self.arrivals = PoissonArrivals(sim, float(params["rate"]), self._request, self.traffic.rng)
         self.checks = random.Random(sim.rng.getrandbits(64))
         lane_base = sim.rng.getrandbits(64)
         count = params["servers"]
@@ -96,7 +98,6 @@ class LoadBalancingEngine:
             balancer = ALGORITHMS[algorithm](options, lane_rng(lane_base, name))
             health = Health(self.health_config)
             self.lanes.append(Lane(sim, index, name, balancer, self.present, health, params["window_s"]))
-        self._arrivals = 0  # generation of the arrival process: a new rate starts a new one
 
     def _new_spec(self, speed: float, weight: int) -> ServerSpec:
         spec = ServerSpec(
@@ -121,21 +122,12 @@ class LoadBalancingEngine:
             window_s=self.params["window_s"],
             sample_keys=len(KEY_SAMPLE),
         )
-        self._schedule_arrival()
+        self.arrivals.start()
         if self.health_config.checks:
             self.sim.schedule(self.health_config.interval, self._check)
         if self.params["burst_every_s"] > 0:
             self.sim.schedule(self.params["burst_every_s"], self._periodic_burst)
         self.sim.schedule(0.0, self._sample)
-
-    def _schedule_arrival(self) -> None:
-        if self.traffic.rate > 0:
-            self.sim.schedule(self.traffic.gap(), self._arrive, self._arrivals)
-
-    def _arrive(self, generation: int) -> None:
-        if generation == self._arrivals:
-            self._request()
-            self._schedule_arrival()
 
     def _request(self) -> None:
         request = self.traffic.request(self.sim.now)
@@ -144,7 +136,7 @@ class LoadBalancingEngine:
             lane.route(request)
 
     def _burst(self, count: int) -> None:
-        self.sim.emit("lb.traffic", rate=self.traffic.rate, burst=count, hot_share=self.traffic.hot_share)
+        self.sim.emit("lb.traffic", rate=self.arrivals.rate, burst=count, hot_share=self.traffic.hot_share)
         for _ in range(count):
             self._request()
 
@@ -178,10 +170,9 @@ class LoadBalancingEngine:
             for lane in self.lanes:
                 lane.add(spec)
         elif command == "set_rate":
-            self.traffic.rate = float(args["rate"])
-            self._arrivals += 1
+            self.arrivals.rate = float(args["rate"])
             self._traffic_event()
-            self._schedule_arrival()
+            self.arrivals.start()
         elif command == "burst":
             self._burst(int(args["count"]))
         elif command == "hot_key":
@@ -227,4 +218,4 @@ class LoadBalancingEngine:
         self.sim.emit("lb.server", change=change, **spec.describe())
 
     def _traffic_event(self) -> None:
-        self.sim.emit("lb.traffic", rate=self.traffic.rate, burst=0, hot_share=self.traffic.hot_share)
+        self.sim.emit("lb.traffic", rate=self.arrivals.rate, burst=0, hot_share=self.traffic.hot_share)

@@ -1,6 +1,7 @@
 """The clients: one request stream, drawn once and fed to every lane.
 
-Arrivals are a Poisson process (exponential gaps at ``rate`` per second) plus bursts. Every request carries a
+Arrivals are a Poisson process (the engine's `PoissonArrivals`, its gaps drawn from this traffic's generator)
+plus bursts. Every request carries a
 key (a user or session id, uniform or Zipf over ``key_space`` keys, or the hot key for a share of requests), a
 cost (seconds of work on a server of speed 1: lognormal or Pareto around a mean, so the tail is tunable) and a
 ``luck`` draw that decides whether a failing server fails it. All of these are drawn here, once per request, from
@@ -39,11 +40,10 @@ def key_name(index: int) -> str:
 
 
 class Traffic:
-    """Draws requests: arrival gaps, keys, costs and luck, in a fixed order per request."""
+    """Draws requests (keys, costs and luck, in a fixed order per request) and the arrival gaps between them."""
 
     def __init__(self, seed: int, params: Mapping[str, Any]):
         self.rng = random.Random(seed)
-        self.rate = float(params["rate"])
         self.cost_mean = params["cost_ms"] / 1000.0
         self.tail = params["cost_tail"]
         self.sigma = float(params["cost_sigma"])
@@ -53,10 +53,6 @@ class Traffic:
         self.zipf_cdf = zipf_cdf(self.key_space, float(params["zipf_s"])) if self.zipf else array("d")
         self.hot_share = 0.0
         self.issued = 0
-
-    def gap(self) -> float:
-        """Seconds until the next Poisson arrival (only asked while the rate is above zero)."""
-        return self.rng.expovariate(self.rate)
 
     def request(self, now: float) -> Request:
         self.issued += 1

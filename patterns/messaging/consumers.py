@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from patterns.core.sim import Timer
+
 from .protocol import (
     BROKER,
     Cancel,
@@ -107,12 +109,12 @@ class Consumer(AutoAckHolder):
         self.state = "connecting"
         self.crashed = False
         self.cut = False
-        self.cut_epoch = 0
+        self.heartbeat_timer: Timer | None = None  # set by a cut, called off when the link is restored
         self.session = 0
         self.requested_prefetch = self.prefetch
         self.poll = 0
         self.polling = False
-        self.generation = 0  # bumped by a crash: the processing timer of a dead process does nothing
+        self.processing: Timer | None = None  # called off by a crash
         self.buffer: deque[Deliver] = deque()
         self.working: Deliver | None = None
         self.busy_since = 0.0
@@ -243,7 +245,7 @@ class Consumer(AutoAckHolder):
                 continue
             self.working = delivery
             self.busy_since = self.engine.sim.now
-            self.engine.sim.schedule(self._duration(), self._finished, self.generation)
+            self.processing = self.engine.sim.schedule(self._duration(), self._finished)
 
     def _duration(self) -> float:
         params = self.engine.params
@@ -251,9 +253,7 @@ class Consumer(AutoAckHolder):
         spread = params["process_spread"]
         return median * self.engine.sim.rng.lognormvariate(0.0, spread) if spread > 0 else median
 
-    def _finished(self, generation: int) -> None:
-        if generation != self.generation:
-            return
+    def _finished(self) -> None:
         engine = self.engine
         delivery, self.working = self.working, None
         self.busy += engine.sim.now - self.busy_since
@@ -376,7 +376,7 @@ class Consumer(AutoAckHolder):
             self.busy += self.engine.sim.now - self.busy_since
         self.buffer.clear()
         self.working = None
-        self.generation += 1
+        self.engine.sim.cancel(self.processing)
         self.polling = False
         links = self.engine.links
         if not self.polled and self.state in ("up", "draining", "connecting"):

@@ -248,6 +248,7 @@ class MessagingEngine:
                 self._ignore(command, f"the link to {consumer.name} is not cut")
                 return
             consumer.cut = False
+            self.sim.cancel(consumer.heartbeat_timer)
             resent = self.links.restore(consumer.name)
             self.rec.emit("consumer.restored", consumer=consumer.name, resent=resent)
         elif command == "slow_consumer":
@@ -265,14 +266,13 @@ class MessagingEngine:
             self._ignore("cut_consumer", f"the link to {consumer.name} is cut already")
             return
         consumer.cut = True
-        consumer.cut_epoch += 1
         self.links.cut(consumer.name, connection=not self.polled)
         self.rec.emit("consumer.cut", consumer=consumer.name)
-        self.sim.schedule(self.heartbeat, self._heartbeat_timeout, consumer, consumer.cut_epoch)
+        consumer.heartbeat_timer = self.sim.schedule(self.heartbeat, self._heartbeat_timeout, consumer)
 
-    def _heartbeat_timeout(self, consumer: Consumer, epoch: int) -> None:
+    def _heartbeat_timeout(self, consumer: Consumer) -> None:
         """Both ends missed the heartbeats of a link cut this long: each closes the connection."""
-        if consumer.cut and consumer.cut_epoch == epoch and not self.polled:
+        if not self.polled:
             self.broker.close_session(consumer.name, "heartbeat")
             consumer.connection_lost()
 

@@ -9,8 +9,9 @@ counts, a reply that comes when nobody waits for it any more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from patterns.core.arrivals import PoissonArrivals
 
 from .consumers import AutoAckHolder
 from .protocol import BROKER, Confirm, Connect, ConnectOk, Deliver, FrameReceiver, Publish
@@ -18,33 +19,6 @@ from .queues import Message
 
 if TYPE_CHECKING:
     from .engine import MessagingEngine
-
-
-class Arrivals:
-    """A Poisson arrival process whose rate can change (a new rate starts a new generation of timers)."""
-
-    def __init__(self, engine: MessagingEngine, rate: float, action: Callable[[], None]):
-        self.engine = engine
-        self.rate = rate
-        self.action = action  # a bound method, so that the process pickles
-        self._generation = 0
-
-    def start(self) -> None:
-        self._generation += 1
-        self._schedule(self._generation)
-
-    def set_rate(self, rate: float) -> None:
-        self.rate = rate
-        self.start()
-
-    def _schedule(self, generation: int) -> None:
-        if self.rate > 0:
-            self.engine.sim.schedule(self.engine.sim.rng.expovariate(self.rate), self._arrive, generation)
-
-    def _arrive(self, generation: int) -> None:
-        if generation == self._generation:
-            self.action()
-            self._schedule(generation)
 
 
 def poison_roll(engine: MessagingEngine) -> bool:
@@ -55,7 +29,7 @@ def poison_roll(engine: MessagingEngine) -> bool:
 class Producer(FrameReceiver):
     def __init__(self, engine: MessagingEngine, name: str, exchange: str, keys: tuple[str, ...], rate: float):
         self.engine = engine
-        self.arrivals = Arrivals(engine, rate, self.send)
+        self.arrivals = PoissonArrivals(engine.sim, rate, self.send)
         self.name = name
         self.exchange = exchange
         self.keys = keys
@@ -115,7 +89,7 @@ class Client(AutoAckHolder):
     def __init__(self, engine: MessagingEngine, name: str, rate: float):
         super().__init__()
         self.engine = engine
-        self.arrivals = Arrivals(engine, rate, self.send)
+        self.arrivals = PoissonArrivals(engine.sim, rate, self.send)
         self.name = name
         self.reply_queue = f"reply.{name}"
         self.timeout = engine.params["request_timeout_s"]

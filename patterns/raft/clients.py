@@ -4,7 +4,8 @@ A client sends its operation to the server it believes leads (at first any serve
 redirect and its own leader hint; a client that hears nothing within its timeout sends the *same* (client, seq)
 to another server, so that a write which did commit before the answer was lost is not applied twice (the state
 machine's sessions answer the retry from memory). Operations arrive as a Poisson process: after each
-completion, the next one comes an exponential think time later.
+completion, the next one comes an exponential think time later (none is drawn while one is pending, whether the
+process or a scripted `client_request` started it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 from bisect import bisect
 from itertools import accumulate
 from typing import Any
+
+from patterns.core.arrivals import PoissonArrivals
+from patterns.core.sim import Timer
 
 WRITE_OPS = (("set", 0.6), ("delete", 0.15), ("cas", 0.25))
 WRITE_NAMES = [name for name, _ in WRITE_OPS]
@@ -23,29 +27,27 @@ class Client:
         self.cluster = cluster
         self.sim = cluster.sim
         self.id = client_id
-        self.rate = rate
+        self.arrivals = PoissonArrivals(self.sim, rate, self._arrive, repeat=False)
         self.pending: dict[str, Any] | None = None
         self.completed = 0
         self.leader_hint: str | None = None
         self.seq = 0
         self.seen: dict[str, str | None] = {}  # the last value this client saw per key: its guess for a cas
-        self._arrivals = 0  # generation of the arrival process: a new rate starts a new one
-        self._attempt = 0  # generation of the current send: a timeout for an older one is ignored
+        self._attempt = 0  # numbers the sends, so that a redirect for an earlier one is recognised
+        self._timers: list[Timer] = []  # the current send's timeout and any wait before a retry
         self._target: str | None = None
 
     # -- workload ---------------------------------------------------------------------------------------------
+    @property
+    def rate(self) -> float:
+        return self.arrivals.rate
+
     def set_rate(self, rate: float) -> None:
-        self.rate = rate
-        self._arrivals += 1
-        self._schedule_next()
+        self.arrivals.rate = rate
+        if self.pending is None:
+            self.arrivals.start()
 
-    def _schedule_next(self) -> None:
-        if self.rate > 0 and self.pending is None:
-            self.sim.schedule(self.sim.rng.expovariate(self.rate), self._arrive, self._arrivals)
-
-    def _arrive(self, generation: int) -> None:
-        if generation != self._arrivals or self.pending is not None:
-            return
+    def _arrive(self) -> None:
         rng = self.sim.rng
         key = f"k{rng.randint(1, self.cluster.params['keys'])}"
         read = rng.random() < self.cluster.params["read_share"]
@@ -54,6 +56,7 @@ class Client:
 
     def invoke(self, op: str, key: str, value: str) -> None:
         """Start one operation (the caller checks that none is pending)."""
+        self.arrivals.stop()
         self.seq += 1
         self.pending = {
             "op": op,
@@ -73,19 +76,20 @@ class Client:
             target = others[self.sim.rng.randrange(len(others))]
         self._target = target
         self._attempt += 1
+        self._cancel_timers()
         request = {**self.pending, "attempt": self._attempt}
         self.cluster.send_client(self.id, target, request)
         timeout = self.cluster.params["client_timeout_ms"] / 1000.0
-        self.sim.schedule(timeout, self._timed_out, self._attempt)
+        self._timers.append(self.sim.schedule(timeout, self._timed_out))
 
-    def _timed_out(self, attempt: int) -> None:
-        if attempt == self._attempt and self.pending is not None:
-            self.leader_hint = None
-            self._send(None)  # another server, chosen at random
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            self.sim.cancel(timer)
+        self._timers.clear()
 
-    def _retry(self, attempt: int, target: str | None) -> None:
-        if attempt == self._attempt and self.pending is not None:
-            self._send(target)
+    def _timed_out(self) -> None:
+        self.leader_hint = None
+        self._send(None)  # another server, chosen at random
 
     def receive(self, reply: dict[str, Any]) -> None:
         if self.pending is None or reply["seq"] != self.pending["seq"]:
@@ -101,14 +105,15 @@ class Client:
         hint = reply["leader"]
         self.leader_hint = hint
         if hint is not None and hint != self._target:
-            self._retry(self._attempt, hint)
+            self._send(hint)
         else:  # nobody knows a leader yet: wait a heartbeat before asking another server
-            self.sim.schedule(self.cluster.params["heartbeat_ms"] / 1000.0, self._retry, self._attempt, None)
+            self._timers.append(self.sim.schedule(self.cluster.params["heartbeat_ms"] / 1000.0, self._send, None))
 
     def _complete(self, result: Any) -> None:
         op = self.pending
         self.pending = None
         self._attempt += 1
+        self._cancel_timers()
         self.completed += 1  # the engine's count of client operations is the sum of these
         if op["op"] == "get":
             self.seen[op["key"]] = result
@@ -117,7 +122,7 @@ class Client:
         elif op["op"] == "delete":
             self.seen[op["key"]] = None
         self.cluster.judge(self.sim.emit("client.complete", client=self.id, **_described(op), result=result))
-        self._schedule_next()
+        self.arrivals.start()
 
 
 def _described(op: dict[str, Any]) -> dict[str, Any]:
