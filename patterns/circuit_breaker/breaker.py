@@ -8,19 +8,27 @@ replayed here:
   consecutive failures. Window policies trip when the failure rate or the slow-call rate reaches its threshold
   (``>=``), once at least ``minimum_calls`` are in the window (capped at the window size for a count window, as
   resilience4j does).
-- OPEN rejects every call until its wait is over; each reopen from HALF_OPEN multiplies the wait (exponential
-  backoff up to a cap), and closing resets it. The move to HALF_OPEN happens on a timer ("automatic") or lazily,
-  on the first call after the wait.
+- OPEN rejects every call until its wait is over, a call at its very end included (resilience4j's
+  ``isAfter``: the wait is over strictly after it ends); each reopen from HALF_OPEN multiplies the wait
+  (exponential backoff up to a cap), and closing resets it. The move to HALF_OPEN happens on a timer at the end of
+  the wait ("automatic") or lazily, on the first call after it.
 - HALF_OPEN admits ``half_open_calls`` trial calls and rejects the rest. By the "rate" rule it decides once all
   trial outcomes are in (rates against the thresholds); by the "any_failure" rule the first failed trial reopens
   and that many successes close. An optional maximum wait reopens it if the trials do not finish in time.
 - FORCED_OPEN, DISABLED and METRICS_ONLY are manual states, left only by another command.
 
-Outcomes are recorded only by the state (the "generation") that admitted the call, as gobreaker does: a slow
-call admitted while CLOSED that returns after the breaker opened does not count as a half-open trial.
+A call is slow when it lasted strictly longer than the slow-call duration, both taken in whole microseconds
+(the kernel's grain), so a timeout equal to that duration is never slow, whatever the float noise in its length.
 
-Time comes from the simulation; every timer carries the generation it was set in and is ignored if the breaker
-has moved on since, because the kernel has no way to cancel a scheduled action.
+Which state records an outcome is a setting. By default ("admitting_state") only the state (the "generation")
+that admitted the call records it, as gobreaker does: a slow call admitted while CLOSED that returns after the
+breaker opened does not count as a half-open trial. By "current_state" an outcome counts in whatever state the
+breaker is in when the call ends, as in resilience4j: that late call fills one of HALF_OPEN's trial outcomes
+(and a call let through while DISABLED counts if the breaker was reset meanwhile). OPEN, FORCED_OPEN and
+DISABLED never record.
+
+Time comes from the simulation; a breaker has at most one timer (the end of the OPEN wait or of the HALF_OPEN
+limit), called off by any move.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from patterns.core.sim import Simulation
+from patterns.core.sim import TIME_DIGITS, Simulation, Timer, micros
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
 FORCED_OPEN, DISABLED, METRICS_ONLY = "FORCED_OPEN", "DISABLED", "METRICS_ONLY"
@@ -39,6 +47,8 @@ STATES = (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED, METRICS_ONLY)
 
 POLICIES = ("count_window", "time_window", "consecutive")
 HALF_OPEN_RULES = ("rate", "any_failure")
+RECORDING_RULES = ("admitting_state", "current_state")
+RECORDING_STATES = (CLOSED, HALF_OPEN, METRICS_ONLY)
 
 
 def epoch_second(now: float) -> int:
@@ -64,6 +74,7 @@ class BreakerConfig:
     half_open_calls: int
     half_open_rule: str
     max_half_open: float  # 0: no limit
+    recording_rule: str = "admitting_state"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> BreakerConfig:
@@ -82,6 +93,7 @@ class BreakerConfig:
             half_open_calls=params["half_open_calls"],
             half_open_rule=params["half_open_rule"],
             max_half_open=params["max_half_open_s"],
+            recording_rule=params["recording_rule"],
         )
 
     @property
@@ -98,7 +110,7 @@ class BreakerConfig:
 
 
 class Admission(NamedTuple):
-    """The breaker's answer to one call. ``gen`` is the generation that will record it, None if nothing will."""
+    """The breaker's answer to one call. ``gen`` is the generation that let it through (None if none did)."""
 
     admitted: bool
     reason: str | None = None  # why it was rejected
@@ -192,6 +204,7 @@ class Breaker:
         self.open_until: float | None = None
         self.reopens = 0  # consecutive reopens from HALF_OPEN since the last close: the backoff exponent
         self.transitions: dict[tuple[str, str, bool], int] = {}  # (from, to, by command) -> count, first seen first
+        self._timer: Timer | None = None
         self._fresh_counts()
 
     def _fresh_counts(self) -> None:
@@ -206,25 +219,25 @@ class Breaker:
     def admit(self) -> Admission:
         """Let a call through or reject it, now. A lazy OPEN breaker whose wait is over turns HALF_OPEN here."""
         now = self.sim.now
-        if self.state == OPEN and now >= self.open_until:
+        if self.state == OPEN and micros(now) > micros(self.open_until):
             self._half_open()
         state = self.state
-        if state in (CLOSED, METRICS_ONLY):
+        if state in (CLOSED, METRICS_ONLY, DISABLED):
             return Admission(True, gen=self.gen)
-        if state == DISABLED:
-            return Admission(True)
         if state == FORCED_OPEN:
             return Admission(False, reason="forced_open")
         if state == OPEN:
-            return Admission(False, reason="open", remaining=round(self.open_until - now, 6))
+            return Admission(False, reason="open", remaining=(micros(self.open_until) - micros(now)) / 1e6)
         if self.trials_admitted < self.config.half_open_calls:
             self.trials_admitted += 1
             return Admission(True, gen=self.gen, trial=True)
         return Admission(False, reason="half_open_full")
 
     def accepts(self, gen: int | None) -> bool:
-        """Whether an outcome of a call admitted in generation ``gen`` still counts."""
-        return gen is not None and gen == self.gen
+        """Whether the outcome of a call let through in generation ``gen`` counts now (see the recording rule)."""
+        if gen is None or self.state not in RECORDING_STATES:
+            return False
+        return self.config.recording_rule == "current_state" or gen == self.gen
 
     def window_tally(self) -> Tally:
         """What CLOSED (or METRICS_ONLY) is judging now; the trials so far in HALF_OPEN."""
@@ -288,23 +301,19 @@ class Breaker:
     def _open(self, reason: str, numbers: dict[str, Any]) -> None:
         self.reopens = self.reopens + 1 if self.state == HALF_OPEN else 0
         wait = self.config.wait_after(self.reopens)
-        self.open_until = self.sim.now + wait
-        self._to(OPEN, reason, {**numbers, "wait": round(wait, 6), "until": round(self.open_until, 6)})
+        self.open_until = round(self.sim.now + wait, TIME_DIGITS)  # an instant of the kernel's grain
+        self._to(OPEN, reason, {**numbers, "wait": round(wait, 6), "until": self.open_until})
         if self.config.automatic_half_open:
-            self.sim.schedule(wait, self._wait_over, self.gen)
-
-    def _wait_over(self, gen: int) -> None:
-        if gen == self.gen and self.state == OPEN:
-            self._half_open()
+            self._timer = self.sim.schedule_at(self.open_until, self._half_open)
 
     def _half_open(self) -> None:
         self._to(HALF_OPEN, "wait_elapsed", {})
         if self.config.max_half_open > 0:
-            self.sim.schedule(self.config.max_half_open, self._half_open_expired, self.gen)
+            deadline = round(self.sim.now + self.config.max_half_open, TIME_DIGITS)
+            self._timer = self.sim.schedule_at(deadline, self._half_open_expired)
 
-    def _half_open_expired(self, gen: int) -> None:
-        if gen == self.gen and self.state == HALF_OPEN:
-            self._open("half_open_timeout", self.trials.fields())
+    def _half_open_expired(self) -> None:
+        self._open("half_open_timeout", self.trials.fields())
 
     def _to(self, state: str, reason: str, numbers: dict[str, Any]) -> None:
         before = self.state
@@ -314,6 +323,8 @@ class Breaker:
             self.open_until = None
         self.state = state
         self.gen += 1
+        self.sim.cancel(self._timer)
+        self._timer = None
         self.entered_at = self.sim.now
         key = (before, state, reason == "command")
         self.transitions[key] = self.transitions.get(key, 0) + 1

@@ -10,7 +10,7 @@ from patterns.core.registry import Command, Diagram, EventType, Param, Pattern, 
 from patterns.core.story import with_chapters
 
 from . import diagrams
-from .breaker import HALF_OPEN_RULES, POLICIES, STATES
+from .breaker import HALF_OPEN_RULES, POLICIES, RECORDING_RULES, STATES
 from .engine import BREAKER_TARGETS, SERVICE_TARGETS, CircuitBreakerEngine
 from .stories import STORIES
 
@@ -283,6 +283,15 @@ PARAMS = (
             max=3600,
             unit="s",
             help="Reopen if the trials are not done by then (0: wait for ever).",
+        ),
+        Param(
+            "recording_rule",
+            "choice",
+            "admitting_state",
+            "Late outcomes count in",
+            choices=RECORDING_RULES,
+            help="admitting_state: only while the breaker is still in the state that let the call through "
+            "(gobreaker); current_state: in whatever state it is in when the call ends (resilience4j).",
         ),
     ),
 )

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from patterns.core.sim import Simulation
+from patterns.core.sim import Simulation, micros
 
 from .breaker import METRICS_ONLY, OPEN, Admission, Breaker, epoch_second
 
@@ -307,7 +307,7 @@ class Hop:
     def _resolve(self, attempt: Attempt, outcome: str, reason: str | None) -> None:
         now = self.sim.now
         duration = now - attempt.start
-        slow = duration > self.slow_call
+        slow = micros(duration) > micros(self.slow_call)  # strictly longer, in the kernel's grain (see breaker.py)
         breaker = self.breaker
         recorded = breaker is not None and breaker.accepts(attempt.gen)
         invocation = attempt.invocation

@@ -15,6 +15,7 @@ import pytest
 
 from patterns.circuit_breaker.breaker import POLICIES
 from patterns.circuit_breaker.pattern import PATTERN
+from patterns.core.sim import micros
 
 from .test_engine import QUIET, chaos_script, make_params, of_type, outcome_script, preset_script, run, timeline
 
@@ -65,6 +66,19 @@ def test_count_window_trips_exactly_at_the_crossing_call(codes, params, expected
 
 def test_a_timeout_shorter_than_the_slow_call_duration_is_a_failure_but_not_slow():
     assert story("STSTSTSTST", timeout_ms=400.0) == "ststststst[OPEN]"
+
+
+@pytest.mark.parametrize(("timeout_ms", "slow"), [(500.0, False), (500.001, True)])
+def test_slow_means_strictly_longer_than_the_slow_call_duration_to_the_microsecond(timeout_ms, slow):
+    """resilience4j's strict "longer than": a timeout equal to the slow-call duration is never slow, one a
+    microsecond longer always is. Before, ``now - start`` of a 500 ms timeout came out a hair over or under 0.5
+    depending on ``start``, and about half of the timeouts were flagged slow."""
+    script = ((0.1, "outage_on", {"service": "downstream", "mode": "hang"}),)
+    params = {**QUIET, "breakers": False, "request_rate": 30.0, "timeout_ms": timeout_ms}
+    _, _, events = run(30.0, script, **params)
+    timeouts = of_type(events, "outcome", outcome="timeout")
+    assert len(timeouts) > 500
+    assert {(o["slow"], o["duration"]) for o in timeouts} == {(slow, timeout_ms / 1000)}
 
 
 def test_the_transition_carries_the_numbers_that_caused_it():
@@ -136,6 +150,16 @@ def test_lazy_half_open_waits_for_the_next_call():
     assert timeline(events) == "ffffffffff[OPEN][HALF_OPEN]s"
     waking = of_type(events, "call", t=20.0)[0]
     assert (waking["state"], waking["trial"]) == ("HALF_OPEN", True)
+
+
+def test_a_call_at_the_very_end_of_the_open_wait_is_rejected_and_one_a_microsecond_later_is_a_trial():
+    """resilience4j's ``isAfter``: the wait is over strictly after it ends (the wait runs 10.01 s to 13.01 s)."""
+    script = (*outcome_script(TRIP10), (13.01, "burst", {"count": 1}), (13.010001, "burst", {"count": 1}))
+    _, _, events = run(15.0, script, **COUNT10)
+    at_end, after = of_type(events, "outcome", t=13.01)[0], of_type(events, "call", t=13.010001)[0]
+    assert (at_end["outcome"], at_end["reason"], at_end["remaining"]) == ("rejected", "open", 0.0)
+    assert (after["state"], after["trial"]) == ("HALF_OPEN", True)
+    assert [(e["t"], e["to"]) for e in of_type(events, "transition")] == [(10.01, "OPEN"), (13.010001, "HALF_OPEN")]
 
 
 def test_automatic_half_open_moves_on_a_timer():
@@ -230,6 +254,31 @@ def test_an_outcome_counts_only_for_the_state_that_admitted_the_call():
     assert [o["recorded"] for o in of_type(events, "outcome")] == [True] * 10 + [False]
 
 
+LATE = (
+    (0.5, "outage_on", {"mode": "hang"}),
+    (0.5, "burst", {"count": 1}),  # admitted while CLOSED, times out at 1.3 s, during HALF_OPEN
+    (0.55, "outage_off", {}),
+    (0.55, "set_failure_probability", {"probability": 1.0}),
+    (0.55, "burst", {"count": 10}),  # opens the breaker at 0.56 s until 0.76 s
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [("admitting_state", "ffffffffff[OPEN][HALF_OPEN]T"), ("current_state", "ffffffffff[OPEN][HALF_OPEN]T[OPEN]")],
+)
+def test_the_recording_rule_decides_whether_a_late_outcome_is_a_trial(rule, expected):
+    params = {**COUNT10, "open_wait_s": 0.2, "half_open_transition": "automatic", "half_open_calls": 1}
+    _, _, events = run(1.4, LATE, **params, recording_rule=rule)
+    assert timeline(events) == expected
+    assert of_type(events, "outcome")[-1]["recorded"] == (rule == "current_state")
+
+
+def test_the_recording_rule_is_a_checked_choice():
+    with pytest.raises(ValueError, match="recording_rule: expected one of admitting_state, current_state"):
+        make_params(recording_rule="whatever")
+
+
 # -- manual states -------------------------------------------------------------------------------------------------
 def test_forced_open_rejects_everything_until_reset():
     script = (
@@ -296,7 +345,7 @@ class Replay:
         self.reopens = 0
         self.until = math.inf
         self.entered = 0.0
-        self.admitted: dict[int, int | None] = {}
+        self.admitted: dict[int, int] = {}  # call -> the epoch that let it through
         self.expected: str | None = None  # a commanded state whose transition must come next
         self.moves: list[tuple[str, str, str]] = []
         self.max_trials_seen = 0
@@ -356,7 +405,9 @@ class Replay:
             return i + 2
         state, t = self.state, e["t"]
         if state == "OPEN":
-            assert t <= self.until + EPS, f"call {e['call']} at {t} found OPEN, its wait ended at {self.until}"
+            assert micros(t) <= micros(self.until), (
+                f"call {e['call']} at {t} found OPEN, its wait ended at {self.until}"
+            )
         rejection, trial = None, False
         if state == "FORCED_OPEN":
             rejection = "forced_open"
@@ -371,12 +422,12 @@ class Replay:
                 rejection = "half_open_full"
         assert (e["state"], e["trial"]) == (state, trial), e
         if rejection is None:
-            self.admitted[e["call"]] = self.epoch if state in ("CLOSED", "HALF_OPEN", "METRICS_ONLY") else None
+            self.admitted[e["call"]] = self.epoch
             return i + 1
         assert following is not None and following["call"] == e["call"], "a rejection is reported at once"
         assert (following["outcome"], following["reason"]) == ("rejected", rejection)
         if rejection == "open":
-            assert abs(following["remaining"] - (self.until - t)) <= EPS
+            assert micros(following["remaining"]) == micros(self.until) - micros(t)
         return i + 2
 
     def _outcome(self, events: list[dict[str, Any]], i: int) -> int:
@@ -384,11 +435,10 @@ class Replay:
         assert self.expected is None
         assert e["outcome"] in ("success", "failure", "timeout"), e
         admitted_in = self.admitted.pop(e["call"])
-        recorded = admitted_in is not None and admitted_in == self.epoch
+        same_state = admitted_in == self.epoch or self.p["recording_rule"] == "current_state"
+        recorded = same_state and self.state in ("CLOSED", "HALF_OPEN", "METRICS_ONLY")
         assert e["recorded"] == recorded, e
-        duration, slow_call = e["duration"], self.p["slow_call_ms"] / 1000
-        if abs(duration - slow_call) > EPS:
-            assert e["slow"] == (duration > slow_call), e
+        assert e["slow"] == (micros(e["duration"]) > micros(self.p["slow_call_ms"] / 1000)), e
         following = events[i + 1] if i + 1 < len(events) else None
         verdict = self._judge(e["t"], e["outcome"] != "success", e["slow"]) if recorded else None
         if verdict is None:
@@ -474,11 +524,12 @@ class Replay:
             assert (e["to"], e["reason"]) == (self.expected, "command"), e
             self.expected = None
         elif e["reason"] == "wait_elapsed":
-            assert self.state == "OPEN" and e["t"] >= self.until - EPS, e
+            assert self.state == "OPEN" and micros(e["t"]) >= micros(self.until), e
             following = events[i + 1] if i + 1 < len(events) else None
             woken_by_call = following is not None and following["type"] == "call" and following["hop"] == self.hop
             if self.p["half_open_transition"] == "lazy":
                 assert woken_by_call and following["t"] == e["t"], "a lazy breaker moves only for a call"
+                assert micros(e["t"]) > micros(self.until), "the wait is over strictly after it ends"
             else:
                 assert woken_by_call or abs(e["t"] - self.until) <= EPS, e
         elif e["reason"] == "half_open_timeout":

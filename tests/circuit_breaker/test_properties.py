@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patterns.circuit_breaker.breaker import HALF_OPEN_RULES, POLICIES
+from patterns.circuit_breaker.breaker import HALF_OPEN_RULES, POLICIES, RECORDING_RULES
 from patterns.circuit_breaker.engine import BREAKER_TARGETS, SERVICE_TARGETS
 
 from .test_engine import make_params, run_script
@@ -50,6 +50,7 @@ PARAMS = st.fixed_dictionaries(
         "half_open_calls": st.integers(1, 4),
         "half_open_rule": st.sampled_from(HALF_OPEN_RULES),
         "max_half_open_s": st.sampled_from([0.0, 0.15, 1.0]),
+        "recording_rule": st.sampled_from(RECORDING_RULES),
     }
 )
 
@@ -124,7 +125,8 @@ def check_invariants(events: list[dict[str, Any]], params: dict[str, Any]) -> No
             outcome_of[e["call"]] = e
             if e["call"] in trial_calls:
                 trials_in_flight[trial_calls.pop(e["call"])].discard(e["call"])
-                assert not e["recorded"] or state[e["hop"]] == "HALF_OPEN", "only the current trials are recorded"
+                if params["recording_rule"] == "admitting_state":
+                    assert not e["recorded"] or state[e["hop"]] == "HALF_OPEN", "only the current trials are recorded"
 
     assert set(outcome_of) == set(started), "every started call has an outcome"
     for call, outcome in outcome_of.items():
