@@ -117,6 +117,7 @@ class Simulation:
     # -- running ----------------------------------------------------------------------------------------------
     @property
     def next_time(self) -> float | None:
+        """The time of the first queued action, a cancelled one included (it stays queued until its time)."""
         return self._queue[0][0] if self._queue else None
 
     def run_until(self, t: float) -> None:
