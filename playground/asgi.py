@@ -8,14 +8,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from patterns.core.consumers import RunConsumer  # noqa: E402
+from patterns.core.guards import ClientAddress, SameOrigin  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter([path("ws/patterns/<slug:slug>/", RunConsumer.as_asgi())])),
-    }
+application = ClientAddress(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": SameOrigin(URLRouter([path("ws/patterns/<slug:slug>/", RunConsumer.as_asgi())])),
+        }
+    )
 )

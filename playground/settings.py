@@ -30,7 +30,15 @@ def _secret_key() -> str:
 
 DEBUG = _env_flag("DJANGO_DEBUG")
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Origins besides the one a request came to (scheme://host:port) that may open websockets and post forms.
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
@@ -112,10 +120,14 @@ PLAYGROUND = {
     "MAX_RUNS_PER_PROCESS": 200,  # per worker process
     # Worker processes the web process starts without REDIS_URL (0: simulate in the web process, for tests).
     "WORKERS": int(os.environ.get("PLAYGROUND_WORKERS", 2)),
+    "MAX_CONNECTIONS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_CONNECTIONS_PER_CLIENT", 50)),  # per process
+    # Addresses of the reverse proxies in front: only their X-Forwarded-For names the client (anyone can write it).
+    "TRUSTED_PROXIES": _env_list("PLAYGROUND_TRUSTED_PROXIES"),
     "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
     "COMMANDS_PER_CLIENT_PER_SECOND": 50,  # per client address, across every connection and process
     "COMMAND_BURST": 20,
     "MAX_FRAME_IN_BYTES": 8192,  # an incoming websocket frame larger than this is refused (a Start form fits)
+    "MAX_FRAME_DEPTH": 8,  # arrays and objects nested deeper than this in a frame are refused (a form has 2)
     "MAX_VIRTUAL_TIME": 3600.0,  # seconds of simulated time one run may reach
     "MAX_EVENTS_PER_RUN": 2_000_000,  # events one run may simulate in all
     "EVENT_HISTORY": 2000,  # recent events a run keeps in memory
@@ -123,10 +135,13 @@ PLAYGROUND = {
     "FRAME_INTERVAL": float(os.environ.get("PLAYGROUND_FRAME_INTERVAL", 0.1)),  # seconds between frames of a run
     "SNAPSHOT_EVERY": 5.0,  # virtual seconds between snapshots used to seek
     "SNAPSHOT_BYTES": 8 * 2**20,  # snapshots kept per run, in bytes: past it their spacing doubles
-    "IDLE_REAP_SECONDS": 60.0,  # a run with no viewer for this long is stopped
-    "VIEWER_TIMEOUT": 45.0,  # a viewer not heard from for this long is forgotten
+    "IDLE_REAP_SECONDS": float(os.environ.get("PLAYGROUND_IDLE_REAP_SECONDS", 60)),  # no viewer this long: stop
+    "VIEWER_TIMEOUT": float(os.environ.get("PLAYGROUND_VIEWER_TIMEOUT", 45)),  # a viewer not heard from is forgotten
     "MAX_SPEED": 100.0,
     "MIN_SPEED": 0.1,
     "MAX_SCRIPT_ACTIONS": 200,
     "MAX_QUERY_LENGTH": 4096,
+    # One events.jsonl download: past either bound it stops and says which CLI command prints the whole stream.
+    "EXPORT_MAX_EVENTS": int(os.environ.get("PLAYGROUND_EXPORT_MAX_EVENTS", 200_000)),
+    "EXPORT_CPU_SECONDS": float(os.environ.get("PLAYGROUND_EXPORT_CPU_SECONDS", 5.0)),
 }

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 import math
 import secrets
 import time
+from collections import Counter
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
+from autobahn.exception import Disconnected
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from .frames import render_message
+from .inbound import load_frame, valid_run_id
 from .registry import get_pattern, shown
 from .runs import RunLimitError
 from .runtime import runtime
@@ -33,6 +37,10 @@ FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
 JOIN_TIMEOUT = 3.0
 START_TIMEOUT = 20.0  # a new run waits for a worker: the default pool's first ones are still starting
 UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): live runs cannot start or be joined until it can."
+CLOSE_TOO_MANY_CONNECTIONS = 4429  # an application close code (4000-4999), after HTTP's 429 Too Many Requests
+
+log = logging.getLogger(__name__)
+connections: Counter[str] = Counter()  # open websockets per client address, in this process
 
 
 class TokenBucket:
@@ -57,14 +65,23 @@ class RunConsumer(AsyncWebsocketConsumer):
     # (the hub is this process's one subscription). A viewer is known by ``key`` instead.
     channel_layer_alias = "none: viewers are reached through the hub"
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Whatever ends the connection (a close, a handler that raised, daphne cancelling a slow instance), the
+        viewing ends with it: a run must never be kept alive by a subscription of a consumer that is gone."""
+        self.run_id: str | None = None
+        self.background: list[asyncio.Task] = []
+        self.counted: str | None = None
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.end_viewing()
+
     async def connect(self) -> None:
         self.key = secrets.token_urlsafe(12)
         self.limits = settings.PLAYGROUND
         self.pattern = get_pattern(self.scope["url_route"]["kwargs"]["slug"])
-        self.run_id: str | None = None
         self.bucket = TokenBucket(self.limits["COMMANDS_PER_SECOND"], self.limits["COMMAND_BURST"])
         self.got_frame = asyncio.Event()
-        self.background: list[asyncio.Task] = []
         self.started: str | None = None  # the run this connection started: it may replace it
         self.client = (self.scope.get("client") or ["unknown"])[0]
         if self.pattern is None:
@@ -72,7 +89,16 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         self.live = await runtime()
         await self.accept()
-        wanted = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("run", [""])[0]
+        if connections[self.client] >= self.limits["MAX_CONNECTIONS_PER_CLIENT"]:
+            await self.error(
+                f"Too many open connections from your address (at most {self.limits['MAX_CONNECTIONS_PER_CLIENT']}): "
+                "close some tabs of this site and reload."
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS, reason="too many connections from this address")
+            return
+        connections[self.client] += 1
+        self.counted = self.client
+        wanted = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1"))).get("run", "")
         if wanted:
             try:
                 await self.join(wanted)
@@ -82,10 +108,30 @@ class RunConsumer(AsyncWebsocketConsumer):
                 await self.error(UNREACHABLE)
 
     async def disconnect(self, code: int) -> None:
-        for task in getattr(self, "background", []):
+        await self.end_viewing()
+
+    async def end_viewing(self) -> None:
+        """Cancel this connection's tasks, leave its run and give back its connection slot; safe to call twice."""
+        tasks, self.background = self.background, []
+        for task in tasks:
             task.cancel()
-        if getattr(self, "run_id", None):
-            await self.leave()
+        if self.counted is not None:
+            connections[self.counted] -= 1
+            if connections[self.counted] <= 0:
+                del connections[self.counted]
+            self.counted = None
+        if self.run_id:
+            try:
+                await self.leave()
+            except Exception as exc:  # Redis is down: the run's viewer timeout forgets this viewer instead
+                log.warning("leaving run %s failed: %r", self.run_id, exc)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """A socket that closed while a frame was on its way is an ordinary end, not an error."""
+        try:
+            await super().send(text_data, bytes_data, close)
+        except Disconnected:
+            raise StopConsumer() from None
 
     async def deliver(self, html: str) -> None:
         """A frame from the hub (already rendered: the same string for every viewer of the run)."""
@@ -107,14 +153,11 @@ class RunConsumer(AsyncWebsocketConsumer):
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         if text_data is None:
             raise ScenarioError(["send text frames, not binary ones"])
-        if len(text_data) > self.limits["MAX_FRAME_IN_BYTES"]:
-            raise ScenarioError([f"that message is too large (at most {self.limits['MAX_FRAME_IN_BYTES']} bytes)"])
         if not self.bucket.take():
             raise ScenarioError(["too many commands at once: slow down a little"])
-        try:
-            request = json.loads(text_data)
-        except ValueError:
-            raise ScenarioError(["that message is not JSON"]) from None
+        request = load_frame(
+            text_data, max_bytes=self.limits["MAX_FRAME_IN_BYTES"], max_depth=self.limits["MAX_FRAME_DEPTH"]
+        )
         if not isinstance(request, dict) or request.get("action") not in BROWSER_ACTIONS:
             raise ScenarioError([f"action: expected one of {', '.join(BROWSER_ACTIONS)}"])
         return request
@@ -125,8 +168,6 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.start(request)
             return
         if action == "join":
-            if self.run_id is not None:
-                await self.leave()
             await self.join(request.get("run"))
             return
         if self.run_id is None:
@@ -178,8 +219,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         )
 
     async def join(self, run_id: Any) -> None:
-        if not (isinstance(run_id, str) and 0 < len(run_id) <= 40 and all(c.isalnum() or c in "-_" for c in run_id)):
+        if not valid_run_id(run_id):
             raise ScenarioError(["run: that run id is not valid"])
+        if self.run_id is not None:
+            await self.leave()
         await self._subscribe(run_id, hello=True, timeout=JOIN_TIMEOUT)
 
     async def _subscribe(self, run_id: str, *, hello: bool, timeout: float) -> None:
@@ -227,8 +270,10 @@ def _form_pairs(request: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _number(value: Any, name: str, low: float, high: float) -> float:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ScenarioError([f"{name}: expected a number"]) from None
     if not math.isfinite(number) or not low <= number <= high:
         raise ScenarioError([f"{name}: expected a number from {low:g} to {high:g}"])

@@ -85,9 +85,12 @@ class Param:
             raise ValueError(f"{self.name}: expected text{like}, got {shown(text)}")
         if isinstance(text, bool) or not isinstance(text, (str, int, float)):
             raise ValueError(f"{self.name}: expected a number, got {shown(text)}")
-        try:
-            value = int(text) if self.kind == "int" else float(text)
-        except ValueError:
+        try:  # a JSON number stays as it came (check() refuses 2.5 for a whole number, inf and nan for any)
+            if isinstance(text, str):
+                value = int(text) if self.kind == "int" else float(text)
+            else:
+                value = float(text) if self.kind == "float" else text
+        except (ValueError, OverflowError):
             kind = "a whole number" if self.kind == "int" else "a number"
             raise ValueError(f"{self.name}: expected {kind}, got {shown(text)}") from None
         return self.check(value)

@@ -14,7 +14,7 @@ from patterns.core import runtime
 from patterns.core.runs import cmd_group
 from playground.asgi import application
 
-ORIGIN = [(b"origin", b"http://127.0.0.1")]
+ORIGIN = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
 FAST = {"FRAME_INTERVAL": 0.05, "IDLE_REAP_SECONDS": 0.3, "VIEWER_TIMEOUT": 60.0, "WORKERS": 0}
 
 
@@ -207,7 +207,7 @@ async def test_a_second_viewer_joins_by_run_id_sees_the_same_run_and_steers_it()
 
 async def test_joining_a_run_that_does_not_exist_says_so():
     with limits():
-        comm = await connect("?run=nosuchrun")
+        comm = await connect("?run=nosuchrun0000000")
         assert "has ended or does not exist" in await comm.receive_from(timeout=5)
         await comm.disconnect()
 
