@@ -128,8 +128,9 @@ PLAYGROUND = {
     "MAX_CONNECTIONS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_CONNECTIONS_PER_CLIENT", 50)),  # per process
     # Addresses of the reverse proxies in front: only their X-Forwarded-For names the client (anyone can write it).
     "TRUSTED_PROXIES": _env_list("PLAYGROUND_TRUSTED_PROXIES"),
-    "COMMANDS_PER_SECOND": 10,  # sustained, per websocket connection
-    "COMMANDS_PER_CLIENT_PER_SECOND": 50,  # per client address, across every connection and process
+    "COMMANDS_PER_SECOND": float(os.environ.get("PLAYGROUND_COMMANDS_PER_SECOND", 10)),  # sustained, per connection
+    # per client address, across every connection and process
+    "COMMANDS_PER_CLIENT_PER_SECOND": float(os.environ.get("PLAYGROUND_COMMANDS_PER_CLIENT_PER_SECOND", 50)),
     "COMMAND_BURST": 20,
     "MAX_FRAME_IN_BYTES": 8192,  # an incoming websocket frame larger than this is refused (a Start form fits)
     "MAX_FRAME_DEPTH": 8,  # arrays and objects nested deeper than this in a frame are refused (a form has 2)
