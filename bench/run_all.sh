@@ -6,7 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 status=0
-for script in engine_speed ws_fanout heavy_runs browser_budget raft_speed raft_checker lb_speed lb_tables messaging_speed; do
+for script in engine_speed ws_fanout heavy_runs export_stall browser_budget raft_speed raft_checker lb_speed lb_tables messaging_speed; do
     echo "== bench/$script.py" >&2
     "$PYTHON" "bench/$script.py" "$@" || { echo "!! bench/$script.py failed" >&2; status=1; }
 done
