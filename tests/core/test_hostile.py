@@ -97,7 +97,7 @@ async def _join_second_viewer(app):
 
 
 async def test_a_consumer_that_fails_leaves_its_run_and_stops_its_keepalive(monkeypatch):
-    with limits(VIEWER_TIMEOUT=60.0):
+    with limits(VIEWER_TIMEOUT=0.3, IDLE_REAP_SECONDS=60.0):  # a keepalive every 0.1 s while one lives
         owner, viewer, run_id, channel = await _join_second_viewer(application)
 
         async def broken(self, request):
@@ -108,6 +108,8 @@ async def test_a_consumer_that_fails_leaves_its_run_and_stops_its_keepalive(monk
         with pytest.raises(RuntimeError):
             await viewer.wait(2)
         assert await _viewers_of(run_id, channel, present=False)
+        await asyncio.sleep(0.5)
+        assert channel not in host.runs[run_id].viewers  # no keepalive brought it back
         await owner.disconnect()
 
 
