@@ -56,6 +56,7 @@ request = st.builds(
 )
 frames = st.one_of(
     request.map(json.dumps),  # NaN and Infinity written as JSON's non-standard constants
+    st.just('{"action": "start"}'),  # so that there are runs to leak, and the per-client run limit is met
     st.text(max_size=300),
     st.integers(min_value=1, max_value=6000).map(lambda n: "[" * n + "]" * n),
     st.integers(min_value=1, max_value=5000).map(lambda n: '{"action":"start","seed":"' + "é" * n + '"}'),
