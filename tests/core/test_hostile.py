@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from patterns.core import consumers
 from patterns.core.inbound import nesting_depth, valid_run_id
 from patterns.core.registry import Param
-from patterns.core.runs import host
+from patterns.core.runtime import runtime
 from patterns.core.scenario import ScenarioError, decode_query
 from playground.asgi import application
 
@@ -76,9 +76,14 @@ def test_nesting_is_counted_without_recursion_and_brackets_in_strings_do_not_cou
     assert nesting_depth('{"a": "\\"[[[["}') == 1
 
 
-async def _viewers_of(run_id, channel, present, timeout=2.0):
+async def _subscribed(run_id):
+    """The keys of this process's viewers of a run (the hub keeps the run alive for them)."""
+    return set((await runtime()).hub.viewers.get(run_id, {}))
+
+
+async def _viewers_of(run_id, key, present, timeout=2.0):
     for _ in range(int(timeout / 0.02)):
-        if (channel in host.runs[run_id].viewers) == present:
+        if (key in await _subscribed(run_id)) == present:
             return True
         await asyncio.sleep(0.02)
     return False
@@ -88,17 +93,17 @@ async def _join_second_viewer(app):
     owner = await connect()
     await send(owner, action="start")
     first, _ = await next_frame(owner)
-    before = set(host.runs[first["run"]].viewers)
+    before = await _subscribed(first["run"])
     viewer = WebsocketCommunicator(app, f"/ws/patterns/toy/?run={first['run']}", headers=ORIGIN)
     assert (await viewer.connect())[0]
     await next_frame(viewer)
-    (channel,) = set(host.runs[first["run"]].viewers) - before
-    return owner, viewer, first["run"], channel
+    (key,) = await _subscribed(first["run"]) - before
+    return owner, viewer, first["run"], key
 
 
-async def test_a_consumer_that_fails_leaves_its_run_and_stops_its_keepalive(monkeypatch):
-    with limits(VIEWER_TIMEOUT=0.3, IDLE_REAP_SECONDS=60.0):  # a keepalive every 0.1 s while one lives
-        owner, viewer, run_id, channel = await _join_second_viewer(application)
+async def test_a_consumer_that_fails_leaves_its_run(monkeypatch):
+    with limits(VIEWER_TIMEOUT=0.3, IDLE_REAP_SECONDS=60.0):  # the hub's keepalive every 0.1 s for its viewers
+        owner, viewer, run_id, key = await _join_second_viewer(application)
 
         async def broken(self, request):
             raise RuntimeError("a bug in a handler")
@@ -107,9 +112,9 @@ async def test_a_consumer_that_fails_leaves_its_run_and_stops_its_keepalive(monk
         await send(viewer, action="pause")
         with pytest.raises(RuntimeError):
             await viewer.wait(2)
-        assert await _viewers_of(run_id, channel, present=False)
+        assert await _viewers_of(run_id, key, present=False)
         await asyncio.sleep(0.5)
-        assert channel not in host.runs[run_id].viewers  # no keepalive brought it back
+        assert key not in await _subscribed(run_id)
         await owner.disconnect()
 
 
@@ -125,11 +130,11 @@ async def test_a_socket_closed_while_a_frame_is_on_its_way_is_an_ordinary_end(ca
         await application(scope, receive, closing_send)
 
     with limits(VIEWER_TIMEOUT=60.0):
-        owner, viewer, run_id, channel = await _join_second_viewer(app)
+        owner, viewer, run_id, key = await _join_second_viewer(app)
         closed.set()
-        await send(owner, action="pause")  # a frame for every viewer
+        await send(viewer, action="launch")  # its answer meets the closed socket
         await viewer.wait(2)  # the consumer ended, and without an exception
-        assert await _viewers_of(run_id, channel, present=False)
+        assert await _viewers_of(run_id, key, present=False)
         await owner.disconnect()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

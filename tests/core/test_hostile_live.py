@@ -108,15 +108,20 @@ class Clients:
         except (WebSocketException, OSError):
             self.sockets.pop(slot, None)
 
-    def drain(self, ws):
+    def drain(self, ws, seconds=0.0):
+        deadline = time.monotonic() + seconds
         while True:
             try:
-                text = ws.recv(timeout=0.001)
+                text = ws.recv(timeout=max(0.001, deadline - time.monotonic()))
             except TimeoutError:
+                return
+            except (WebSocketException, OSError):
                 return
             self.runs.update(RUN_IN_FRAME.findall(html.unescape(text if isinstance(text, str) else "")))
 
     def close_all(self):
+        for ws in self.sockets.values():  # runs started last may still be on their way from a worker
+            self.drain(ws, seconds=2.0)
         self.stack.close()
         self.sockets.clear()
 
