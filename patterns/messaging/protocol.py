@@ -143,11 +143,11 @@ class Links:
 
     def send(self, src: str, dst: str, frame: Any, *, reliable: bool = False) -> None:
         """Send a frame; ``reliable`` frames belong to an open connection and survive a cut link."""
-        peer = dst if src == BROKER else src
-        backlog = self._cut.get(peer)
-        if backlog is not None and reliable:
-            backlog.append((None, src, dst, frame))
-            return
+        if reliable and self._cut:  # a backlog exists only while a link is cut: most sends skip the look-up
+            backlog = self._cut.get(dst if src == BROKER else src)
+            if backlog is not None:
+                backlog.append((None, src, dst, frame))
+                return
         self.net.send(src, dst, frame, self._hand_over)
 
     def cut(self, node: str, *, connection: bool) -> None:

@@ -36,6 +36,7 @@ class Entry:
         "consumer",
         "deliveries",
         "enqueued_at",
+        "id",
         "message",
         "origin",
         "queue",
@@ -45,6 +46,9 @@ class Entry:
 
     def __init__(self, message: Message, queue: str, seq: int, now: float):
         self.message = message
+        # The message's id as a plain attribute, not a property ("id at hand"): every event of a copy names it,
+        # and a copy's message never changes.
+        self.id = message.id
         self.queue = queue
         self.seq = seq
         self.enqueued_at = now
@@ -52,10 +56,6 @@ class Entry:
         self.returns = 0  # times given back unsettled: nack with requeue, lost connection (x-delivery-limit counts)
         self.consumer: str | None = None  # who holds it while unacked
         self.origin = queue  # the queue whose copy this is, kept when it is dead-lettered
-
-    @property
-    def id(self) -> int:
-        return self.message.id
 
     @property
     def redelivered(self) -> bool:

@@ -257,6 +257,28 @@ def test_peak_ewma_estimate_takes_a_peak_at_once_and_decays_with_time():
     assert estimate.cost == pytest.approx(0.500 * w + 0.010 * (1 - w))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.floats(0.0, 5.0), st.floats(-1.0, 3.0)),  # (decay or observe, rtt, time step)
+        max_size=30,
+    ),
+    st.floats(1e-3, 100.0),
+)
+def test_peak_ewma_decay_is_an_observed_zero_to_the_bit(steps, tau):
+    fast, slow = PeakEwmaEstimate(), PeakEwmaEstimate()
+    now = 0.0
+    for decay, rtt, step in steps:
+        now += step  # steps back in time too: a decay to an earlier time changes nothing
+        if decay:
+            fast.decay(now, tau)
+            slow.observe(0.0, now, tau)
+        else:
+            fast.observe(rtt, now, tau)
+            slow.observe(rtt, now, tau)
+        assert (fast.cost, fast.stamp) == (slow.cost, slow.stamp)
+
+
 def test_peak_ewma_avoids_a_server_right_after_one_slow_response_and_returns_to_it():
     balancer = make("peak_ewma", views(1, 1), ewma_decay_s=10.0)
     for server in "ab":
