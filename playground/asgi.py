@@ -10,8 +10,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from patterns.core.consumers import RunConsumer  # noqa: E402
 from patterns.core.guards import ClientAddress, SameOrigin  # noqa: E402
+from patterns.core.websocket import RunConsumer  # noqa: E402
 
 application = ClientAddress(
     ProtocolTypeRouter(

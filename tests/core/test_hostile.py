@@ -9,7 +9,7 @@ import pytest
 from autobahn.exception import Disconnected
 from channels.testing import WebsocketCommunicator
 
-from patterns.core import consumers
+from patterns.core import websocket
 from patterns.core.inbound import nesting_depth, valid_run_id
 from patterns.core.registry import Param
 from patterns.core.runtime import runtime
@@ -108,7 +108,7 @@ async def test_a_consumer_that_fails_leaves_its_run(monkeypatch):
         async def broken(self, request):
             raise RuntimeError("a bug in a handler")
 
-        monkeypatch.setattr(consumers.RunConsumer, "_act", broken)
+        monkeypatch.setattr(websocket.RunConsumer, "_act", broken)
         await send(viewer, action="pause")
         with pytest.raises(RuntimeError):
             await viewer.wait(2)
@@ -145,14 +145,14 @@ async def test_connections_per_client_are_capped_with_a_clear_close():
         third = WebsocketCommunicator(application, "/ws/patterns/toy/", headers=ORIGIN)
         assert (await third.connect())[0]
         assert "Too many open connections from your address (at most 2)" in await third.receive_from()
-        assert (await third.receive_output())["code"] == consumers.CLOSE_TOO_MANY_CONNECTIONS
+        assert (await third.receive_output())["code"] == websocket.CLOSE_TOO_MANY_CONNECTIONS
         await first.disconnect()
         again = await connect()
         await send(again, action="pause")
         assert "press Start first" in await again.receive_from()
         for comm in (second, again):
             await comm.disconnect()
-        assert not consumers.connections
+        assert not websocket.connections
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,8 @@
 """The one websocket consumer, generic over patterns: validates what the browser sends, forwards it to the run.
 
+Channels calls this a consumer; the messaging pattern's queue consumers (`patterns.messaging.consumers`)
+are another thing.
+
 Runs live in workers (`patterns.core.workers`); this process only validates, fans frames out and serves pages.
 Frames do not reach a viewer through a channel of its own: the process's hub (`patterns.core.fanout`) receives
 each frame once and writes it to every local socket, without the per-message database clean-up hop Channels
