@@ -2,8 +2,8 @@
 
 The player is pure (no asyncio, no wall clock): the live runner decides how far to advance per tick, the CLI
 advances straight to the end. Both go through `advance_to`, which applies each scripted action between
-`Simulation.run_until` calls: run to the action's time, apply it, go on. A live action is appended to the script
-and reached the same way, so a shared link replays exactly what the viewer saw.
+`Simulation.run_until` calls: run to the action's time, apply it, go on. A live action is inserted into the script at
+its time and reached the same way, so a shared link replays exactly what the viewer saw.
 
 Snapshots are pickles of ``(simulation, engine)`` taken at regular virtual times. A snapshot at time B holds the
 effect of every scripted action at or before B; an action inserted at time t therefore discards the snapshots at
@@ -124,9 +124,10 @@ class Player:
         return t
 
     def act(self, command: str, args: tuple[tuple[str, Any], ...]) -> Action:
-        """Apply a perturbation now: it lands at the next whole millisecond and cuts off any old future.
+        """Apply a perturbation now: it lands at the next whole millisecond, and the script's later steps stay.
 
-        A command naming a node that does not exist now is refused, never recorded in the script.
+        A command naming a node that does not exist now is refused, never recorded in the script. What was
+        simulated past it is no longer this run's future: snapshots from its time on are dropped.
         """
         action = Action(action_time(self.sim.now), command, args)
         if action.t > self.max_time:

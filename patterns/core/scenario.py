@@ -8,6 +8,7 @@ raises anything but `ScenarioError`, whose message names every bad part.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -58,13 +59,12 @@ class Scenario:
         return dict(self.params)
 
     def with_action(self, action: Action) -> Scenario:
-        """The scenario with ``action`` appended and every scripted action after it cut off."""
-        kept = tuple(a for a in self.script if a.t <= action.t)
-        return replace(self, script=(*kept, action))
+        """The scenario with ``action`` added at its time, after every action at or before it.
 
-    def until(self, t: float) -> Scenario:
-        """The scenario with the script actions after ``t`` removed (acting after a seek cuts the old future)."""
-        return replace(self, script=tuple(a for a in self.script if a.t <= t))
+        Scripted actions after it stay: a preset is a story the learner perturbs, not one the first click erases.
+        """
+        at = bisect.bisect_right([a.t for a in self.script], action.t)
+        return replace(self, script=(*self.script[:at], action, *self.script[at:]))
 
 
 def format_time(t: float) -> str:

@@ -1,5 +1,7 @@
 """The player: live actions, seeking and snapshots must all give the run a fresh replay of the link gives."""
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,17 +71,30 @@ def test_seek_never_goes_past_the_furthest_time_reached():
     assert player.now == 3
 
 
-def test_acting_after_a_seek_cuts_off_the_old_future():
-    player = Player(TOY, decode(TOY, [("do", "20:pause:node=0,on=true")]), LIMITS)
+def test_a_live_action_keeps_the_scripts_later_steps():
+    player = Player(TOY, decode(TOY, [("do", "20:pause:node=0,on=true"), ("do", "25:label:name=end")]), LIMITS)
     player.advance_to(30)
     player.seek(10)
     player.act("bump", (("node", 0), ("by", 9)))
-    assert [a.command for a in player.scenario.script] == ["bump"]
+    assert [(a.t, a.command) for a in player.scenario.script] == [(10.0, "bump"), (20.0, "pause"), (25.0, "label")]
     assert player.horizon == 10
     rest = list(event_lines(player, 30))
-    assert not any('"command":"pause"' in line for line in rest)
+    assert [_command(line) for line in rest if '"type":"command"' in line] == ["bump", "pause", "label"]
+    assert rest == replay(player.scenario, 30)[-len(rest) :]
     player.seek(5)
     assert list(event_lines(player, 30))[-len(rest) :] == rest
+
+
+def test_a_live_action_between_scripted_steps_at_the_same_time_lands_after_them():
+    player = Player(
+        TOY, decode(TOY, [("do", "2:label:name=a"), ("do", "2:label:name=b"), ("do", "3:label:name=c")]), LIMITS
+    )
+    player.advance_to(2)
+    player.drain()
+    player.act("bump", (("node", 1), ("by", 1)))
+    assert [a.command for a in player.scenario.script] == ["label", "label", "bump", "label"]
+    later = [json.loads(line) for line in event_lines(player, 4)]
+    assert [e["args"] for e in later if e["type"] == "command"] == [{"node": 1, "by": 1}, {"name": "c"}]
 
 
 def test_step_moves_to_the_next_event_and_applies_due_actions():
@@ -133,9 +148,11 @@ def test_any_sequence_of_live_moves_is_replayed_by_the_final_link(seed, moves):
 
 
 def _t(line):
-    import json
-
     return json.loads(line)["t"]
+
+
+def _command(line):
+    return json.loads(line)["command"]
 
 
 def test_snapshots_stay_sorted_evenly_spaced_and_cover_the_run_after_seeks():

@@ -3,6 +3,7 @@ leads to a real violation of the invariant its rule protects (and the same scrip
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl
 
 import pytest
@@ -57,3 +58,19 @@ def test_a_violation_names_the_event_that_caused_it():
     cause = next(e for e in run.events if e["seq"] == forgot["cause"])  # the broken rule, before its consequence
     assert forgot["invariant"] == "persistent_state" and cause["type"] == "raft.restart"
     assert forgot["seq"] == cause["seq"] + 1
+
+
+def test_a_live_perturbation_keeps_the_presets_later_steps_and_the_link_replays_it():
+    """On leader-crash, timing s3 out at 1 s adds to the story: s1 still crashes at 2 s and restarts at 4 s."""
+    from patterns.core.export import event_lines
+    from patterns.core.player import Player
+    from tests.core.toy import LIMITS
+
+    player = Player(PATTERN, decode(PATTERN, [("preset", "leader-crash")]), LIMITS)
+    lines = list(event_lines(player, 1.0))
+    player.act("timeout", (("server", "s3"),))
+    lines += list(event_lines(player, 6.0))
+    commands = [(e["t"], e["command"], e["args"]["server"]) for e in map(json.loads, lines) if e["type"] == "command"]
+    assert commands == [(1.0, "timeout", "s3"), (2.0, "crash", "s1"), (4.0, "restart", "s1")]
+    shared = decode(PATTERN, parse_qsl(encode(PATTERN, player.scenario)))
+    assert list(event_lines(Player(PATTERN, shared, LIMITS), 6.0)) == lines
