@@ -6,7 +6,7 @@ production breaker can be typed in and replayed; the explanation page maps each 
 
 from __future__ import annotations
 
-from patterns.core.registry import Command, Diagram, EventType, Param, Pattern, Preset, in_group
+from patterns.core.registry import Command, Diagram, EventType, NodeActions, Param, Pattern, Preset, in_group
 from patterns.core.story import with_chapters
 
 from . import diagrams
@@ -549,6 +549,33 @@ PRESETS = (
     ),
 )
 
+SERVICE_COMMANDS = ("outage_on", "outage_off", "slow_on", "slow_off", "set_failure_probability", "set_latency")
+BREAKER_COMMANDS = ("force_open", "disable", "metrics_only", "reset_breaker")
+NODE_ACTIONS = (
+    # diagrams.cascade draws service X as node svcX; the single topology's one service S is "downstream"
+    NodeActions("service", "Service", r"svcS", SERVICE_COMMANDS, arg="service", name="downstream"),
+    NodeActions("service", "Service", r"svc([ABC])", SERVICE_COMMANDS, arg="service"),
+    NodeActions("breaker", "Its breaker", r"svcS", BREAKER_COMMANDS, arg="breaker", name="downstream"),
+    NodeActions("breaker", "Its breaker", r"svc([BC])", BREAKER_COMMANDS, arg="breaker"),
+    NodeActions("breaker", "Breaker", "|".join(STATES), BREAKER_COMMANDS, arg="breaker", name="downstream"),
+    NodeActions("traffic", "Users", r"users", ("set_request_rate", "burst")),
+)
+
+
+def targets(engine: CircuitBreakerEngine) -> dict[str, tuple[str, ...]]:
+    """The services and the breakers in front of them, by the names the commands take."""
+
+    def named(name: str) -> str:
+        return "downstream" if name == "S" else name
+
+    services = tuple(named(s.name) for s in engine.services)
+    breakers = tuple(named(h.name) for h in engine.hops if h.breaker is not None)
+    return {
+        "service": tuple(dict.fromkeys((*services, "downstream"))),
+        "breaker": tuple(dict.fromkeys(("all", *breakers, "downstream"))),
+    }
+
+
 PATTERN = Pattern(
     slug="circuit-breaker",
     title="Circuit breaker",
@@ -573,4 +600,8 @@ PATTERN = Pattern(
     presets=with_chapters(PRESETS, STORIES),
     explain_template="circuit_breaker/explain.html",
     order=10,
+    targets=targets,
+    node_actions=NODE_ACTIONS,
+    focus=("cascade", "state"),
+    routine=("call", "outcome", "serve"),
 )

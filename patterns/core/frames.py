@@ -8,6 +8,7 @@ element's attribute; the page's script re-renders a Mermaid diagram only when it
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from typing import Any
@@ -16,6 +17,11 @@ from django.template.loader import render_to_string
 
 from .player import Player
 from .scenario import encode
+
+# event fields that name a node: the log's node filter matches rows by these
+NODE_FIELDS = frozenset(
+    {"server", "node", "src", "dst", "consumer", "service", "breaker", "hop", "lane", "leader", "candidate", "voter"}
+)
 
 
 def share_link(player: Player) -> str:
@@ -42,15 +48,33 @@ def frame_data(
         "link": share_link(player),
         "sent": round(time.time(), 4),  # wall clock at render, for measuring delivery latency
         "diagrams": diagrams,
+        "targets": {kind: list(names) for kind, names in player.pattern.targets(player.engine).items()},
     }
 
 
 def log_rows(player: Player, count: int) -> list[dict[str, Any]]:
-    """The newest ``count`` events, newest first, each with its fields as short text."""
+    """The newest ``count`` events and the newest ``count`` routine ones, newest first, each with its fields as
+    short text and the node names it mentions (for the page's filters).
+
+    Routine events (heartbeats, deliveries) are most of a busy stream: taken apart, they cannot push the few
+    events a learner looks for out of the log, and the page can hide them without an empty log.
+    """
+    routine = set(player.pattern.routine)
+    kept: list[Any] = []
+    left = {True: count, False: count}
+    for event in reversed(player.recent):
+        is_routine = event.type in routine
+        if left[is_routine]:
+            left[is_routine] -= 1
+            kept.append(event)
+            if not (left[True] or left[False]):
+                break
     rows = []
-    for event in list(player.recent)[-count:][::-1]:
+    for event in kept:
         detail = " ".join(f"{k}={_text(v)}" for k, v in event.fields.items())
-        rows.append({"seq": event.seq, "t": f"{event.t:.3f}", "type": event.type, "detail": detail})
+        nodes = " ".join(sorted({str(v) for k, v in event.fields.items() if k in NODE_FIELDS and v is not None}))
+        row = {"seq": event.seq, "t": f"{event.t:.3f}", "type": event.type, "detail": detail, "nodes": nodes}
+        rows.append({**row, "routine": event.type in routine})
     return rows
 
 
@@ -94,8 +118,17 @@ def render_message(text: str, *, level: str = "error") -> str:
 
 
 def _text(value: Any) -> str:
+    """A field's value as a reader wants it: no ``None``, no nine-digit floats."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
+        if not math.isfinite(value) or abs(value) >= 1e6:
+            return f"{value:.4g}"
+        return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
     return str(value)

@@ -202,6 +202,31 @@ class Drawing:
 
 
 @dataclass(frozen=True)
+class NodeActions:
+    """The commands a diagram node offers when it is clicked, so that a learner steers by touching the picture.
+
+    ``node`` is a regular expression over Mermaid node ids (a full match); the target's name is its first group,
+    or ``name`` when the node does not carry it. Each command's ``arg`` gets ``value`` with ``{name}`` replaced by
+    the target's name and ``{others}`` by the other targets of the same kind joined by dots (for "isolate": a
+    partition of the node against the rest). A node is offered actions only while its target exists (see
+    `Pattern.targets`); commands without ``arg`` are offered as they are.
+    """
+
+    kind: str  # what the target is ("server"): `Pattern.targets` lists the ones that exist now by this kind
+    label: str  # heading of the actions: "Server", "Breaker in front of"
+    node: str
+    commands: tuple[str, ...]
+    arg: str = ""
+    name: str = ""
+    value: str = "{name}"
+    diagrams: tuple[str, ...] = ()  # the diagrams whose nodes these are (every diagram when empty)
+
+
+def no_targets(engine: Any) -> Mapping[str, tuple[str, ...]]:
+    return {}
+
+
+@dataclass(frozen=True)
 class Diagram:
     name: str
     title: str
@@ -231,6 +256,12 @@ class Pattern:
     # per problem, naming the parameter or the action at fault (say, a command naming a server the run never has;
     # `scenario.never_there` helps). Links, forms and the CLI all decode through it.
     conflicts: Callable[[Mapping[str, Any], Sequence[Any]], list[str]] = no_conflicts
+    # which targets exist now, by kind ("server" -> ("s1", "s2")): the page offers node actions and fills the
+    # target pickers of its forms with these only, so that nothing lists a node that is not there
+    targets: Callable[[Any], Mapping[str, tuple[str, ...]]] = no_targets
+    node_actions: tuple[NodeActions, ...] = ()
+    focus: tuple[str, ...] = ()  # the diagrams shown in the first screen's workspace (the first one when empty)
+    routine: tuple[str, ...] = ()  # high-volume event types (heartbeats, deliveries) the log hides by default
 
     def __post_init__(self) -> None:
         for names, what in (([p.name for p in self.params], "parameter"), ([c.name for c in self.commands], "command")):
@@ -239,6 +270,18 @@ class Pattern:
         clash = RESERVED_NAMES.intersection(p.name for p in self.params)
         if clash:
             raise ValueError(f"{self.slug}: parameter names {sorted(clash)} are reserved")
+        for actions in self.node_actions:
+            re.compile(actions.node)
+            for name in actions.commands:
+                if self.command(name) is None:
+                    raise ValueError(f"{self.slug}: node actions name an unknown command {name!r}")
+        unknown = set(self.focus) - {d.name for d in self.diagrams}
+        if unknown:
+            raise ValueError(f"{self.slug}: focus names unknown diagrams {sorted(unknown)}")
+
+    @property
+    def focus_diagrams(self) -> tuple[str, ...]:
+        return self.focus or tuple(d.name for d in self.diagrams[:1])
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

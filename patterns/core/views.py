@@ -57,6 +57,10 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
         share_url=request.build_absolute_uri(f"{request.path}?{canonical}"),
         ws_url=f"/ws/patterns/{pattern.slug}/" + (f"?run={run_id}" if valid_run_id(run_id) else ""),
         diagrams=True,
+        focus_diagrams=[next(d for d in pattern.diagrams if d.name == name) for name in pattern.focus_diagrams],
+        preset=pattern.preset(request.GET.get("preset", "")) if not problems else None,
+        event_type_names=sorted({e.name for e in pattern.event_types} | {"command"}),
+        node_actions_json=json.dumps(node_actions(pattern), separators=(",", ":")),
     )
     return render(request, "core/pattern.html", ctx, status=400 if problems else 200)
 
@@ -112,6 +116,14 @@ def _link_value(query: str, key: str) -> str:
     except ValueError:
         return ""
     return values[-1] if values else ""
+
+
+def node_actions(pattern: Pattern) -> list[dict[str, Any]]:
+    """What the page's script needs to offer actions on clicked nodes (the forms themselves are in the page)."""
+    return [
+        {**asdict(actions), "labels": {name: pattern.command(name).label for name in actions.commands}}
+        for actions in pattern.node_actions
+    ]
 
 
 def _field(param: Param, value: Any) -> dict[str, Any]:

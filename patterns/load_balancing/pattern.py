@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from patterns.core.registry import Command, Diagram, EventType, Param, Pattern, in_group
+from patterns.core.registry import Command, Diagram, EventType, NodeActions, Param, Pattern, in_group
 from patterns.core.scenario import Action, never_there
 
 from . import diagrams
@@ -344,6 +344,23 @@ def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
     return never_there(script, "server", partial(server_names, values), "add_server")
 
 
+NODE_ACTIONS = (
+    NodeActions(
+        "server",
+        "Server",
+        r"l[0-9]+_(s[0-9]{1,3})",  # diagrams.topology: the server's node in one lane
+        ("slow_server", "fail_server", "recover_server", "set_weight", "remove_server"),
+        arg="server",
+    ),
+    NodeActions("traffic", "Traffic", r"clients|b[0-9]+", ("set_rate", "burst", "hot_key", "add_server")),
+)
+
+
+def targets(engine: LoadBalancingEngine) -> dict[str, tuple[str, ...]]:
+    """The servers in the lanes now, as the engine checks its commands."""
+    return {"server": tuple(engine.targets("remove_server")["server"])}
+
+
 PATTERN = Pattern(
     slug="load-balancing",
     title="Load balancing",
@@ -368,4 +385,8 @@ PATTERN = Pattern(
     explain_template="load_balancing/explain.html",
     order=30,
     conflicts=conflicts,
+    targets=targets,
+    node_actions=NODE_ACTIONS,
+    focus=("topology",),
+    routine=("lb.arrive", "lb.route", "lb.queue", "lb.complete"),
 )

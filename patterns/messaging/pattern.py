@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 from patterns.core.network import EVENT_TYPES as NETWORK_EVENT_TYPES
-from patterns.core.registry import Pattern
+from patterns.core.registry import NodeActions, Pattern
 
 from .diagrams import DIAGRAMS, metrics
 from .engine import MessagingEngine
 from .events import EVENT_TYPES
 from .params import COMMANDS, PARAMS, conflicts
 from .presets import PRESETS
+
+CONSUMER_NODE = r"n([A-Za-z0-9]+)"  # diagrams.mermaid_id("consumer", name) for plain names
+NODE_ACTIONS = (
+    NodeActions(
+        "consumer",
+        "Consumer",
+        CONSUMER_NODE,
+        (
+            "crash_consumer",
+            "restart_consumer",
+            "cut_consumer",
+            "restore_consumer",
+            "slow_consumer",
+            "set_prefetch",
+            "remove_consumer",
+        ),
+        arg="consumer",
+    ),
+    NodeActions("queue", "Queue", r"q.+", ("burst", "poison", "add_consumer")),
+    NodeActions("producer", "Producer", r"[pc].+", ("set_publish_rate", "burst", "poison")),
+)
+
+
+def targets(engine: MessagingEngine) -> dict[str, tuple[str, ...]]:
+    """The consumers that exist now (a removed one is gone), as the engine checks its commands."""
+    return {"consumer": tuple(engine.targets("crash_consumer")["consumer"])}
+
 
 PATTERN = Pattern(
     slug="messaging",
@@ -33,4 +60,16 @@ PATTERN = Pattern(
     explain_template="messaging/explain.html",
     order=40,
     conflicts=conflicts,
+    targets=targets,
+    node_actions=NODE_ACTIONS,
+    focus=("topology",),
+    routine=(
+        "msg.published",
+        "msg.routed",
+        "msg.enqueued",
+        "msg.delivered",
+        "msg.confirmed",
+        "msg.processed",
+        "msg.acked",
+    ),
 )

@@ -177,7 +177,7 @@ COMMANDS = (
         (
             Param("op", "choice", "set", "Operation", choices=("set", "get", "delete", "cas")),
             Param("key", "text", "k1", "Key", pattern=r"k[0-9]{1,2}", example="k1"),
-            Param("value", "text", "v1", "Value", pattern=r"[A-Za-z0-9_.-]{1,16}", example="v1"),
+            Param("value", "text", "v1", "Value", pattern=r"[A-Za-z0-9_.\-]{1,16}", example="v1"),
         ),
         help="One operation from the first idle client (a new one if all are busy). A cas expects the value "
         "that client last saw for the key.",

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from patterns.core.registry import Pattern
+from patterns.core.registry import NodeActions, Pattern
 
 from .diagrams import DIAGRAMS, metrics
 from .engine import RaftEngine
 from .events import EVENT_TYPES
 from .params import COMMANDS, PARAMS
 from .presets import PRESETS
+
+NODE_ACTIONS = (
+    NodeActions(
+        "server",
+        "Server",
+        r"(s[0-9]{1,2})",
+        ("crash", "restart", "timeout", "remove_server"),
+        arg="server",
+    ),
+    # the same node, for the commands whose argument is not called "server"
+    NodeActions("server", "Isolate", r"(s[0-9]{1,2})", ("partition",), arg="groups", value="{name}|{others}"),
+    NodeActions("server", "Cut a link", r"(s[0-9]{1,2})", ("cut",), arg="a"),
+    NodeActions("server", "Client request", r"(s[0-9]{1,2})", ("client_request",)),
+)
+
+
+def targets(engine) -> dict[str, tuple[str, ...]]:
+    """The servers that exist now, crashed or not (a crashed server can still be restarted)."""
+    return {"server": tuple(engine.servers)}
+
 
 PATTERN = Pattern(
     slug="raft",
@@ -29,4 +49,8 @@ PATTERN = Pattern(
     presets=PRESETS,
     explain_template="raft/explain.html",
     order=20,
+    targets=targets,
+    node_actions=NODE_ACTIONS,
+    focus=("cluster", "logs"),
+    routine=("raft.rpc", "net.send", "net.deliver"),
 )

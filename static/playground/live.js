@@ -12,7 +12,14 @@
  *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
  *   - Details: nodes the frame has `details` for become buttons; clicking one (or Enter/Space on it) shows its
  *     text in the figure's details box (first line as the heading), which follows the live frames until closed.
- *   - Timeline slider, "now" label, share link, theme toggle.
+ *   - Node actions: the page declares (registry NodeActions, #page-data) which nodes offer which commands; the
+ *     details box of a clicked node also holds those commands' forms, cloned from the "All commands" forms with
+ *     the node's name fixed, offered only for targets that exist now (frame.targets). Escape closes the box.
+ *     Target fields of every form become lists of the targets that exist now.
+ *   - Errors: a refused action's message moves next to the control that sent it; the next action clears it.
+ *   - Event log: filters by type and node, routine events hidden by default with a count, a click on an
+ *     event's time seeks there.
+ *   - Timeline slider, "now" label, share link, theme toggle, preset picker (a preset is a new page).
  *
  * Hook: `htmx:wsAfterMessage`. The ws extension fires it once per message, after every OOB swap is done.
  * (`htmx:oobAfterSwap` fires once per OOB element on every element settled so far, so it is noisy and its
@@ -272,11 +279,11 @@
   // Nodes with details become keyboard-reachable buttons; the open box is refreshed from each frame.
   function offerDetails(d) {
     const ids = Object.keys(d.details);
-    const key = ids.join("\n");
+    const key = ids.join("\n") + "\u0001" + JSON.stringify((frame && frame.targets) || {});
     if (key !== d.detailsKey && d.view.querySelector("svg")) {
       if (!d.index) d.index = buildIndex(d);
       for (const [el, id] of d.index.owner) {
-        const offered = Object.hasOwn(d.details, id);
+        const offered = offers(d, id);
         el.classList.toggle("pg-details", offered);
         if (offered) {
           el.setAttribute("tabindex", "0");
@@ -291,22 +298,155 @@
     if (d.selected !== null) showDetails(d, d.selected);
   }
 
+  // A node opens a box when it has details or actions.
+  function offers(d, id) {
+    return Object.hasOwn(d.details, id) || actionsFor(d.fig.dataset.diagram, id).length > 0;
+  }
+
   function showDetails(d, id) {
     if (!d.box) return;
-    const text = d.details[id];
+    const actions = actionsFor(d.fig.dataset.diagram, id);
+    const text = d.details[id] ?? (actions.length ? actions.map((a) => `${a.label} ${a.target}`.trim())[0] : undefined);
+    const opened = d.selected !== id;
     d.selected = text === undefined ? null : id;
     d.box.hidden = d.selected === null;
-    if (d.selected === null) return;
+    if (d.selected === null) return closeDetails(d);
     const [heading, ...rest] = text.split("\n");
     const title = d.box.querySelector(".details-title");
     const body = d.box.querySelector(".details-text");
     if (title.textContent !== heading) title.textContent = heading;
     if (body.textContent !== rest.join("\n")) body.textContent = rest.join("\n");
+    body.hidden = rest.length === 0;
+    offerActions(d, id);
+    if (opened) placeBox(d);
   }
 
   function closeDetails(d) {
+    const was = d.selected;
     d.selected = null;
-    if (d.box) d.box.hidden = true;
+    d.actionsKey = null;
+    if (!d.box) return;
+    d.box.hidden = true;
+    d.box.querySelector(".details-actions")?.replaceChildren();
+    const node = was !== null && d.index && (d.index.nodes.get(was) || [])[0];
+    if (node && d.box.contains(document.activeElement)) node.focus(); // back where the keyboard was
+    if (d.box.parentElement !== d.fig) {
+      d.fig.appendChild(d.box);
+      document.getElementById("node-panel")?.classList.remove("holding");
+    }
+  }
+
+  // On wide screens the box opens in the side panel beside the diagrams (#node-panel), so that the picture stays
+  // whole while the learner acts on it; on narrow screens it stays under its diagram. One box is open at a time.
+  function placeBox(d) {
+    const slot = document.getElementById("node-panel");
+    const wide = slot && window.matchMedia("(min-width: 64rem)").matches;
+    for (const other of diagrams.values()) if (other !== d && other.selected !== null) closeDetails(other);
+    const home = wide ? slot : d.fig;
+    if (d.box.parentElement !== home) home.appendChild(d.box);
+    if (slot) slot.classList.toggle("holding", wide);
+  }
+
+  // ---------------------------------------------------------------- node actions
+
+  // What the page declares (registry NodeActions): which nodes offer which commands, and for which argument.
+  const pageData = document.getElementById("page-data");
+  const nodeActions = (() => {
+    try { return JSON.parse((pageData && pageData.dataset.nodeActions) || "[]"); } catch { return []; }
+  })();
+  // argument name -> target kind, for the target pickers of every command form
+  const pickerKinds = new Map(nodeActions.filter((a) => a.arg && a.value === "{name}").map((a) => [a.arg, a.kind]));
+
+  // The actions a node offers now: only for targets that exist (frame.targets).
+  function actionsFor(diagramName, id) {
+    const targets = (frame && frame.targets) || {};
+    const found = [];
+    for (const actions of nodeActions) {
+      if (actions.diagrams.length && !actions.diagrams.includes(diagramName)) continue;
+      const match = new RegExp(`^(?:${actions.node})$`).exec(id);
+      if (!match) continue;
+      const name = actions.name || match[1] || "";
+      const present = targets[actions.kind] || [];
+      if (actions.arg && !present.includes(name)) continue;
+      const others = present.filter((other) => other !== name).join(".");
+      found.push({ ...actions, target: name, value: actions.value.replace("{name}", name).replace("{others}", others) });
+    }
+    return found;
+  }
+
+  // Fill the details box with forms cloned from the page's command forms, the target argument fixed.
+  function offerActions(d, id) {
+    const holder = d.box.querySelector(".details-actions");
+    if (!holder) return;
+    const found = actionsFor(d.fig.dataset.diagram, id);
+    const key = id + "\u0001" + JSON.stringify(found.map((a) => [a.label, a.value]));
+    if (key === d.actionsKey) return;
+    d.actionsKey = key;
+    const groups = [];
+    for (const actions of found) {
+      const group = document.createElement("div");
+      group.className = "action-group";
+      if (actions.commands.length > 1 && found.length > 1 && actions !== found[0]) {
+        const heading = document.createElement("h4");
+        heading.textContent = actions.target ? `${actions.label} ${actions.target}` : actions.label;
+        group.appendChild(heading);
+      }
+      for (const command of actions.commands) {
+        const source = document.querySelector(`#perturb form.command[data-command="${CSS.escape(command)}"]`);
+        if (!source) continue;
+        const form = source.cloneNode(true);
+        form.removeAttribute("title");
+        if (actions.arg) {
+          const field = form.querySelector(`[name="${CSS.escape(actions.arg)}"]`);
+          const hidden = document.createElement("input");
+          hidden.type = "hidden";
+          hidden.name = actions.arg;
+          hidden.value = actions.value;
+          (field && field.closest("label") || field)?.replaceWith(hidden);
+          if (!field) form.appendChild(hidden);
+        }
+        if (actions.commands.length === 1) form.querySelector("button[type=submit]").textContent = actions.label;
+        group.appendChild(form);
+      }
+      groups.push(group);
+    }
+    holder.replaceChildren(...groups);
+    fillPickers(holder);
+    if (window.htmx) window.htmx.process(holder);
+  }
+
+  // Every target field of a command form becomes a list of the targets that exist now.
+  let pickersKey = null;
+  function fillPickers(root) {
+    const targets = (frame && frame.targets) || {};
+    for (const [arg, kind] of pickerKinds) {
+      for (const field of root.querySelectorAll(`form.command [name="${CSS.escape(arg)}"]:is(input:not([type=hidden]), select)`)) {
+        const names = targets[kind] || [];
+        let select = field;
+        if (field.tagName !== "SELECT") {
+          select = document.createElement("select");
+          select.name = arg;
+          select.required = true;
+          field.replaceWith(select);
+        }
+        const wanted = names.join("\n");
+        if (select.dataset.names === wanted) continue;
+        const current = select.value;
+        select.replaceChildren(...names.map((name) => new Option(name, name, false, name === current)));
+        select.dataset.names = wanted;
+        select.disabled = names.length === 0;
+      }
+    }
+  }
+
+  function refreshPickers() {
+    const key = JSON.stringify((frame && frame.targets) || {});
+    if (key === pickersKey) return;
+    pickersKey = key;
+    const perturb = document.getElementById("perturb");
+    if (perturb) fillPickers(perturb);
+    fillNodeFilter();
+    for (const d of diagrams.values()) if (d.selected !== null) { d.actionsKey = null; offerActions(d, d.selected); }
   }
 
   // The figure and node id a click or key press landed on, if that node offers details.
@@ -316,7 +456,7 @@
     if (!d || !d.index) return null;
     for (let el = target; el && el !== d.view; el = el.parentElement) {
       const id = d.index.owner.get(el);
-      if (id !== undefined && Object.hasOwn(d.details, id)) return { d, id };
+      if (id !== undefined && offers(d, id)) return { d, id };
     }
     return null;
   }
@@ -358,6 +498,8 @@
     stats.frames++;
     for (const [name, spec] of Object.entries(f.diagrams || {})) applyDiagram(name, spec || {});
     applyTimeline(f);
+    refreshPickers();
+    if (f.run !== errorRun) clearErrors(); // a new run (or the first): errors about the old state are moot
     // For tests and CSS: <body data-frame data-seq data-run data-playing>.
     Object.assign(document.body.dataset, {
       frame: String(f.frame ?? ""), seq: String(f.last_seq ?? ""), run: f.run || "", playing: String(!!f.playing),
@@ -498,6 +640,71 @@
     stats.morphMs += performance.now() - started;
   });
 
+  // ---------------------------------------------------------------- errors beside their control
+
+  // The server answers a refused action with #messages (level "error"). It is shown next to the control that
+  // sent the action, and cleared by the next action sent (or a new run): an error never outlives its cause.
+  let lastSender = null;
+  let errorRun = null;
+
+  function clearErrors() {
+    for (const el of document.querySelectorAll(".control-error")) el.remove();
+    const box = document.getElementById("messages");
+    if (box && box.classList.contains("error") && box.childElementCount) box.replaceChildren();
+  }
+
+  function placeError() {
+    const box = document.getElementById("messages");
+    if (!box || !box.classList.contains("error") || !box.childElementCount) return;
+    errorRun = frame ? frame.run : null;
+    if (!lastSender || !lastSender.isConnected) return; // no control to point at: it stays at the top
+    const note = document.createElement("p");
+    note.className = "control-error";
+    note.setAttribute("role", "alert");
+    note.textContent = box.textContent.trim();
+    for (const el of document.querySelectorAll(".control-error")) el.remove();
+    lastSender.insertAdjacentElement("afterend", note);
+    box.replaceChildren();
+  }
+
+  // ---------------------------------------------------------------- event log filters
+
+  function fillNodeFilter() {
+    const select = document.getElementById("log-node");
+    if (!select) return;
+    const names = [...new Set(Object.values((frame && frame.targets) || {}).flat())];
+    if (select.dataset.names === names.join("\n")) return;
+    const current = select.value;
+    select.replaceChildren(new Option("every node", ""), ...names.map((n) => new Option(n, n, false, n === current)));
+    select.dataset.names = names.join("\n");
+  }
+
+  function filterLog() {
+    const type = document.getElementById("log-type")?.value || "";
+    const node = document.getElementById("log-node")?.value || "";
+    const routine = document.getElementById("log-routine")?.checked || false;
+    let hidden = 0;
+    for (const row of document.querySelectorAll("#event-log li[data-seq]")) {
+      const isRoutine = row.classList.contains("routine");
+      const shown = (!type || row.dataset.type === type) && (!node || row.dataset.nodes.split(" ").includes(node)) &&
+        (routine || !isRoutine || type === row.dataset.type);
+      if (!shown && isRoutine && !routine) hidden++;
+      if (row.hidden === shown) row.hidden = !shown;
+    }
+    const note = document.getElementById("log-hidden");
+    const text = hidden ? `${hidden} routine event${hidden === 1 ? "" : "s"} hidden` : "";
+    if (note && note.textContent !== text) note.textContent = text;
+  }
+
+  // A click on an event's time seeks there, through the timeline (which sends the seek).
+  function seekTo(t) {
+    const slider = document.getElementById("timeline");
+    if (!slider || !Number.isFinite(t)) return;
+    slider.value = String(t);
+    lastTimelineInput = performance.now();
+    slider.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
   // ---------------------------------------------------------------- share
 
   async function share() {
@@ -535,20 +742,26 @@
     if (!target) return;
     if (target.closest("#theme-toggle")) setTheme(effectiveTheme() === "dark" ? "light" : "dark");
     else if (target.closest("#share-button")) share();
+    else if (target.closest("#event-log button.seek")) seekTo(Number(target.closest("li").dataset.t));
     else if (target.closest(".details-close")) {
-      const d = diagramState(target.closest("figure.diagram").dataset.diagram);
-      if (d) closeDetails(d);
+      const box = target.closest(".diagram-details");
+      for (const d of diagrams.values()) if (d.box === box) closeDetails(d);
     } else {
       const hit = detailsTarget(target);
       if (hit) showDetails(hit.d, hit.id);
     }
   });
   document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      for (const d of diagrams.values()) if (d.selected !== null) closeDetails(d);
+      return;
+    }
     if (event.key !== "Enter" && event.key !== " ") return;
     const hit = event.target instanceof Element ? detailsTarget(event.target) : null;
     if (!hit) return;
     event.preventDefault();
     showDetails(hit.d, hit.id);
+    hit.d.box.querySelector(".details-actions button, .details-close")?.focus(); // the keyboard follows the box
   });
   // Timeline: note when the user holds or last touched the slider, so frames do not move it under them.
   const touchTimeline = (event) => {
@@ -563,7 +776,21 @@
   ["pointerdown", "input", "keydown"].forEach((type) => document.addEventListener(type, touchTimeline));
   ["pointerup", "pointercancel"].forEach((type) => document.addEventListener(type, releaseTimeline));
 
-  document.addEventListener("htmx:wsAfterMessage", readFrame);
+  document.addEventListener("htmx:wsAfterMessage", () => { readFrame(); placeError(); filterLog(); });
+  document.addEventListener("htmx:wsAfterSend", (event) => {
+    lastSender = event.target instanceof Element ? event.target : null;
+    clearErrors();
+  });
+  document.addEventListener("change", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    if (target.closest(".log-filters")) filterLog();
+    else if (target.id === "preset-select") {
+      const url = new URL(location.pathname, location.origin);
+      if (target.value) url.searchParams.set("preset", target.value);
+      location.assign(url); // a preset is a new page: its story, its scenario, its pictures at t = 0
+    }
+  });
   // After a reconnect the server no longer knows which run this page watches: say so, and get a full frame.
   document.addEventListener("htmx:wsOpen", (event) => {
     const run = document.body.dataset.run;
@@ -581,5 +808,18 @@
     idle: () => (!rendering && !pending.size ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
   };
 
+  // The first screen: the workspace fills what the rows above it leave of the window (see site.css).
+  const workspace = document.querySelector(".live > .workspace");
+  if (workspace) {
+    const measure = () => {
+      const top = `${Math.round(workspace.getBoundingClientRect().top + window.scrollY)}px`;
+      if (root.style.getPropertyValue("--workspace-top") !== top) root.style.setProperty("--workspace-top", top);
+    };
+    const watcher = new ResizeObserver(measure);
+    for (const el of document.querySelectorAll(".live > :is(.toolbar, .timebar, .story, #messages)")) watcher.observe(el);
+    measure();
+  }
+
   readFrame(); // the t=0 frame that came with the page
+  filterLog();
 })();

@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .steering import command_form
+
 pytestmark = pytest.mark.browser
 
 FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
@@ -26,7 +28,7 @@ def test_start_break_share_and_replay(page, live_server_url):
     wait_for_frame(page, "f.run && f.t > 0.5")
     page.wait_for_function(f"{ACTIVE_STATE}.some(text => text.includes('CLOSED'))")
 
-    page.locator("form.command", has=page.locator("input[value=outage_on]")).get_by_role("button").click()
+    command_form(page, "outage_on").get_by_role("button").click()
     page.wait_for_function(f"{ACTIVE_STATE}.some(text => text.includes('OPEN'))", timeout=15000)
     opened = frame(page)
     assert ":outage_on" in opened["link"]
@@ -54,7 +56,7 @@ def test_replayed_link_gives_the_same_events_as_the_run(page, live_server_url):
     page.goto(f"{live_server_url}/patterns/circuit-breaker/?seed=9")
     page.get_by_role("button", name="Start", exact=True).click()
     wait_for_frame(page, "f.run && f.t > 0.3")
-    page.locator("form.command", has=page.locator("input[value=outage_on]")).get_by_role("button").click()
+    command_form(page, "outage_on").get_by_role("button").click()
     acted = wait_for_frame(page, "f.link.includes('outage_on')")
     page.get_by_role("button", name="Pause").click()
     paused = wait_for_frame(page, "!f.playing")
@@ -106,7 +108,7 @@ def test_the_page_says_when_events_went_unlisted_and_announces_the_state(page, l
     page.wait_for_function("/^\\d+ events went by/.test(document.getElementById('log-gap').textContent)")
     page.get_by_role("button", name="Pause").click()
     page.wait_for_function("document.getElementById('run-state').textContent === 'Paused'")
-    page.get_by_role("button", name="Rewind to start").click()
+    page.get_by_role("button", name="Rewind").click()
     wait_for_frame(page, "f.t === 0")
     assert page.locator("#log-gap").inner_text() == ""
 

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from .steering import command_form
+
 pytestmark = pytest.mark.browser
 
 FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
@@ -23,8 +25,8 @@ def test_a_compare_run_shows_the_keys_each_scheme_moves_when_a_server_leaves(pag
         page.wait_for_selector(f"figure[data-diagram=ring] svg[data-lane='{lane}']")
     page.wait_for_selector("figure[data-diagram=topology] .diagram-view svg")
 
-    form = page.locator("form.command", has=page.locator("input[value=remove_server]"))
-    form.locator("input[name=server]").fill("s5")
+    form = command_form(page, "remove_server")
+    form.locator("select[name=server]").select_option("s5")
     form.get_by_role("button").click()
     acted = wait_for_frame(page, "f.link.includes('server=s5')")
     assert re.search(r"do=[0-9.]+:remove_server:server=s5", acted["link"])

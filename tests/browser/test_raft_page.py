@@ -4,6 +4,8 @@ the shared link replays the same scenario."""
 
 import pytest
 
+from .steering import command_form, node_box
+
 pytestmark = pytest.mark.browser
 
 FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
@@ -67,8 +69,8 @@ def all_drawn(page):
 
 def crash_the_leader(page) -> tuple[str, int]:
     leader, term = leader_and_term(page)
-    form = page.locator("form.command", has=page.locator("input[value=crash]"))
-    form.locator("input[name=server]").fill(leader)
+    form = command_form(page, "crash")
+    form.locator("select[name=server]").select_option(leader)
     form.get_by_role("button").click()
     wait_for_frame(page, f"f.link.includes(':crash:server={leader}')")
     return leader, term
@@ -92,7 +94,7 @@ def test_crash_the_leader_a_new_one_takes_over_and_the_link_replays_it(open_page
     all_drawn(page)
     figure = page.locator("figure[data-diagram=cluster]")
     assert "crashed" in figure.locator(f"g[data-id={old}]").get_attribute("class").split()
-    box = figure.locator(".diagram-details")
+    box = node_box(page)
     figure.locator(f"g[data-id={new}]").click()  # a server's persistent and volatile state
     assert box.locator(".details-title").inner_text() == f"{new}: leader"
     shown = box.locator(".details-text").inner_text()

@@ -6,6 +6,8 @@ import pytest
 
 from patterns.core.registry import all_patterns
 
+from .toy import TOY
+
 
 def test_home_lists_every_registered_pattern_with_its_summary_and_diagram(client):
     response = client.get("/")
@@ -37,10 +39,15 @@ def test_pattern_page_has_the_controls_form_and_initial_frame(client):
         assert needle in body, needle
 
 
-def test_presets_are_listed_under_their_sections(client):
+def test_presets_are_a_grouped_picker_and_the_chosen_ones_story_is_visible_text(client):
     body = client.get("/patterns/toy/").content.decode()
-    positions = [body.index(needle) for needle in ('href="?preset=busy"', "<h4>Slow ones</h4>", "?preset=calm")]
+    needles = ('<option value="busy"', '<optgroup label="Slow ones">', '<option value="calm"')
+    positions = [body.index(needle) for needle in needles]
     assert positions == sorted(positions)
+    chosen = client.get("/patterns/toy/?preset=calm").content.decode()
+    assert '<option value="calm" selected>' in chosen
+    story = chosen.split('id="preset-story"')[1].split("</p>")[0]
+    assert TOY.preset("calm").story in story
 
 
 def test_a_hostile_link_gets_a_clear_message_not_a_traceback(client):
