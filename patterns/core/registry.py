@@ -49,12 +49,21 @@ class Param:
     group: str = ""  # the fieldset it belongs to on the page
     pattern: str = ""  # "text" only: the regular expression the whole value must match
     example: str = ""  # "text" only: a valid value, shown as the field's placeholder and in error messages
+    # "text" only: the value is some of these joined by `separator` (the page offers them as checkboxes; the text
+    # itself stays editable for variants such as "ring_hash-3")
+    options: tuple[str, ...] = ()
+    separator: str = ""
+    # "text" only: the value splits the targets of this kind (`Pattern.targets`) into groups, "s1.s2|s3.s4.s5";
+    # the page lets the learner put each one in a group by clicking it
+    groups_of: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "bool", "choice", "text"):
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
         if self.kind == "text" and not (self.pattern and re.fullmatch(self.pattern, self.default)):
             raise ValueError(f"{self.name}: default {self.default!r} does not match {self.pattern!r}")
+        if self.options and not (self.kind == "text" and self.separator):
+            raise ValueError(f"{self.name}: options need a text parameter with a separator")
         if self.kind == "choice" and self.default not in self.choices:
             raise ValueError(f"{self.name}: default {self.default!r} is not one of {self.choices}")
         if self.kind in ("int", "float"):
@@ -125,6 +134,8 @@ class Param:
             out["pattern"] = self.pattern
             if self.example:
                 out["example"] = self.example
+            if self.options:
+                out["options"], out["separator"] = list(self.options), self.separator
         return out
 
 

@@ -39,6 +39,8 @@ PARAMS = (
             "Algorithms",
             pattern=ALGORITHMS_PATTERN,
             example="random.p2c_least_request",
+            options=tuple(sorted(ALGORITHMS)),
+            separator=LANE_SEPARATOR,
             help="One to four of " + ", ".join(sorted(ALGORITHMS)) + ", joined by dots; each one is a lane fed the "
             "same requests. A ring may carry its virtual nodes: ring_hash-3. Short names: "
             + ", ".join(f"{alias} ({name})" for alias, name in ALIASES.items())

@@ -148,7 +148,17 @@ COMMANDS = (
     Command(
         "partition",
         "Partition",
-        (Param("groups", "text", "s1.s2|s3.s4.s5", "Groups", pattern=GROUPS_PATTERN, example="s1.s2|s3.s4.s5"),),
+        (
+            Param(
+                "groups",
+                "text",
+                "s1.s2|s3.s4.s5",
+                "Groups",
+                pattern=GROUPS_PATTERN,
+                example="s1.s2|s3.s4.s5",
+                groups_of="server",
+            ),
+        ),
         help="Groups separated by |, members by dots. Unlisted servers form one more group; unlisted clients join "
         "the group with the most servers.",
     ),

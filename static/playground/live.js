@@ -137,6 +137,9 @@
       pending.delete(name);
       setView(d, "");
     }
+    // A diagram with nothing to draw (the hash rings with no hashing lane) is not shown at all.
+    const empty = !spec.svg && !spec.mermaid;
+    if (d.fig.hidden !== empty) d.fig.hidden = empty;
     markActive(d);
     showCaption(d);
     offerDetails(d);
@@ -439,12 +442,51 @@
     }
   }
 
+  // A partition field (registry Param.groups_of) gets a button per target that exists now: each click moves it to
+  // the next group (A, B, C); the text field follows ("s1.s2|s3.s4.s5") and stays editable.
+  const GROUP_NAMES = ["A", "B", "C"];
+  function fillGroupPickers(root) {
+    const targets = (frame && frame.targets) || {};
+    for (const field of root.querySelectorAll("input[data-groups-of]")) {
+      const names = targets[field.dataset.groupsOf] || [];
+      let picker = field.parentElement.querySelector(".group-picker");
+      if (!picker) {
+        picker = document.createElement("span");
+        picker.className = "group-picker";
+        picker.setAttribute("role", "group");
+        picker.setAttribute("aria-label", "Put each one in a group");
+        field.insertAdjacentElement("beforebegin", picker);
+      }
+      const groupOf = new Map();
+      field.value.split("|").forEach((group, i) => group.split(".").forEach((name) => groupOf.set(name, i)));
+      picker.replaceChildren(...names.map((name) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.node = name;
+        const group = Math.min(groupOf.get(name) ?? GROUP_NAMES.length - 1, GROUP_NAMES.length - 1);
+        button.dataset.group = String(group);
+        button.textContent = `${name}: ${GROUP_NAMES[group]}`;
+        return button;
+      }));
+    }
+  }
+
+  function cycleGroup(button) {
+    const picker = button.closest(".group-picker");
+    const field = picker.parentElement.querySelector("input[data-groups-of]");
+    button.dataset.group = String((Number(button.dataset.group) + 1) % GROUP_NAMES.length);
+    button.textContent = `${button.dataset.node}: ${GROUP_NAMES[Number(button.dataset.group)]}`;
+    const groups = GROUP_NAMES.map(() => []);
+    for (const b of picker.querySelectorAll("button")) groups[Number(b.dataset.group)].push(b.dataset.node);
+    field.value = groups.filter((g) => g.length).map((g) => g.join(".")).join("|");
+  }
+
   function refreshPickers() {
     const key = JSON.stringify((frame && frame.targets) || {});
     if (key === pickersKey) return;
     pickersKey = key;
     const perturb = document.getElementById("perturb");
-    if (perturb) fillPickers(perturb);
+    if (perturb) { fillPickers(perturb); fillGroupPickers(perturb); }
     fillNodeFilter();
     for (const d of diagrams.values()) if (d.selected !== null) { d.actionsKey = null; offerActions(d, d.selected); }
   }
@@ -705,6 +747,31 @@
     slider.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
+  // ---------------------------------------------------------------- options of a list parameter
+
+  // A text parameter made of options (registry Param.options, e.g. the algorithms to race) is offered as
+  // checkboxes; the text stays the value sent, and editable for variants ("ring_hash-3": the part before "-").
+  function optionParts(fieldset) {
+    const input = fieldset.querySelector("input[type=text]");
+    const separator = fieldset.dataset.separator;
+    const tokens = input.value ? input.value.split(separator) : [];
+    return { input, separator, tokens, base: (token) => token.split("-")[0] };
+  }
+
+  function optionsFromText(fieldset) {
+    const { tokens, base } = optionParts(fieldset);
+    const chosen = new Set(tokens.map(base));
+    for (const box of fieldset.querySelectorAll("input[type=checkbox]")) box.checked = chosen.has(box.value);
+  }
+
+  function textFromOptions(fieldset) {
+    const { input, separator, tokens, base } = optionParts(fieldset);
+    const checked = [...fieldset.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value);
+    const kept = tokens.filter((token) => checked.includes(base(token)));
+    const added = checked.filter((value) => !kept.some((token) => base(token) === value));
+    input.value = [...kept, ...added].join(separator);
+  }
+
   // ---------------------------------------------------------------- share
 
   async function share() {
@@ -742,6 +809,7 @@
     if (!target) return;
     if (target.closest("#theme-toggle")) setTheme(effectiveTheme() === "dark" ? "light" : "dark");
     else if (target.closest("#share-button")) share();
+    else if (target.closest(".group-picker button")) cycleGroup(target.closest(".group-picker button"));
     else if (target.closest("#event-log button.seek")) seekTo(Number(target.closest("li").dataset.t));
     else if (target.closest(".details-close")) {
       const box = target.closest(".diagram-details");
@@ -776,6 +844,11 @@
   ["pointerdown", "input", "keydown"].forEach((type) => document.addEventListener(type, touchTimeline));
   ["pointerup", "pointercancel"].forEach((type) => document.addEventListener(type, releaseTimeline));
 
+  document.addEventListener("input", (event) => {
+    const fieldset = event.target instanceof Element && event.target.closest("fieldset.options");
+    if (fieldset && event.target.type === "text") optionsFromText(fieldset);
+  });
+  document.querySelectorAll("fieldset.options").forEach(optionsFromText);
   document.addEventListener("htmx:wsAfterMessage", () => { readFrame(); placeError(); filterLog(); });
   document.addEventListener("htmx:wsAfterSend", (event) => {
     lastSender = event.target instanceof Element ? event.target : null;
@@ -785,6 +858,7 @@
     const target = event.target instanceof Element ? event.target : null;
     if (!target) return;
     if (target.closest(".log-filters")) filterLog();
+    else if (target.matches("fieldset.options input[type=checkbox]")) textFromOptions(target.closest("fieldset"));
     else if (target.id === "preset-select") {
       const url = new URL(location.pathname, location.origin);
       if (target.value) url.searchParams.set("preset", target.value);

@@ -5,7 +5,7 @@ action; Escape closes the box; a preset perturbed live keeps its later steps; an
 
 import pytest
 
-from .steering import node_box
+from .steering import command_form, node_box
 
 pytestmark = pytest.mark.browser
 
@@ -117,6 +117,11 @@ def test_a_preset_perturbed_live_keeps_its_later_steps(live_server_url, screen):
     # Routine events are hidden by default, and counted.
     assert "routine event" in page.locator("#log-hidden").text_content()
     assert page.locator("#event-log li.routine:not([hidden])").count() == 0
+    # A partition is made by clicking servers into groups, among the servers that exist.
+    groups = command_form(page, "partition")
+    assert groups.locator(".group-picker button").all_inner_texts() == ["s1: A", "s2: A", "s3: B", "s4: B", "s5: B"]
+    groups.locator(".group-picker button", has_text="s5").click()
+    assert groups.locator("input[name=groups]").input_value() == "s1.s2|s3.s4|s5"
     assert page.errors == []
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from patterns.core.frames import _text, frame_data, log_rows
 from patterns.core.player import Player
-from patterns.core.registry import NodeActions, Pattern, all_patterns
+from patterns.core.registry import NodeActions, Param, Pattern, all_patterns
 from patterns.core.scenario import decode, default_scenario
 
 from .toy import TOY
@@ -86,6 +86,13 @@ def test_the_log_keeps_rare_events_beside_routine_ones_and_shows_values_readably
     assert all(r["nodes"] in {"", "0", "1", "2"} for r in rows) and any(r["nodes"] for r in rows)
     assert _text(None) == "none" and _text(True) == "yes" and _text(0.1 + 0.2) == "0.3" and _text(2.0) == "2"
     assert _text(123456789.123) == "1.235e+08" and _text({"a": None, "b": [1.23456]}) == "{a=none, b=[1.235]}"
+
+
+def test_options_belong_to_a_text_parameter_with_a_separator():
+    with pytest.raises(ValueError, match="separator"):
+        Param("lanes", "choice", "a", choices=("a",), options=("a", "b"))
+    lanes = Param("lanes", "text", "a.b", pattern=r"[ab](\.[ab])*", options=("a", "b"), separator=".")
+    assert lanes.describe()["options"] == ["a", "b"] and lanes.parse("b.a") == "b.a"
 
 
 def _fields(pattern: Pattern) -> dict:
