@@ -541,7 +541,7 @@
     for (const [name, spec] of Object.entries(f.diagrams || {})) applyDiagram(name, spec || {});
     applyTimeline(f);
     refreshPickers();
-    if (f.run !== errorRun) clearErrors(); // a new run (or the first): errors about the old state are moot
+    if (errorRun !== null && (f.run || "") !== errorRun) clearErrors(); // another run: errors about the old one are moot
     // For tests and CSS: <body data-frame data-seq data-run data-playing>.
     Object.assign(document.body.dataset, {
       frame: String(f.frame ?? ""), seq: String(f.last_seq ?? ""), run: f.run || "", playing: String(!!f.playing),
@@ -616,8 +616,12 @@
 
   const keyOf = (node) => (node.nodeType === Node.ELEMENT_NODE ? node.id || node.getAttribute("data-seq") || null : null);
 
+  // `hidden` on a log row is the page's filter (filterLog), not the server's: kept, so a frame touches only new rows.
   function syncAttributes(el, next) {
-    for (const name of el.getAttributeNames()) if (!next.hasAttribute(name)) el.removeAttribute(name);
+    const keepHidden = el.parentElement !== null && el.parentElement.id === "event-log";
+    for (const name of el.getAttributeNames()) {
+      if (!next.hasAttribute(name) && !(keepHidden && name === "hidden")) el.removeAttribute(name);
+    }
     for (const name of next.getAttributeNames()) {
       const value = next.getAttribute(name);
       if (el.getAttribute(name) !== value) el.setAttribute(name, value);
@@ -690,6 +694,7 @@
   let errorRun = null;
 
   function clearErrors() {
+    errorRun = null;
     for (const el of document.querySelectorAll(".control-error")) el.remove();
     const box = document.getElementById("messages");
     if (box && box.classList.contains("error") && box.childElementCount) box.replaceChildren();
@@ -698,7 +703,7 @@
   function placeError() {
     const box = document.getElementById("messages");
     if (!box || !box.classList.contains("error") || !box.childElementCount) return;
-    errorRun = frame ? frame.run : null;
+    errorRun = frame ? frame.run || "" : "";
     if (!lastSender || !lastSender.isConnected) return; // no control to point at: it stays at the top
     const note = document.createElement("p");
     note.className = "control-error";
