@@ -138,7 +138,8 @@ SERVER = Param("server", "text", "s1", "Server", pattern=SERVER_PATTERN, example
 
 
 def _node(name: str, default: str) -> Param:
-    return Param(name, "text", default, name.upper(), pattern=NODE_PATTERN, example=default)
+    label = {"a": "One end", "b": "Other end"}[name]
+    return Param(name, "text", default, label, pattern=NODE_PATTERN, example=default)
 
 
 COMMANDS = (
