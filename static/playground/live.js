@@ -895,8 +895,20 @@
       if (root.style.getPropertyValue("--workspace-top") !== top) root.style.setProperty("--workspace-top", top);
     };
     const watcher = new ResizeObserver(measure);
-    for (const el of document.querySelectorAll(".live > :is(.toolbar, .timebar, .story, #messages)")) watcher.observe(el);
-    measure();
+    let rows = [];
+    const watchRows = () => {
+      const above = [];
+      for (const el of workspace.parentElement.children) {
+        if (el === workspace) break;
+        above.push(el); // every row above the workspace, including ones added later (a connection notice)
+      }
+      if (above.length === rows.length && above.every((el, i) => el === rows[i])) return; // a swap below it
+      rows = above;
+      above.forEach((el) => watcher.observe(el));
+      measure();
+    };
+    new MutationObserver(watchRows).observe(workspace.parentElement, { childList: true });
+    watchRows();
   }
 
   readFrame(); // the t=0 frame that came with the page
