@@ -23,7 +23,7 @@ STEERING = [
 @pytest.fixture
 def screen(browser):
     """A 1366x800 page that records console errors and uncaught exceptions."""
-    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    context = browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)  # for wait_for_function
     page = context.new_page()
     page.errors = []
     page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
@@ -126,7 +126,7 @@ def test_a_preset_perturbed_live_keeps_its_later_steps(live_server_url, screen):
 
 
 def test_narrow_dark_page_stacks_and_keyboard_reaches_a_node(live_server_url, browser):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", bypass_csp=True)
     page = context.new_page()
     errors = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
