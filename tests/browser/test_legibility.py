@@ -78,7 +78,7 @@ def moved(page, diagram, tries=8):
 
 @pytest.mark.parametrize(("slug", "preset", "moving"), PAGES, ids=[p[0] for p in PAGES])
 def test_pictures_are_legible_true_and_moving(browser, live_server_url, slug, preset, moving):
-    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    context = browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)  # for wait_for_function
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
