@@ -4,8 +4,8 @@ It follows Figure 2 of the paper and the dissertation's refinements. A server se
 interfaces, so that a test can step one alone (tests/raft/test_server_rules.py): its `Clock` (virtual time, the
 run's random numbers, timers, events: the kernel's `Simulation` is one) and its `Cluster` (send an RPC, have an
 event judged, answer a client, the membership hooks: the engine is one). It reads its settings from a frozen
-`RaftConfig` and keeps its own tallies. Timers are scheduled with a generation number, so a reset simply makes the
-older timer a no-op.
+`RaftConfig` and keeps its own tallies. It keeps the handle of each timer it may have to call off: the election
+alarm, and the leader's heartbeat, check-quorum and flush, cancelled together when it stops leading or crashes.
 
 Persistent state (kept across a crash): ``current_term``, ``voted_for`` and ``log`` (with its snapshot).
 Everything else is volatile and rebuilt from the snapshot on restart.
@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from patterns.core.sim import Event
+from patterns.core.sim import Event, Timer
 
 from .kv import StateMachine
 from .log import RaftLog
@@ -46,9 +46,11 @@ class Clock(Protocol):
     now: float
     rng: random.Random
 
-    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> object: ...
+    def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> Timer: ...
 
-    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> object: ...
+    def schedule_at(self, t: float, action: Callable[..., Any], *args: Any) -> Timer: ...
+
+    def cancel(self, timer: Timer | None) -> None: ...
 
     def emit(self, type: str, **fields: Any) -> Event: ...
 
@@ -95,8 +97,10 @@ class Server:
         # Known from the start, so told by no raft.config event (the engine's raft.role events come first).
         self.voters, self.learners = _config_of(self.log.snapshot_data)
         self.config_index = 0
-        self._timer = 0  # generation of the election timer
-        self._lead = 0  # generation of the leader's heartbeat, flush and check-quorum timers
+        self._alarm_timer: Timer | None = None  # the pending election alarm (see set_election_deadline)
+        self._heartbeat_timer: Timer | None = None  # leader: the next heartbeat round
+        self._quorum_timer: Timer | None = None  # leader: the next check-quorum
+        self._flush_timer: Timer | None = None  # leader: the broadcast of what was proposed or read at this instant
         self._volatile_reset()
 
     def _volatile_reset(self) -> None:
@@ -117,7 +121,6 @@ class Server:
         self._acked: dict[str, int] = {}  # leader: the latest round each peer answered in this term
         self._active: dict[str, bool] = {}  # leader: peers heard from since the last check-quorum
         self._reads: list[dict[str, Any]] = []  # leader: read-index reads waiting
-        self._flush_for = -1  # the leader generation a flush is scheduled for
         self._requests_at: tuple[int, int, int, int] | None = None  # leader: the point `_requests` were made at
         self._requests: dict[int, tuple[dict[str, Any], str]] = {}  # leader: AppendEntries (and summary) by next index
         self._plan_snapshot(None)
@@ -163,7 +166,7 @@ class Server:
     def _set_role(self, role: str) -> None:
         if role != self.role:
             if self.role == LEADER:
-                self._lead += 1
+                self._cancel_leader_timers()
                 self._reads = []
                 self.next_index, self.match_index = {}, {}
             self.role = role
@@ -195,20 +198,21 @@ class Server:
             return
         self.election_deadline = t
         if self._alarm is None or self._alarm > t:
-            self._timer += 1
-            self._alarm = t
-            self.sim.schedule_at(t, self._election_timeout, self._timer)
+            self._arm_alarm(t)
 
-    def _election_timeout(self, generation: int) -> None:
-        if generation != self._timer:
-            return
+    def _arm_alarm(self, t: float) -> None:
+        """Set the one election alarm for ``t``, calling off any other."""
+        self._alarm = t
+        self.sim.cancel(self._alarm_timer)
+        self._alarm_timer = self.sim.schedule_at(t, self._election_timeout)
+
+    def _election_timeout(self) -> None:
         self._alarm = None
         deadline = self.election_deadline
         if deadline is None or not self.alive:
             return
         if self.sim.now < deadline:
-            self._alarm = deadline
-            self.sim.schedule_at(deadline, self._election_timeout, generation)
+            self._arm_alarm(deadline)
             return
         self.election_deadline = None
         self.campaign()
@@ -309,15 +313,14 @@ class Server:
         self.election_deadline = None
         self.leader_id = self.id
         self._set_role(LEADER)
-        self._lead += 1
         self._round = 0
         self._acked, self._active = {}, {}
         self.next_index = {peer: self.log.last_index + 1 for peer in self.peers()}
         self.match_index = {peer: 0 for peer in self.peers()}
         self.term_start = self.log.last_index + 1
         self.propose({"op": "noop"})
-        self.sim.schedule(self.config.heartbeat, self._heartbeat, self._lead)
-        self.sim.schedule(self.config.election_timeout_max, self._check_quorum, self._lead)
+        self._heartbeat_timer = self.sim.schedule(self.config.heartbeat, self._heartbeat)
+        self._quorum_timer = self.sim.schedule(self.config.election_timeout_max, self._check_quorum)
 
     # -- leader: replication ----------------------------------------------------------------------------------
     def propose(self, command: dict[str, Any]) -> int:
@@ -333,22 +336,24 @@ class Server:
         return index
 
     def _schedule_flush(self) -> None:
-        if self._flush_for != self._lead:
-            self._flush_for = self._lead
-            self.sim.schedule(0.0, self._flush, self._lead)
+        if self._flush_timer is None:
+            self._flush_timer = self.sim.schedule(0.0, self._flush)
 
-    def _flush(self, generation: int) -> None:
-        if generation == self._flush_for:
-            self._flush_for = -1
-        if generation == self._lead and self.alive:
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self.alive:
             self._broadcast()
 
-    def _heartbeat(self, generation: int) -> None:
-        if generation != self._lead or not self.alive:
-            return
+    def _heartbeat(self) -> None:
         self._broadcast()
         self.cluster.membership_step(self)
-        self.sim.schedule(self.config.heartbeat, self._heartbeat, generation)
+        self._heartbeat_timer = self.sim.schedule(self.config.heartbeat, self._heartbeat)
+
+    def _cancel_leader_timers(self) -> None:
+        """Leadership ends (a step down or a crash): its heartbeat, check-quorum and flush are called off."""
+        for timer in (self._heartbeat_timer, self._quorum_timer, self._flush_timer):
+            self.sim.cancel(timer)
+        self._heartbeat_timer = self._quorum_timer = self._flush_timer = None
 
     def _broadcast(self) -> None:
         """One AppendEntries round to every peer."""
@@ -365,7 +370,7 @@ class Server:
         if next_index - 1 < self.log.snapshot_index:
             self._send_snapshot(peer)
             return
-        point = (self._lead, self.log.last_index, self.commit_index, self._round)
+        point = (self.current_term, self.log.last_index, self.commit_index, self._round)
         if point != self._requests_at:
             self._requests_at, self._requests = point, {}
         made = self._requests.get(next_index)
@@ -405,17 +410,15 @@ class Server:
         summary = f"term {self.current_term}, through {log.snapshot_index}@t{log.snapshot_term}"
         self.cluster.send_rpc(self.id, peer, "InstallSnapshot", request, summary)
 
-    def _check_quorum(self, generation: int) -> None:
+    def _check_quorum(self) -> None:
         """Check-quorum: a leader that has not heard from a majority in an election timeout steps down."""
-        if generation != self._lead or not self.alive:
-            return
         heard = [peer for peer, active in self._active.items() if active] + [self.id]
         self._active = {}
         if self.config.check_quorum and not self.quorum(heard):
             self.cluster.note(f"{self.id} steps down: it heard from no majority in an election timeout")
             self._step_down(self.current_term)
             return
-        self.sim.schedule(self.config.election_timeout_max, self._check_quorum, generation)
+        self._quorum_timer = self.sim.schedule(self.config.election_timeout_max, self._check_quorum)
 
     def _leader_reply(self, src: str, reply: dict[str, Any]) -> bool:
         """Common part of the leader's handling of replies: True if the reply is for this leader's term."""
@@ -706,8 +709,9 @@ class Server:
     # -- crash and restart ------------------------------------------------------------------------------------
     def crash(self) -> None:
         self.alive = False
-        self._timer += 1
-        self._lead += 1
+        self.sim.cancel(self._alarm_timer)
+        self._alarm_timer = None
+        self._cancel_leader_timers()
         self.cluster.judge(self.sim.emit("raft.crash", server=self.id))
         self._set_role(FOLLOWER)
         self._volatile_reset()
