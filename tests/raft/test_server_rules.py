@@ -177,6 +177,30 @@ def test_a_leader_steps_down_on_a_reply_with_a_higher_term():
     assert n.server.election_deadline is not None  # a follower again: its election timer runs
 
 
+def live_timers(n: Node) -> list[str]:
+    """The server's actions still due in the queue (a cancelled timer stays queued, as a no-op of no server)."""
+    return sorted(entry[2].__name__ for entry in n.sim._queue if getattr(entry[2], "__self__", None) is n.server)
+
+
+def test_a_leader_that_steps_down_calls_off_its_heartbeat_check_quorum_and_flush():
+    n = leader_of_term_1(check_quorum=True)
+    n.deliver("c1", "ClientRequest", {"op": "put", "key": "k1", "value": "v", "expected": None, "seq": 1})
+    # The candidate's alarm stays too: a lazy alarm finds no deadline when it wakes (`set_election_deadline`).
+    assert live_timers(n) == ["_check_quorum", "_election_timeout", "_flush", "_heartbeat"]
+    n.deliver("s2", "AppendEntriesReply", append_reply(5, None))
+    assert live_timers(n) == ["_election_timeout"]  # a follower's one alarm, nothing of its leadership
+
+
+def test_a_crashed_server_has_no_timer_left_and_a_restarted_one_a_single_alarm():
+    n = leader_of_term_1(check_quorum=True)
+    n.deliver("c1", "ClientRequest", {"op": "put", "key": "k1", "value": "v", "expected": None, "seq": 1})
+    n.server.crash()
+    assert live_timers(n) == []
+    n.server.restart()
+    n.server.set_election_deadline(n.sim.now + MIN_TIMEOUT / 2)  # earlier: the alarm is moved, not doubled
+    assert live_timers(n) == ["_election_timeout"]
+
+
 def test_a_request_of_a_stale_term_is_refused_and_changes_nothing():
     n = with_log(node(), (1, 2))
     n.deliver("s3", "AppendEntries", append(1, prev=(2, 2), new=entries(1), leader="s3"))
