@@ -370,6 +370,7 @@ class Server:
         if next_index - 1 < self.log.snapshot_index:
             self._send_snapshot(peer)
             return
+        # The term names the leadership: a server leads only as the candidate of a term it started, so at most once.
         point = (self.current_term, self.log.last_index, self.commit_index, self._round)
         if point != self._requests_at:
             self._requests_at, self._requests = point, {}
