@@ -1,0 +1,36 @@
+"""Every pattern app has the same files, so that a reader who knows one knows all (docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from django.template.loader import get_template
+
+from patterns.core.registry import all_patterns
+
+PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
+APPS = ("raft", "circuit_breaker", "load_balancing", "messaging")
+DESCRIPTOR = ("params.py", "presets.py", "stories.py", "events.py", "pattern.py", "engine.py", "diagrams.py", "apps.py")
+
+
+@pytest.mark.parametrize(
+    "app",
+    APPS,
+)
+def test_each_app_has_the_descriptor_files(app: str) -> None:
+    missing = [name for name in DESCRIPTOR if not (PATTERNS_DIR / app / name).is_file()]
+    assert not missing, f"patterns/{app} lacks {missing}"
+
+
+def test_every_registered_pattern_is_one_of_these_apps() -> None:
+    descriptors = {import_module(f"patterns.{app}.pattern").PATTERN.slug for app in APPS}
+    assert {p.slug for p in all_patterns()} <= descriptors | {"toy"}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_explain_template_lives_in_its_app(app: str) -> None:
+    pattern = import_module(f"patterns.{app}.pattern").PATTERN
+    origin = Path(get_template(pattern.explain_template).origin.name)
+    assert origin == PATTERNS_DIR / app / "templates" / app / "explain.html"
