@@ -17,23 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from patterns.core.arrivals import PoissonArrivals
+from patterns.core.commands import Commands
 from patterns.core.sim import Simulation
 
 from .breaker import CLOSED, DISABLED, FORCED_OPEN, METRICS_ONLY, Breaker, BreakerConfig
 from .service import Hop, Ids, Service
 
-SERVICE_COMMANDS = ("outage_on", "outage_off", "slow_on", "slow_off", "set_failure_probability", "set_latency")
-BREAKER_COMMANDS = {
-    "force_open": FORCED_OPEN,
-    "disable": DISABLED,
-    "metrics_only": METRICS_ONLY,
-    "reset_breaker": CLOSED,
-}
 SERVICE_TARGETS = ("downstream", "A", "B", "C")
 BREAKER_TARGETS = ("all", "downstream", "B", "C")
 
 
-class CircuitBreakerEngine:
+class CircuitBreakerEngine(Commands):
     """The pattern's engine: built from the parameters, driven by the kernel, perturbed by `apply`."""
 
     def __init__(self, sim: Simulation, params: Mapping[str, Any]):
@@ -84,42 +78,59 @@ class CircuitBreakerEngine:
         self.entry.invoke(self.requests)
 
     # -- commands -------------------------------------------------------------------------------------------------
-    def apply(self, command: str, args: Mapping[str, Any]) -> None:
-        if command in SERVICE_COMMANDS:
-            self._service_command(command, args)
-        elif command in BREAKER_COMMANDS:
-            for breaker in self._breakers(command, args["breaker"]):
-                breaker.command(BREAKER_COMMANDS[command])
-        elif command == "set_request_rate":
-            self.arrivals.rate = float(args["rate"])
-            self.sim.emit("traffic", rate=self.arrivals.rate, burst=0)
-            self.arrivals.start()
-        elif command == "burst":
-            self.sim.emit("traffic", rate=self.arrivals.rate, burst=args["count"])
-            for _ in range(args["count"]):
-                self._request()
-        else:
-            raise ValueError(f"unknown command {command!r}")
+    def _do_set_request_rate(self, rate: float) -> None:
+        self.arrivals.rate = float(rate)
+        self.sim.emit("traffic", rate=self.arrivals.rate, burst=0)
+        self.arrivals.start()
 
-    def _service_command(self, command: str, args: Mapping[str, Any]) -> None:
-        target = args["service"]
+    def _do_burst(self, count: int) -> None:
+        self.sim.emit("traffic", rate=self.arrivals.rate, burst=count)
+        for _ in range(count):
+            self._request()
+
+    def _do_outage_on(self, service: str, mode: str) -> None:
+        self._set_service("outage_on", service, outage=mode)
+
+    def _do_outage_off(self, service: str) -> None:
+        self._set_service("outage_off", service, outage=None)
+
+    def _do_slow_on(self, service: str, factor: float) -> None:
+        self._set_service("slow_on", service, slow_factor=float(factor))
+
+    def _do_slow_off(self, service: str) -> None:
+        self._set_service("slow_off", service, slow_factor=1.0)
+
+    def _do_set_failure_probability(self, service: str, probability: float) -> None:
+        self._set_service("set_failure_probability", service, failure_probability=float(probability))
+
+    def _do_set_latency(self, service: str, median_ms: float) -> None:
+        self._set_service("set_latency", service, latency_median=median_ms / 1000.0)
+
+    def _set_service(self, command: str, target: str, **settings: Any) -> None:
+        """Change the named service's settings and say so, or ignore a service the topology does not have."""
         service = self.services[-1] if target == "downstream" else self._named(self.services, target)
         if service is None:
             self._ignore(command, f"there is no service {target} in the {self.topology} topology")
             return
-        if command == "outage_on":
-            service.outage = args["mode"]
-        elif command == "outage_off":
-            service.outage = None
-        elif command == "slow_on":
-            service.slow_factor = float(args["factor"])
-        elif command == "slow_off":
-            service.slow_factor = 1.0
-        elif command == "set_failure_probability":
-            service.failure_probability = float(args["probability"])
-        else:
-            service.latency_median = args["median_ms"] / 1000.0
+        for name, value in settings.items():
+            setattr(service, name, value)
         self.sim.emit("service", **service.settings())
+
+    def _do_force_open(self, breaker: str) -> None:
+        self._force("force_open", breaker, FORCED_OPEN)
+
+    def _do_disable(self, breaker: str) -> None:
+        self._force("disable", breaker, DISABLED)
+
+    def _do_metrics_only(self, breaker: str) -> None:
+        self._force("metrics_only", breaker, METRICS_ONLY)
+
+    def _do_reset_breaker(self, breaker: str) -> None:
+        self._force("reset_breaker", breaker, CLOSED)
+
+    def _force(self, command: str, target: str, state: str) -> None:
+        for breaker in self._breakers(command, target):
+            breaker.command(state)
 
     def _breakers(self, command: str, target: str) -> list[Breaker]:
         if target == "all":

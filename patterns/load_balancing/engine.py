@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from patterns.core.arrivals import PoissonArrivals
+from patterns.core.commands import Commands
 from patterns.core.sim import Simulation
 
 from .balancers import ALGORITHMS
@@ -77,7 +78,7 @@ def per_server(text: str, count: int, kind: type) -> list[Any]:
     return [values[i % len(values)] for i in range(count)]
 
 
-class LoadBalancingEngine:
+class LoadBalancingEngine(Commands):
     def __init__(self, sim: Simulation, params: Mapping[str, Any]):
         self.sim = sim
         self.params = dict(params)
@@ -158,57 +159,65 @@ class LoadBalancingEngine:
         self.sim.schedule(SAMPLE_EVERY, self._sample)
 
     # -- commands ---------------------------------------------------------------------------------------------
-    def apply(self, command: str, args: Mapping[str, Any]) -> None:
-        if command in SERVER_COMMANDS:
-            self._server_command(command, args)
-        elif command == "add_server":
-            if len(self.present) >= MAX_SERVERS:
-                self.sim.emit("lb.ignored", command=command, reason=f"there are {MAX_SERVERS} servers already")
-                return
-            spec = self._new_spec(float(args["speed"]), int(args["weight"]))
-            self._server_event("add", spec)
-            for lane in self.lanes:
-                lane.add(spec)
-        elif command == "set_rate":
-            self.arrivals.rate = float(args["rate"])
-            self._traffic_event()
-            self.arrivals.start()
-        elif command == "burst":
-            self._burst(int(args["count"]))
-        elif command == "hot_key":
-            self.traffic.hot_share = float(args["share"])
-            self._traffic_event()
-        else:
-            raise ValueError(f"unknown command {command!r}")
+    def _do_add_server(self, speed: float, weight: int) -> None:
+        if len(self.present) >= MAX_SERVERS:
+            self.sim.emit("lb.ignored", command="add_server", reason=f"there are {MAX_SERVERS} servers already")
+            return
+        spec = self._new_spec(float(speed), int(weight))
+        self._server_event("add", spec)
+        for lane in self.lanes:
+            lane.add(spec)
+
+    def _do_set_rate(self, rate: float) -> None:
+        self.arrivals.rate = float(rate)
+        self._traffic_event()
+        self.arrivals.start()
+
+    def _do_burst(self, count: int) -> None:
+        self._burst(int(count))
+
+    def _do_hot_key(self, share: float) -> None:
+        self.traffic.hot_share = float(share)
+        self._traffic_event()
 
     def targets(self, command: str) -> dict[str, list[str]]:
         """The servers a command may name now: the present ones."""
         return {"server": [spec.id for spec in self.present]} if command in SERVER_COMMANDS else {}
 
-    def _server_command(self, command: str, args: Mapping[str, Any]) -> None:
+    def _present(self, command: str, server: str) -> ServerSpec | None:
+        """The named server, or None (with an lb.ignored event) when it is not present."""
         present = self.targets(command)["server"]
-        if args["server"] not in present:
+        if server not in present:
             known = ", ".join(present) or "none"
-            self.sim.emit("lb.ignored", command=command, reason=f"no server {args['server']} (present: {known})")
-            return
-        spec = self.specs[args["server"]]
-        if command == "remove_server":
+            self.sim.emit("lb.ignored", command=command, reason=f"no server {server} (present: {known})")
+            return None
+        return self.specs[server]
+
+    def _do_remove_server(self, server: str) -> None:
+        if spec := self._present("remove_server", server):
             spec.present = False
             self._server_event("remove", spec)
             for lane in self.lanes:
                 lane.remove(spec.id)
-        elif command == "slow_server":
-            spec.slow = float(args["factor"])
+
+    def _do_slow_server(self, server: str, factor: float) -> None:
+        if spec := self._present("slow_server", server):
+            spec.slow = float(factor)
             self._server_event("slow", spec)
-        elif command == "fail_server":
-            spec.fail_probability = float(args["probability"])
+
+    def _do_fail_server(self, server: str, probability: float) -> None:
+        if spec := self._present("fail_server", server):
+            spec.fail_probability = float(probability)
             self._server_event("fail", spec)
-        elif command == "recover_server":
+
+    def _do_recover_server(self, server: str) -> None:
+        if spec := self._present("recover_server", server):
             spec.slow, spec.fail_probability = 1.0, 0.0
             self._server_event("recover", spec)
-        else:
-            weight = int(args["weight"])
-            changed, spec.weight = weight != spec.weight, weight
+
+    def _do_set_weight(self, server: str, weight: int) -> None:
+        if spec := self._present("set_weight", server):
+            changed, spec.weight = int(weight) != spec.weight, int(weight)
             self._server_event("weight", spec)
             if changed:
                 for lane in self.lanes:

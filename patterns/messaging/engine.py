@@ -61,6 +61,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from patterns.core.commands import Commands
 from patterns.core.network import LatencyModel, Network
 from patterns.core.sim import Simulation
 
@@ -79,7 +80,7 @@ TICK = 1.0  # seconds between samples of the gauges
 JITTER = 0.2  # share of the one-way delay added as uniform jitter (the links are FIFO, like TCP)
 
 
-class MessagingEngine:
+class MessagingEngine(Commands):
     """The pattern's engine: builds the view's topology, runs it, and applies perturbations."""
 
     def __init__(self, sim: Simulation, params: Mapping[str, Any]):
@@ -196,23 +197,29 @@ class MessagingEngine:
         self.sim.schedule(TICK, self._tick)
 
     # -- commands -------------------------------------------------------------------------------------------------
-    def apply(self, command: str, args: Mapping[str, Any]) -> None:
-        if command == "add_consumer":
-            self._add_consumer()
-        elif command in ("burst", "poison"):
-            self.rec.emit("traffic", rate=self._rate(), burst=args["count"], poison=command == "poison")
-            for index in range(args["count"]):
-                self._publish_one(index, command == "poison")
-        elif command == "set_publish_rate":
-            senders = self.producers or self.clients
-            for sender in senders:
-                sender.arrivals.set_rate(args["rate"] / len(senders))
-            self.rec.emit("traffic", rate=self._rate(), burst=0, poison=False)
-        elif command == "set_failure_probability":
-            self.failure_probability = args["probability"]
-            self.rec.emit("config", setting="failure_probability", value=self.failure_probability)
-        else:
-            self._consumer_command(command, args)
+    def _do_add_consumer(self) -> None:
+        self._add_consumer()
+
+    def _do_burst(self, count: int) -> None:
+        self._publish(count, poison=False)
+
+    def _do_poison(self, count: int) -> None:
+        self._publish(count, poison=True)
+
+    def _publish(self, count: int, poison: bool) -> None:
+        self.rec.emit("traffic", rate=self._rate(), burst=count, poison=poison)
+        for index in range(count):
+            self._publish_one(index, poison)
+
+    def _do_set_publish_rate(self, rate: float) -> None:
+        senders = self.producers or self.clients
+        for sender in senders:
+            sender.arrivals.set_rate(rate / len(senders))
+        self.rec.emit("traffic", rate=self._rate(), burst=0, poison=False)
+
+    def _do_set_failure_probability(self, probability: float) -> None:
+        self.failure_probability = probability
+        self.rec.emit("config", setting="failure_probability", value=self.failure_probability)
 
     def _rate(self) -> float:
         return sum(sender.arrivals.rate for sender in (*self.producers, *self.clients))
@@ -230,36 +237,53 @@ class MessagingEngine:
         links = command in ("cut_consumer", "restore_consumer")
         return {"consumer": [c.name for c in self.consumers if links or c.state != "removed"]}
 
-    def _consumer_command(self, command: str, args: Mapping[str, Any]) -> None:
-        if args["consumer"] not in self.targets(command)["consumer"]:
-            self._ignore(command, f"there is no consumer {args['consumer']} here")
+    def _consumer(self, command: str, name: str) -> Consumer | None:
+        """The named consumer, or None (with an ignored event) when the command may not name it now."""
+        if name not in self.targets(command)["consumer"]:
+            self._ignore(command, f"there is no consumer {name} here")
+            return None
+        return next(c for c in self.consumers if c.name == name)
+
+    def _do_crash_consumer(self, consumer: str) -> None:
+        if (target := self._consumer("crash_consumer", consumer)) and not target.crash():
+            self._ignore("crash_consumer", f"{target.name} is down already")
+
+    def _do_restart_consumer(self, consumer: str) -> None:
+        if (target := self._consumer("restart_consumer", consumer)) and not target.restart():
+            self._ignore("restart_consumer", f"{target.name} is not crashed")
+
+    def _do_cut_consumer(self, consumer: str) -> None:
+        if target := self._consumer("cut_consumer", consumer):
+            self._cut(target)
+
+    def _do_restore_consumer(self, consumer: str) -> None:
+        target = self._consumer("restore_consumer", consumer)
+        if target is None:
             return
-        consumer = next(c for c in self.consumers if c.name == args["consumer"])
-        if command == "crash_consumer":
-            if not consumer.crash():
-                self._ignore(command, f"{consumer.name} is down already")
-        elif command == "restart_consumer":
-            if not consumer.restart():
-                self._ignore(command, f"{consumer.name} is not crashed")
-        elif command == "cut_consumer":
-            self._cut(consumer)
-        elif command == "restore_consumer":
-            if not consumer.cut:
-                self._ignore(command, f"the link to {consumer.name} is not cut")
-                return
-            consumer.cut = False
-            self.sim.cancel(consumer.heartbeat_timer)
-            resent = self.links.restore(consumer.name)
-            self.rec.emit("consumer.restored", consumer=consumer.name, resent=resent)
-        elif command == "slow_consumer":
-            consumer.set_slow(args["factor"])
-        elif command == "remove_consumer":
-            if not consumer.cancel():
-                self._ignore(command, f"{consumer.name} is leaving already")
-        elif self.polled:  # set_prefetch
-            self._ignore(command, "SQS consumers poll: set receive_batch instead of a prefetch")
+        if not target.cut:
+            self._ignore("restore_consumer", f"the link to {target.name} is not cut")
+            return
+        target.cut = False
+        self.sim.cancel(target.heartbeat_timer)
+        resent = self.links.restore(target.name)
+        self.rec.emit("consumer.restored", consumer=target.name, resent=resent)
+
+    def _do_slow_consumer(self, consumer: str, factor: float) -> None:
+        if target := self._consumer("slow_consumer", consumer):
+            target.set_slow(factor)
+
+    def _do_remove_consumer(self, consumer: str) -> None:
+        if (target := self._consumer("remove_consumer", consumer)) and not target.cancel():
+            self._ignore("remove_consumer", f"{target.name} is leaving already")
+
+    def _do_set_prefetch(self, consumer: str, prefetch: int) -> None:
+        target = self._consumer("set_prefetch", consumer)
+        if target is None:
+            return
+        if self.polled:
+            self._ignore("set_prefetch", "SQS consumers poll: set receive_batch instead of a prefetch")
         else:
-            consumer.set_prefetch(args["prefetch"])
+            target.set_prefetch(prefetch)
 
     def _cut(self, consumer: Consumer) -> None:
         if consumer.cut:

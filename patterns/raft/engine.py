@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from patterns.core.commands import Commands
 from patterns.core.network import LatencyModel, Message, Network
 from patterns.core.sim import Event, Simulation
 
@@ -28,7 +29,7 @@ RPCS_KEPT = 60  # the recent RPCs the sequence diagram and the captions draw fro
 DELIVERED_KEPT = 4 * RPCS_KEPT  # delivered ids kept before those of no recent RPC are swept out
 
 
-class RaftEngine:
+class RaftEngine(Commands):
     def __init__(self, sim: Simulation, params: Mapping[str, Any]):
         self.sim = sim
         self.params = dict(params)  # the clients read theirs from here; a command may change the clients' rate
@@ -179,12 +180,6 @@ class RaftEngine:
                 server.crash()
 
     # -- commands ---------------------------------------------------------------------------------------------
-    def apply(self, command: str, args: Mapping[str, Any]) -> None:
-        handler = getattr(self, f"_do_{command}", None)
-        if handler is None:
-            raise ValueError(f"unknown command {command!r}")
-        handler(**args)
-
     def _server(self, command: str, server_id: str) -> Server | None:
         server = self.servers.get(server_id)
         if server is None:

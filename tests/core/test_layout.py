@@ -1,13 +1,16 @@
-"""Every pattern app has the same files, so that a reader who knows one knows all (docs/ARCHITECTURE.md)."""
+"""Every pattern app has the same files and runs commands the same way, so that a reader who knows one knows all
+(docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from pathlib import Path
 
 import pytest
 from django.template.loader import get_template
 
+from patterns.core.commands import PREFIX, handler
 from patterns.core.registry import all_patterns
 
 PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
@@ -34,3 +37,15 @@ def test_explain_template_lives_in_its_app(app: str) -> None:
     pattern = import_module(f"patterns.{app}.pattern").PATTERN
     origin = Path(get_template(pattern.explain_template).origin.name)
     assert origin == PATTERNS_DIR / app / "templates" / app / "explain.html"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_command_has_its_method_with_its_arguments(app: str) -> None:
+    pattern = import_module(f"patterns.{app}.pattern").PATTERN
+    wrong = {}
+    for command in pattern.commands:
+        method = handler(pattern.engine, command.name)
+        arguments = None if method is None else list(inspect.signature(method).parameters)[1:]
+        if arguments != [arg.name for arg in command.args]:
+            wrong[command.name] = arguments
+    assert not wrong, f"{pattern.slug}: commands whose {PREFIX}<command> method is missing or takes other arguments"
