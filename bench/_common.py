@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 ]
 free_port = support.free_port
 
-# Reference figures from ../shared/ARCHITECTURE.md, "Live streaming" (2 KB frames, 200 viewers).
+# Reference figures from docs/ARCHITECTURE.md, "How a frame travels" (2 KB frames, 200 viewers).
 REF_RAW_WEBSOCKETS_US = (25.0, 30.0)
 REF_NAIVE_CHANNELS_US = 450.0
 
