@@ -255,7 +255,7 @@ class Breaker:
                 self._open(verdict, numbers)
             return
         if verdict and not self.would_open:  # METRICS_ONLY: say it once per crossing, never act
-            self.sim.emit("would_open", hop=self.hop, reason=verdict, **numbers)
+            self.sim.emit("cb.would_open", hop=self.hop, reason=verdict, **numbers)
         self.would_open = verdict is not None
 
     def _judge(self, failed: bool, slow: bool) -> tuple[str | None, dict[str, Any]]:
@@ -329,4 +329,4 @@ class Breaker:
         key = (before, state, reason == "command")
         self.transitions[key] = self.transitions.get(key, 0) + 1
         self._fresh_counts()
-        self.sim.emit("transition", **{"hop": self.hop, "from": before, "to": state, "reason": reason}, **numbers)
+        self.sim.emit("cb.transition", **{"hop": self.hop, "from": before, "to": state, "reason": reason}, **numbers)

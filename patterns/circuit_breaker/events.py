@@ -8,7 +8,7 @@ from .params import STATE_LIST
 
 EVENT_TYPES = (
     EventType(
-        "call",
+        "cb.call",
         "A caller starts one attempt of a call (rejections and refusals included).",
         {
             "call": "id of this attempt, unique in the run",
@@ -21,7 +21,7 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "outcome",
+        "cb.outcome",
         "How an attempt ended; exactly one per call. Recording it may move the breaker: the "
         "transition then follows at once.",
         {
@@ -41,12 +41,12 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "serve",
+        "cb.serve",
         "A service takes a call into one of its slots.",
         {"call": "the attempt", "service": "the service", "waited": "seconds it queued first"},
     ),
     EventType(
-        "retry",
+        "cb.retry",
         "A failed or timed-out attempt will be retried.",
         {
             "call": "the failed attempt",
@@ -57,7 +57,7 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "transition",
+        "cb.transition",
         "A breaker changes state.",
         {
             "hop": "the service the breaker protects",
@@ -76,7 +76,7 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "would_open",
+        "cb.would_open",
         "A METRICS_ONLY breaker crossed a threshold: it would have opened (said once per crossing).",
         {
             "hop": "the breaker",
@@ -85,7 +85,7 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "service",
+        "cb.service",
         "A command changed a service.",
         {
             "service": "the service",
@@ -96,13 +96,8 @@ EVENT_TYPES = (
         },
     ),
     EventType(
-        "traffic",
+        "cb.traffic",
         "The users' request rate changed, or a burst arrives.",
         {"rate": "requests per second", "burst": "requests arriving at once (0 for a rate change)"},
-    ),
-    EventType(
-        "ignored",
-        "A command named a service or breaker this topology does not have.",
-        {"command": "the command", "reason": "why"},
     ),
 )

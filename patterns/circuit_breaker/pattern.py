@@ -67,5 +67,5 @@ PATTERN = Pattern(
     targets=targets,
     node_actions=NODE_ACTIONS,
     focus=("cascade", "state"),
-    routine=("call", "outcome", "serve"),
+    routine=("cb.call", "cb.outcome", "cb.serve"),
 )

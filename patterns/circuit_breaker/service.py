@@ -105,7 +105,7 @@ class Service:
 
     def _start(self, work: Work) -> None:
         self.busy += 1
-        self.sim.emit("serve", call=work.token, service=self.name, waited=round(self.sim.now - work.arrived, 6))
+        self.sim.emit("cb.serve", call=work.token, service=self.name, waited=round(self.sim.now - work.arrived, 6))
         self.sim.schedule(self.latency(), self._worked, work)
 
     def _worked(self, work: Work) -> None:
@@ -268,7 +268,7 @@ class Hop:
 
     def _emit_call(self, call: int, invocation: Invocation, number: int, trial: bool) -> None:
         self.sim.emit(
-            "call",
+            "cb.call",
             call=call,
             request=invocation.request,
             parent=invocation.parent,
@@ -328,7 +328,7 @@ class Hop:
         if retry:
             delay = self.retry_backoff * 2 ** (attempt.number - 1)
             self.sim.emit(
-                "retry",
+                "cb.retry",
                 call=attempt.call,
                 request=invocation.request,
                 hop=self.name,
@@ -355,7 +355,7 @@ class Hop:
     ) -> None:
         """One ``outcome`` event; a call that never reached the service is neither slow, timed nor recorded."""
         self.sim.emit(
-            "outcome",
+            "cb.outcome",
             call=call,
             request=invocation.request,
             hop=self.name,

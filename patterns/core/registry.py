@@ -171,6 +171,12 @@ COMMAND_EVENT = EventType(
     "A perturbation, live or scripted, emitted by the kernel just before the engine applies it.",
     {"command": "the command's name", "args": "its arguments, name to value"},
 )
+IGNORED_EVENT = EventType(
+    "command.ignored",
+    "A command that did nothing (its target is not there, or it does not apply now), emitted by the engine.",
+    {"command": "the command's name", "reason": "why it did nothing"},
+)
+KERNEL_EVENTS = (COMMAND_EVENT, IGNORED_EVENT)  # every pattern's, named alike: events are `area.what` or `command`
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,11 @@ class Pattern:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
+    @property
+    def all_event_types(self) -> tuple[EventType, ...]:
+        """The kernel's event types (a command applied, a command ignored) and the pattern's own."""
+        return (*KERNEL_EVENTS, *self.event_types)
+
     def describe(self) -> dict[str, Any]:
         return {
             "slug": self.slug,
@@ -313,7 +324,7 @@ class Pattern:
             "summary": self.summary,
             "parameters": [p.describe() for p in self.params],
             "commands": [c.describe() for c in self.commands],
-            "event_types": [e.describe() for e in (COMMAND_EVENT, *self.event_types)],
+            "event_types": [e.describe() for e in self.all_event_types],
             "presets": [
                 {"slug": p.slug, "title": p.title, "story": p.story, **({"section": p.section} if p.section else {})}
                 for p in self.presets

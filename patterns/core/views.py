@@ -59,7 +59,7 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
         diagrams=True,
         focus_diagrams=[next(d for d in pattern.diagrams if d.name == name) for name in pattern.focus_diagrams],
         preset=pattern.preset(request.GET.get("preset", "")) if not problems else None,
-        event_type_names=sorted({e.name for e in pattern.event_types} | {"command"}),
+        event_type_names=sorted(e.name for e in pattern.all_event_types),
         node_actions_json=json.dumps(node_actions(pattern), separators=(",", ":")),
     )
     return render(request, "core/pattern.html", ctx, status=400 if problems else 200)

@@ -7,7 +7,7 @@ the shared server settings or the traffic, so every perturbation reaches every l
 health checks are probed once per server per interval and the one result is given to every lane.
 
 Commands naming a server may name only a present one (`targets`): the kernel refuses a live command naming another;
-a scripted one is ignored with an ``lb.ignored`` event.
+a scripted one is ignored with a ``command.ignored`` event.
 
 Randomness: the traffic, the health-check results and each lane's balancer have their own generators, all seeded
 from the run's `sim.rng` at construction, so adding a lane changes neither the traffic nor the other lanes.
@@ -161,7 +161,7 @@ class LoadBalancingEngine(Commands):
     # -- commands ---------------------------------------------------------------------------------------------
     def _do_add_server(self, speed: float, weight: int) -> None:
         if len(self.present) >= MAX_SERVERS:
-            self.sim.emit("lb.ignored", command="add_server", reason=f"there are {MAX_SERVERS} servers already")
+            self.sim.emit("command.ignored", command="add_server", reason=f"there are {MAX_SERVERS} servers already")
             return
         spec = self._new_spec(float(speed), int(weight))
         self._server_event("add", spec)
@@ -185,11 +185,11 @@ class LoadBalancingEngine(Commands):
         return {"server": [spec.id for spec in self.present]} if command in SERVER_COMMANDS else {}
 
     def _present(self, command: str, server: str) -> ServerSpec | None:
-        """The named server, or None (with an lb.ignored event) when it is not present."""
+        """The named server, or None (with a command.ignored event) when it is not present."""
         present = self.targets(command)["server"]
         if server not in present:
             known = ", ".join(present) or "none"
-            self.sim.emit("lb.ignored", command=command, reason=f"no server {server} (present: {known})")
+            self.sim.emit("command.ignored", command=command, reason=f"no server {server} (present: {known})")
             return None
         return self.specs[server]
 

@@ -112,9 +112,4 @@ EVENT_TYPES = (
         "The request rate or hot key changed, or a burst arrives.",
         {"rate": "requests per second", "burst": "requests arriving at once (0 otherwise)", "hot_share": "hot key"},
     ),
-    EventType(
-        "lb.ignored",
-        "A command named a server that is not there, or would add one too many.",
-        {"command": "the command", "reason": "why"},
-    ),
 )

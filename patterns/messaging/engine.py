@@ -207,7 +207,7 @@ class MessagingEngine(Commands):
         self._publish(count, poison=True)
 
     def _publish(self, count: int, poison: bool) -> None:
-        self.rec.emit("traffic", rate=self._rate(), burst=count, poison=poison)
+        self.rec.emit("msg.traffic", rate=self._rate(), burst=count, poison=poison)
         for index in range(count):
             self._publish_one(index, poison)
 
@@ -215,11 +215,11 @@ class MessagingEngine(Commands):
         senders = self.producers or self.clients
         for sender in senders:
             sender.arrivals.set_rate(rate / len(senders))
-        self.rec.emit("traffic", rate=self._rate(), burst=0, poison=False)
+        self.rec.emit("msg.traffic", rate=self._rate(), burst=0, poison=False)
 
     def _do_set_failure_probability(self, probability: float) -> None:
         self.failure_probability = probability
-        self.rec.emit("config", setting="failure_probability", value=self.failure_probability)
+        self.rec.emit("msg.config", setting="failure_probability", value=self.failure_probability)
 
     def _rate(self) -> float:
         return sum(sender.arrivals.rate for sender in (*self.producers, *self.clients))
@@ -320,4 +320,4 @@ class MessagingEngine(Commands):
             removed.start()
 
     def _ignore(self, command: str, reason: str) -> None:
-        self.rec.emit("ignored", command=command, reason=reason)
+        self.rec.emit("command.ignored", command=command, reason=reason)

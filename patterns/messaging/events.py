@@ -213,12 +213,11 @@ EVENT_TYPES = (
         {"queue": "the queue", "dropped": "copies discarded"},
     ),
     EventType(
-        "traffic",
+        "msg.traffic",
         "The publish rate changed, or a burst or poison messages were published.",
         {"rate": "publishes per second", "burst": "messages published at once", "poison": "true for poison"},
     ),
-    EventType("config", "A run-wide setting changed.", {"setting": "its name", "value": "the new value"}),
-    EventType("ignored", "A command that does not apply here.", {"command": "the command", "reason": "why"}),
+    EventType("msg.config", "A run-wide setting changed.", {"setting": "its name", "value": "the new value"}),
 )
 
 _TRAILED = (

@@ -92,8 +92,12 @@ class RaftEngine(Commands):
             )
 
     def note(self, detail: str) -> None:
-        """A remark (a command that did nothing, a leader stepping down): nothing for the checker to judge."""
+        """A remark (a leader stepping down): nothing for the checker to judge."""
         self.sim.emit("raft.note", detail=detail)
+
+    def ignore(self, command: str, reason: str) -> None:
+        """A command that did nothing, said the same way in every pattern."""
+        self.sim.emit("command.ignored", command=command, reason=reason)
 
     # -- messages ---------------------------------------------------------------------------------------------
     def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
@@ -183,13 +187,13 @@ class RaftEngine(Commands):
     def _server(self, command: str, server_id: str) -> Server | None:
         server = self.servers.get(server_id)
         if server is None:
-            self.note(f"{command}: there is no server {server_id} (servers: {', '.join(self.servers)})")
+            self.ignore(command, f"there is no server {server_id} (servers: {', '.join(self.servers)})")
         return server
 
     def _do_crash(self, server: str) -> None:
         target = self._server("crash", server)
         if target is not None and not target.alive:
-            self.note(f"crash: {server} is down already")
+            self.ignore("crash", f"{server} is down already")
         elif target is not None:
             self.net.crash(server)
             target.crash()
@@ -197,7 +201,7 @@ class RaftEngine(Commands):
     def _do_restart(self, server: str) -> None:
         target = self._server("restart", server)
         if target is not None and target.alive:
-            self.note(f"restart: {server} is up already")
+            self.ignore("restart", f"{server} is up already")
         elif target is not None:
             self.net.restart(server)
             target.restart()
@@ -207,7 +211,7 @@ class RaftEngine(Commands):
         if target is None:
             return
         if not target.alive or target.role == "leader" or not target.stands_for_election:
-            self.note(f"timeout: {server} is down, leads, or does not stand for election: it has no election timer")
+            self.ignore("timeout", f"{server} is down, leads, or does not stand for election: it has no election timer")
             return
         target.campaign()
 
@@ -216,7 +220,7 @@ class RaftEngine(Commands):
         names = [node for group in listed for node in group]
         unknown = [node for node in names if node not in self.servers and node not in self.clients]
         if unknown or len(set(names)) != len(names):
-            self.note(f"partition: unknown or repeated nodes in {groups}")
+            self.ignore("partition", f"unknown or repeated nodes in {groups}")
             return
         rest = [s for s in self.net.nodes if s[0] == "s" and s not in names]
         if rest:
@@ -227,12 +231,12 @@ class RaftEngine(Commands):
 
     def _do_heal(self) -> None:
         if not self.net.heal():
-            self.note("heal: the network is whole already")
+            self.ignore("heal", "the network is whole already")
 
     def _link(self, command: str, a: str, b: str) -> bool:
         known = [n for n in (a, b) if n in self.servers or n in self.clients]
         if len(known) < 2 or a == b:
-            self.note(f"{command}: {a}-{b} is not a link between two known nodes")
+            self.ignore(command, f"{a}-{b} is not a link between two known nodes")
             return False
         return True
 
@@ -255,14 +259,14 @@ class RaftEngine(Commands):
 
     def _do_drop_message(self, id: int) -> None:
         if not self.net.on_wire(id):
-            self.note(f"drop_message: message {id} is not on the wire")
+            self.ignore("drop_message", f"message {id} is not on the wire")
             return
         self.net.drop(id)
 
     def _do_client_request(self, op: str, key: str, value: str) -> None:
         client = next((c for c in self.clients.values() if c.pending is None), None)
         if client is None and len(self.clients) >= MAX_CLIENTS:
-            self.note(f"client_request: all {MAX_CLIENTS} clients are busy")
+            self.ignore("client_request", f"all {MAX_CLIENTS} clients are busy")
             return
         if client is None:
             client = self._add_client(0.0)
@@ -286,7 +290,7 @@ class RaftEngine(Commands):
 
     def _do_add_server(self) -> None:
         if self._next_server > MAX_SERVERS:
-            self.note(f"add_server: at most {MAX_SERVERS} servers in a run")
+            self.ignore("add_server", f"at most {MAX_SERVERS} servers in a run")
             return
         server = self._add_server(())
         self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))

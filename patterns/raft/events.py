@@ -117,9 +117,7 @@ EVENT_TYPES = (
             "summary": "a short description",
         },
     ),
-    EventType(
-        "raft.note", "Something worth saying: a command that did nothing, a leader stepping down.", {"detail": ""}
-    ),
+    EventType("raft.note", "A remark: a leader stepping down because it heard from no majority.", {"detail": ""}),
     EventType("client.invoke", "A client started an operation.", _OP),
     EventType("client.complete", "A client got the answer to its operation.", {**_OP, "result": "as raft.apply"}),
     EventType(

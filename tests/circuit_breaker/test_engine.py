@@ -105,12 +105,12 @@ def timeline(events: list[dict[str, Any]], hop: str = "S") -> str:
     for e in events:
         if e.get("hop") != hop:
             continue
-        if e["type"] == "outcome":
+        if e["type"] == "cb.outcome":
             token = TOKENS[e["outcome"]]
             out.append(token.upper() if e["slow"] else token)
-        elif e["type"] == "transition":
+        elif e["type"] == "cb.transition":
             out.append(f"[{e['to']}]")
-        elif e["type"] == "would_open":
+        elif e["type"] == "cb.would_open":
             out.append("[would open]")
     return "".join(out)
 
@@ -130,7 +130,7 @@ def test_parameters_are_snake_case_bounded_and_not_reserved():
 
 
 def test_every_event_type_emitted_is_documented():
-    documented = {e.name for e in PATTERN.event_types} | {"command"}  # `command` is the player's
+    documented = {e.name for e in PATTERN.all_event_types}
     _, _, events = run(40.0, preset_script("guide"), **PATTERN.preset("guide").params)
     chained = run(30.0, preset_script("cascade-breakers"), **PATTERN.preset("cascade-breakers").params)[2]
     script = (
@@ -142,7 +142,8 @@ def test_every_event_type_emitted_is_documented():
     manual = run(6.0, script, retries=1)[2]
     seen = {e["type"] for e in events + chained + manual}
     assert seen <= documented
-    assert seen >= {"call", "outcome", "serve", "retry", "transition", "would_open", "service", "traffic", "ignored"}
+    own = ("call", "outcome", "serve", "retry", "transition", "would_open", "service", "traffic")
+    assert seen >= {f"cb.{name}" for name in own} | {"command.ignored"}
 
 
 def preset_script(slug: str) -> Script:
@@ -160,12 +161,12 @@ def test_presets_are_valid_and_run(preset):
             if arg.name in args:
                 assert arg.parse(args[arg.name]) == args[arg.name]
     _, _, events = run(60.0, preset_script(preset.slug), seed=preset.seed, **params)
-    assert of_type(events, "outcome")
+    assert of_type(events, "cb.outcome")
 
 
 def preset_moves(slug: str, until: float = 60.0) -> list[dict[str, Any]]:
     preset = PATTERN.preset(slug)
-    return of_type(run(until, preset_script(slug), seed=preset.seed, **preset.params)[2], "transition")
+    return of_type(run(until, preset_script(slug), seed=preset.seed, **preset.params)[2], "cb.transition")
 
 
 def test_preset_stories_flaky_and_slow_calls():
@@ -208,9 +209,9 @@ def test_event_fields_are_json_scalars():
 # -- the service model ---------------------------------------------------------------------------------------------
 def test_service_slots_queue_and_overflow():
     _, _, events = run(2.0, ((1.0, "burst", {"count": 4}),), **QUIET, service_concurrency=2, service_queue=1)
-    serves = of_type(events, "serve")
+    serves = of_type(events, "cb.serve")
     assert [(s["call"], s["t"], s["waited"]) for s in serves] == [(1, 1.0, 0.0), (2, 1.0, 0.0), (3, 1.01, 0.01)]
-    assert [(o["call"], o["outcome"], o["reason"], o["duration"]) for o in of_type(events, "outcome")] == [
+    assert [(o["call"], o["outcome"], o["reason"], o["duration"]) for o in of_type(events, "cb.outcome")] == [
         (4, "failure", "queue_full", 0.001),
         (1, "success", None, 0.01),
         (2, "success", None, 0.01),
@@ -220,10 +221,10 @@ def test_service_slots_queue_and_overflow():
 
 def test_caller_limit_refuses_beyond_it_and_the_breaker_never_sees_it():
     _, engine, events = run(2.0, ((1.0, "burst", {"count": 5}),), **{**QUIET, "caller_limit": 2})
-    outcomes = of_type(events, "outcome")
+    outcomes = of_type(events, "cb.outcome")
     assert [o["outcome"] for o in outcomes] == ["saturated"] * 3 + ["success"] * 2
     assert {o["reason"] for o in outcomes[:3]} == {"caller_limit"}
-    assert [s["call"] for s in of_type(events, "serve")] == [1, 2]
+    assert [s["call"] for s in of_type(events, "cb.serve")] == [1, 2]
     assert engine.primary.stats.totals["saturated"] == 3
     assert engine.primary.breaker.window_tally().calls == 2
     assert engine.primary.in_flight == 0
@@ -232,12 +233,12 @@ def test_caller_limit_refuses_beyond_it_and_the_breaker_never_sees_it():
 def test_outage_error_fails_fast_and_hang_waits_for_the_timeout():
     script = outcome_script("ET")
     _, _, events = run(4.0, script, **QUIET)
-    outcomes = of_type(events, "outcome")
+    outcomes = of_type(events, "cb.outcome")
     assert [(o["outcome"], o["reason"], o["duration"], o["slow"]) for o in outcomes] == [
         ("failure", "outage", 0.001, False),
         ("timeout", "timeout", 0.8, True),
     ]
-    assert of_type(events, "serve") == []
+    assert of_type(events, "cb.serve") == []
 
 
 def test_slow_mode_multiplies_latency_and_latency_tail_is_applied():
@@ -248,9 +249,9 @@ def test_slow_mode_multiplies_latency_and_latency_tail_is_applied():
         (2.0, "burst", {"count": 1}),
     )
     _, _, events = run(3.0, script, **QUIET)
-    assert [o["duration"] for o in of_type(events, "outcome")] == [0.07, 0.01]
+    assert [o["duration"] for o in of_type(events, "cb.outcome")] == [0.07, 0.01]
     _, _, tail = run(3.0, ((1.0, "burst", {"count": 3}),), **{**QUIET, "tail_probability": 1.0, "tail_multiplier": 4})
-    assert [o["duration"] for o in of_type(tail, "outcome")] == [0.04, 0.04, 0.04]
+    assert [o["duration"] for o in of_type(tail, "cb.outcome")] == [0.04, 0.04, 0.04]
 
 
 def test_timed_out_calls_are_still_served_later_and_their_late_answer_is_ignored():
@@ -259,8 +260,8 @@ def test_timed_out_calls_are_still_served_later_and_their_late_answer_is_ignored
         ((1.0, "burst", {"count": 3}),),
         **{**QUIET, "latency_ms": 500.0, "timeout_ms": 700.0, "service_concurrency": 1},
     )
-    assert [(s["call"], s["t"]) for s in of_type(events, "serve")] == [(1, 1.0), (2, 1.5), (3, 2.0)]
-    assert [(o["call"], o["outcome"]) for o in of_type(events, "outcome")] == [
+    assert [(s["call"], s["t"]) for s in of_type(events, "cb.serve")] == [(1, 1.0), (2, 1.5), (3, 2.0)]
+    assert [(o["call"], o["outcome"]) for o in of_type(events, "cb.outcome")] == [
         (1, "success"),
         (2, "timeout"),
         (3, "timeout"),
@@ -273,16 +274,16 @@ def test_retries_back_off_exponentially_and_rejections_are_not_retried():
         ((1.0, "burst", {"count": 1}),),
         **{**QUIET, "failure_probability": 1.0, "retries": 2, "retry_backoff_ms": 100.0},
     )
-    calls = of_type(events, "call")
+    calls = of_type(events, "cb.call")
     assert [(c["call"], c["attempt"], c["request"], c["t"]) for c in calls] == [
         (1, 1, 1, 1.0),
         (2, 2, 1, 1.11),
         (3, 3, 1, 1.32),
     ]
-    assert [r["delay"] for r in of_type(events, "retry")] == [0.1, 0.2]
+    assert [r["delay"] for r in of_type(events, "cb.retry")] == [0.1, 0.2]
     _, _, forced = run(3.0, ((0.5, "force_open", {}), (1.0, "burst", {"count": 1})), **QUIET, retries=2)
-    assert [(o["outcome"], o["reason"]) for o in of_type(forced, "outcome")] == [("rejected", "forced_open")]
-    assert of_type(forced, "retry") == []
+    assert [(o["outcome"], o["reason"]) for o in of_type(forced, "cb.outcome")] == [("rejected", "forced_open")]
+    assert of_type(forced, "cb.retry") == []
 
 
 def test_requests_arrive_as_a_poisson_process_at_the_set_rate():
@@ -290,7 +291,7 @@ def test_requests_arrive_as_a_poisson_process_at_the_set_rate():
     assert 1800 < engine.requests < 2200
     _, engine, _ = run(100.0, ((50.0, "set_request_rate", {"rate": 0.0}),), request_rate=20.0)
     assert 900 < engine.requests < 1100
-    assert of_type(events, "traffic") == []
+    assert of_type(events, "cb.traffic") == []
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
@@ -305,7 +306,8 @@ def test_service_commands_report_the_new_settings():
     )
     _, _, events = run(7.0, script, **QUIET)
     settings = [
-        (e["outage"], e["slow_factor"], e["failure_probability"], e["latency_ms"]) for e in of_type(events, "service")
+        (e["outage"], e["slow_factor"], e["failure_probability"], e["latency_ms"])
+        for e in of_type(events, "cb.service")
     ]
     assert settings == [
         ("hang", 1.0, 0.0, 10.0),
@@ -320,7 +322,7 @@ def test_service_commands_report_the_new_settings():
 def test_commands_naming_what_the_topology_lacks_are_ignored_with_a_reason():
     script = ((1.0, "outage_on", {"service": "B"}), (2.0, "force_open", {"breaker": "C"}))
     _, engine, events = run(3.0, script, **QUIET)
-    ignored = of_type(events, "ignored")
+    ignored = of_type(events, "command.ignored")
     assert [(e["command"], e["reason"]) for e in ignored] == [
         ("outage_on", "there is no service B in the single topology"),
         ("force_open", "there is no breaker in front of C in the single topology"),
@@ -328,22 +330,22 @@ def test_commands_naming_what_the_topology_lacks_are_ignored_with_a_reason():
     assert engine.services[0].outage is None and engine.primary.breaker.state == CLOSED
     sim, chain, _ = run(1.0, topology="chain")
     chain.apply("force_open", {"breaker": "A"})  # no form or link can send it (not a choice): the engine still copes
-    assert of_type(as_json(sim.collect()), "ignored")[0]["reason"] == (
+    assert of_type(as_json(sim.collect()), "command.ignored")[0]["reason"] == (
         "there is no breaker in front of A in the chain topology"
     )
 
 
 def test_burst_and_rate_change_emit_traffic_events():
     _, engine, events = run(2.0, ((1.0, "burst", {"count": 7}), (1.5, "set_request_rate", {"rate": 3.0})), **QUIET)
-    assert [(e["rate"], e["burst"]) for e in of_type(events, "traffic")] == [(0.0, 7), (3.0, 0)]
+    assert [(e["rate"], e["burst"]) for e in of_type(events, "cb.traffic")] == [(0.0, 7), (3.0, 0)]
     assert engine.requests >= 7
 
 
 def test_breakers_off_start_disabled_and_reset_turns_them_on():
     _, engine, events = run(30.0, outcome_script("FFFFFFFFFFFF"), **QUIET, breakers=False)
     assert engine.primary.breaker.state == DISABLED
-    assert of_type(events, "transition") == []
-    assert {o["recorded"] for o in of_type(events, "outcome")} == {False}
+    assert of_type(events, "cb.transition") == []
+    assert {o["recorded"] for o in of_type(events, "cb.outcome")} == {False}
     _, engine, events = run(30.0, ((0.5, "reset_breaker", {}), *outcome_script("FFFFFFFFFF")), **QUIET, breakers=False)
     assert timeline(events) == "[CLOSED]ffffffffff[OPEN]"
 
@@ -352,13 +354,13 @@ def test_breakers_off_start_disabled_and_reset_turns_them_on():
 def test_chain_calls_carry_request_and_parent_and_failures_propagate():
     script = ((1.0, "set_failure_probability", {"service": "C", "probability": 1.0}), (1.0, "burst", {"count": 1}))
     _, engine, events = run(2.0, script, **{**QUIET, "topology": "chain"})
-    calls = of_type(events, "call")
+    calls = of_type(events, "cb.call")
     assert [(c["hop"], c["call"], c["parent"], c["request"], c["state"]) for c in calls] == [
         ("A", 1, None, 1, None),
         ("B", 2, 1, 1, CLOSED),
         ("C", 3, 2, 1, CLOSED),
     ]
-    outcomes = of_type(events, "outcome")
+    outcomes = of_type(events, "cb.outcome")
     assert [(o["hop"], o["outcome"], o["reason"], o["duration"]) for o in outcomes] == [
         ("C", "failure", "error", 0.01),
         ("B", "failure", "downstream", 0.02),
@@ -373,7 +375,7 @@ def test_chain_timeouts_are_per_hop():
     for service in ("A", "B", "C"):
         script = ((1.0, "outage_on", {"service": service, "mode": "hang"}), (1.0, "burst", {"count": 1}))
         _, _, events = run(3.0, script, **params)
-        seen[service] = [(o["hop"], o["outcome"], o["duration"]) for o in of_type(events, "outcome")]
+        seen[service] = [(o["hop"], o["outcome"], o["duration"]) for o in of_type(events, "cb.outcome")]
     assert seen == {
         "A": [("A", "timeout", 0.9)],
         "B": [("B", "timeout", 0.6), ("A", "failure", 0.61)],
@@ -396,7 +398,7 @@ def test_the_cascade_exhausts_capacity_without_breakers_and_not_with_them():
         for t in range(10, 36):
             sim.run_until(float(t))
             samples.append((a.busy, len(a.queue), b.busy))
-        late = [o for o in of_type(as_json(sim.collect()), "outcome", hop="A") if o["t"] >= 10.0]
+        late = [o for o in of_type(as_json(sim.collect()), "cb.outcome", hop="A") if o["t"] >= 10.0]
         results[slug] = {
             "a_busy": sum(s[0] for s in samples) / len(samples),
             "a_queued": sum(s[1] for s in samples) / len(samples),
@@ -475,5 +477,5 @@ def test_memory_stays_bounded_on_a_long_busy_run():
 
 def test_breaker_states_are_reported_in_call_events():
     _, _, events = run(20.0, outcome_script("FFFFFFFFFF" + "SS"), **QUIET)
-    states = [c["state"] for c in of_type(events, "call")]
+    states = [c["state"] for c in of_type(events, "cb.call")]
     assert states[:10] == [CLOSED] * 10 and states[10:] == [OPEN, OPEN]

@@ -76,14 +76,14 @@ def test_slow_means_strictly_longer_than_the_slow_call_duration_to_the_microseco
     script = ((0.1, "outage_on", {"service": "downstream", "mode": "hang"}),)
     params = {**QUIET, "breakers": False, "request_rate": 30.0, "timeout_ms": timeout_ms}
     _, _, events = run(30.0, script, **params)
-    timeouts = of_type(events, "outcome", outcome="timeout")
+    timeouts = of_type(events, "cb.outcome", outcome="timeout")
     assert len(timeouts) > 500
     assert {(o["slow"], o["duration"]) for o in timeouts} == {(slow, timeout_ms / 1000)}
 
 
 def test_the_transition_carries_the_numbers_that_caused_it():
     _, _, events = run(20.0, outcome_script("SSSSSSSSSSFFFFSF"), **COUNT10, slow_threshold=100.0)
-    (trip,) = of_type(events, "transition")
+    (trip,) = of_type(events, "cb.transition")
     assert {k: trip[k] for k in ("from", "to", "reason", "calls", "failures", "slow_calls", "failure_rate")} == {
         "from": "CLOSED",
         "to": "OPEN",
@@ -135,20 +135,20 @@ def test_consecutive_failures_trip_on_the_nth_in_a_row(codes, expected):
 # -- open ----------------------------------------------------------------------------------------------------------
 def test_open_rejects_at_once_with_the_remaining_wait_and_nothing_reaches_the_service():
     _, _, events = run(14.0, outcome_script(TRIP10 + "SS"), **COUNT10)
-    rejected = of_type(events, "outcome", outcome="rejected")
+    rejected = of_type(events, "cb.outcome", outcome="rejected")
     assert [(o["call"], o["t"], o["reason"], o["remaining"], o["duration"]) for o in rejected] == [
         (11, 11.0, "open", 2.01, None),
         (12, 12.0, "open", 1.01, None),
     ]
-    assert [s["call"] for s in of_type(events, "serve")] == list(range(1, 11))
+    assert [s["call"] for s in of_type(events, "cb.serve")] == list(range(1, 11))
 
 
 def test_lazy_half_open_waits_for_the_next_call():
     _, _, events = run(25.0, outcome_script(TRIP10 + "         S"), **COUNT10)
-    moves = [(e["t"], e["to"]) for e in of_type(events, "transition")]
+    moves = [(e["t"], e["to"]) for e in of_type(events, "cb.transition")]
     assert moves == [(10.01, "OPEN"), (20.0, "HALF_OPEN")]
     assert timeline(events) == "ffffffffff[OPEN][HALF_OPEN]s"
-    waking = of_type(events, "call", t=20.0)[0]
+    waking = of_type(events, "cb.call", t=20.0)[0]
     assert (waking["state"], waking["trial"]) == ("HALF_OPEN", True)
 
 
@@ -156,15 +156,15 @@ def test_a_call_at_the_very_end_of_the_open_wait_is_rejected_and_one_a_microseco
     """resilience4j's ``isAfter``: the wait is over strictly after it ends (the wait runs 10.01 s to 13.01 s)."""
     script = (*outcome_script(TRIP10), (13.01, "burst", {"count": 1}), (13.010001, "burst", {"count": 1}))
     _, _, events = run(15.0, script, **COUNT10)
-    at_end, after = of_type(events, "outcome", t=13.01)[0], of_type(events, "call", t=13.010001)[0]
+    at_end, after = of_type(events, "cb.outcome", t=13.01)[0], of_type(events, "cb.call", t=13.010001)[0]
     assert (at_end["outcome"], at_end["reason"], at_end["remaining"]) == ("rejected", "open", 0.0)
     assert (after["state"], after["trial"]) == ("HALF_OPEN", True)
-    assert [(e["t"], e["to"]) for e in of_type(events, "transition")] == [(10.01, "OPEN"), (13.010001, "HALF_OPEN")]
+    assert [(e["t"], e["to"]) for e in of_type(events, "cb.transition")] == [(10.01, "OPEN"), (13.010001, "HALF_OPEN")]
 
 
 def test_automatic_half_open_moves_on_a_timer():
     _, _, events = run(25.0, outcome_script(TRIP10 + "         S"), **COUNT10, half_open_transition="automatic")
-    moves = [(e["t"], e["to"], e["reason"]) for e in of_type(events, "transition")]
+    moves = [(e["t"], e["to"], e["reason"]) for e in of_type(events, "cb.transition")]
     assert moves == [(10.01, "OPEN", "failure_rate"), (13.01, "HALF_OPEN", "wait_elapsed")]
 
 
@@ -184,9 +184,9 @@ def test_backoff_grows_with_each_reopen_is_capped_and_resets_after_closing():
         (60.0, "set_failure_probability", {"probability": 1.0}),
     )
     _, _, events = run(70.0, script, **params)
-    opens = of_type(events, "transition", to="OPEN")
+    opens = of_type(events, "cb.transition", to="OPEN")
     assert [e["wait"] for e in opens if e["t"] < 40][:7] == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
-    (close,) = of_type(events, "transition", to="CLOSED")
+    (close,) = of_type(events, "cb.transition", to="CLOSED")
     assert 40 < close["t"] < 46
     after = [(e["from"], e["wait"]) for e in opens if e["t"] > close["t"]]
     assert after[:2] == [("CLOSED", 1.0), ("HALF_OPEN", 2.0)]
@@ -227,17 +227,17 @@ def test_half_open_admits_only_its_trial_calls_and_rejects_the_rest():
     )
     _, _, events = run(16.0, script, **COUNT10)
     assert timeline(events) == "ffffffffff[OPEN][HALF_OPEN]rrsss[CLOSED]"
-    burst = of_type(events, "call", t=14.0)
+    burst = of_type(events, "cb.call", t=14.0)
     assert [(c["trial"], c["state"]) for c in burst] == [(True, "HALF_OPEN")] * 3 + [(False, "HALF_OPEN")] * 2
-    assert {o["reason"] for o in of_type(events, "outcome", outcome="rejected")} == {"half_open_full"}
+    assert {o["reason"] for o in of_type(events, "cb.outcome", outcome="rejected")} == {"half_open_full"}
 
 
 def test_half_open_gives_up_after_its_maximum_wait():
     _, _, events = run(16.0, outcome_script(TRIP10 + "   T"), **COUNT10, max_half_open_s=0.5)
     assert timeline(events) == "ffffffffff[OPEN][HALF_OPEN][OPEN]T"
-    reopen = of_type(events, "transition")[-1]
+    reopen = of_type(events, "cb.transition")[-1]
     assert (reopen["t"], reopen["reason"], reopen["calls"]) == (14.5, "half_open_timeout", 0)
-    late = of_type(events, "outcome")[-1]
+    late = of_type(events, "cb.outcome")[-1]
     assert (late["outcome"], late["recorded"]) == ("timeout", False)
 
 
@@ -251,7 +251,7 @@ def test_an_outcome_counts_only_for_the_state_that_admitted_the_call():
     )
     _, _, events = run(3.0, script, **COUNT10)
     assert timeline(events) == "ffffffffff[OPEN]T"
-    assert [o["recorded"] for o in of_type(events, "outcome")] == [True] * 10 + [False]
+    assert [o["recorded"] for o in of_type(events, "cb.outcome")] == [True] * 10 + [False]
 
 
 LATE = (
@@ -271,7 +271,7 @@ def test_the_recording_rule_decides_whether_a_late_outcome_is_a_trial(rule, expe
     params = {**COUNT10, "open_wait_s": 0.2, "half_open_transition": "automatic", "half_open_calls": 1}
     _, _, events = run(1.4, LATE, **params, recording_rule=rule)
     assert timeline(events) == expected
-    assert of_type(events, "outcome")[-1]["recorded"] == (rule == "current_state")
+    assert of_type(events, "cb.outcome")[-1]["recorded"] == (rule == "current_state")
 
 
 def test_the_recording_rule_is_a_checked_choice():
@@ -289,14 +289,14 @@ def test_forced_open_rejects_everything_until_reset():
     )
     _, _, events = run(75.0, script, **COUNT10)
     assert timeline(events) == "[FORCED_OPEN]rrr[CLOSED]s"
-    assert {o["reason"] for o in of_type(events, "outcome", outcome="rejected")} == {"forced_open"}
-    assert [s["call"] for s in of_type(events, "serve")] == [4]
+    assert {o["reason"] for o in of_type(events, "cb.outcome", outcome="rejected")} == {"forced_open"}
+    assert [s["call"] for s in of_type(events, "cb.serve")] == [4]
 
 
 def test_disabled_lets_everything_through_and_records_nothing():
     _, engine, events = run(20.0, ((0.5, "disable", {}), *outcome_script(TRIP10 + "FFF")), **COUNT10)
     assert timeline(events) == "[DISABLED]" + "f" * 13
-    assert {o["recorded"] for o in of_type(events, "outcome")} == {False}
+    assert {o["recorded"] for o in of_type(events, "cb.outcome")} == {False}
     assert engine.primary.breaker.window_tally().calls == 0
 
 
@@ -304,7 +304,7 @@ def test_metrics_only_says_when_it_would_open_once_per_crossing_and_never_reject
     codes = TRIP10 + "FF" + "SSSSSSSSSS" + "FFFFF"
     _, _, events = run(40.0, ((0.5, "metrics_only", {}), *outcome_script(codes)), **COUNT10)
     assert timeline(events) == ("[METRICS_ONLY]ffffffffff[would open]ff" + "sssss" + "sssss" + "fffff[would open]")
-    first = of_type(events, "would_open")[0]
+    first = of_type(events, "cb.would_open")[0]
     assert (first["reason"], first["calls"], first["failure_rate"]) == ("failure_rate", 10, 100.0)
 
 
@@ -318,7 +318,7 @@ def test_reset_clears_the_window_and_the_backoff():
     )
     _, _, events = run(35.0, script, **params)
     assert timeline(events) == "ffffffffff[OPEN][HALF_OPEN]f[OPEN][HALF_OPEN]f[OPEN][CLOSED]fffffffff" + "f[OPEN]"
-    assert [e["wait"] for e in of_type(events, "transition", to="OPEN")] == [1.0, 2.0, 4.0, 1.0]
+    assert [e["wait"] for e in of_type(events, "cb.transition", to="OPEN")] == [1.0, 2.0, 4.0, 1.0]
 
 
 # -- an outside replay of the breaker -------------------------------------------------------------------------------
@@ -369,14 +369,14 @@ class Replay:
                 i += 1
             elif e.get("hop") != self.hop:
                 i += 1
-            elif e["type"] == "call":
+            elif e["type"] == "cb.call":
                 i = self._call(events, i)
-            elif e["type"] == "outcome":
+            elif e["type"] == "cb.outcome":
                 i = self._outcome(events, i)
-            elif e["type"] == "transition":
+            elif e["type"] == "cb.transition":
                 self._uncaused_transition(events, i)
                 i += 1
-            elif e["type"] == "retry":
+            elif e["type"] == "cb.retry":
                 i += 1
             else:
                 raise AssertionError(f"unexpected {e}")
@@ -399,7 +399,7 @@ class Replay:
         e = events[i]
         assert self.expected is None, f"call {e['call']} before the commanded transition"
         following = events[i + 1] if i + 1 < len(events) else None
-        refused = following and following["type"] == "outcome" and following["call"] == e["call"]
+        refused = following and following["type"] == "cb.outcome" and following["call"] == e["call"]
         if refused and following["outcome"] == "saturated":  # refused by the caller: the breaker was not asked
             assert e["state"] == self.state
             return i + 2
@@ -444,7 +444,7 @@ class Replay:
         if verdict is None:
             assert not (
                 following
-                and following["type"] in ("transition", "would_open")
+                and following["type"] in ("cb.transition", "cb.would_open")
                 and following.get("hop") == self.hop
                 and following["reason"] in CAUSED
             ), f"{following} without a cause at {e}"
@@ -454,13 +454,13 @@ class Replay:
             speak = not self.crossed
             self.crossed = True
             if speak:
-                assert (following["type"], following.get("hop")) == ("would_open", self.hop), (e, following)
+                assert (following["type"], following.get("hop")) == ("cb.would_open", self.hop), (e, following)
                 assert following["reason"] == reason and {k: following[k] for k in numbers} == numbers
                 return i + 2
             return i + 1
         assert following is not None, f"no transition after {e}"
         seen = tuple(following.get(k) for k in ("type", "hop", "from", "to", "reason"))
-        assert seen == ("transition", self.hop, self.state, to, reason), (e, following)
+        assert seen == ("cb.transition", self.hop, self.state, to, reason), (e, following)
         assert {k: following[k] for k in numbers} == numbers
         self._move(following)
         return i + 2
@@ -526,7 +526,7 @@ class Replay:
         elif e["reason"] == "wait_elapsed":
             assert self.state == "OPEN" and micros(e["t"]) >= micros(self.until), e
             following = events[i + 1] if i + 1 < len(events) else None
-            woken_by_call = following is not None and following["type"] == "call" and following["hop"] == self.hop
+            woken_by_call = following is not None and following["type"] == "cb.call" and following["hop"] == self.hop
             if self.p["half_open_transition"] == "lazy":
                 assert woken_by_call and following["t"] == e["t"], "a lazy breaker moves only for a call"
                 assert micros(e["t"]) > micros(self.until), "the wait is over strictly after it ends"
@@ -625,7 +625,7 @@ def test_replay_catches_a_breaker_that_moves_one_event_late_or_early():
     params = make_params(**COUNT10)
     _, _, events = run(20.0, outcome_script(TRIP10 + "SS"), **params)
     replay(events, params)
-    trip = next(i for i, e in enumerate(events) if e["type"] == "transition")
+    trip = next(i for i, e in enumerate(events) if e["type"] == "cb.transition")
     late = [*events[:trip], events[trip + 1], events[trip], *events[trip + 2 :]]
     early = [*events[: trip - 1], events[trip], events[trip - 1], *events[trip + 1 :]]
     for altered in (late, early):

@@ -80,7 +80,7 @@ def test_bad_downloads_are_400_with_the_reason(client, query):
 def test_describe_json(client):
     data = client.get("/patterns/toy/describe.json").json()
     assert data["slug"] == "toy" and data["commands"][0]["name"] == "bump"
-    assert [e["type"] for e in data["event_types"]] == ["command", "tick"]
+    assert [e["type"] for e in data["event_types"]] == ["command", "command.ignored", "tick"]
 
 
 def test_not_found_pages_are_friendly(client):

@@ -75,7 +75,7 @@ def test_every_emitted_event_type_is_declared() -> None:
         ]
         emitted |= {e["type"] for e in run(params, script, until=20.0)[1]}
     assert emitted <= declared, emitted - declared
-    assert {"msg.dead_lettered", "msg.expired", "msg.reply_late", "queue.deleted", "ignored"} <= emitted
+    assert {"msg.dead_lettered", "msg.expired", "msg.reply_late", "queue.deleted", "command.ignored"} <= emitted
 
 
 @pytest.mark.parametrize("preset", PATTERN.presets, ids=lambda p: p.slug)

@@ -85,7 +85,7 @@ def test_the_ledger_balances_at_every_second_and_nothing_is_ignored(preset):
     run = played(preset.slug)
     assert all(sample["ledger"]["balanced"] for sample in run.samples)
     assert run.samples[-1]["ledger"]["published"] > 20
-    assert run.of("ignored") == []  # every scripted command applies to this topology
+    assert run.of("command.ignored") == []  # every scripted command applies to this topology
 
 
 # -- work queue -----------------------------------------------------------------------------------------------------

@@ -71,5 +71,5 @@ def test_a_link_naming_a_consumer_the_run_never_has_is_refused(pairs: list, prob
 def test_a_scripted_command_on_a_consumer_gone_by_then_is_ignored_with_a_reason() -> None:
     run = player(("consumers", "2"), ("do", "1:remove_consumer:consumer=W2"), ("do", "3:crash_consumer:consumer=W2"))
     run.advance_to(4.0)
-    (ignored,) = of_type([e.as_dict() for e in run.drain()], "ignored")
+    (ignored,) = of_type([e.as_dict() for e in run.drain()], "command.ignored")
     assert (ignored["command"], ignored["reason"]) == ("crash_consumer", "there is no consumer W2 here")
