@@ -324,10 +324,22 @@ def _ring_caption(lane: Lane, shares: dict[str, float]) -> str:
     moved = lane.moved
     if moved is None:
         return f"{lane.name}: {spread}."
-    return (
-        f"{lane.name}: {spread}; the last change ({moved['change']} {moved['server'] or ''}) moved "
-        f"{moved['moved_share']:.1%} of keys (least possible {moved['ideal_share']:.1%})."
-    )
+    return f"{lane.name}: {spread}; the last change ({moved['change']} {moved['server'] or ''}) {moved_phrase(moved)}."
+
+
+def moved_phrase(moved: dict[str, Any]) -> str:
+    """What a membership change moved against the ideal. The ideal is the changed server's fair share of the keys
+    (1/n when one of n equal servers leaves); a scheme with unequal shares (a ring with few virtual nodes) moves
+    what that server really held, which can be less or more."""
+    share, ideal = round(moved["moved_share"], 3), round(moved["ideal_share"], 3)
+    removed = moved["change"] == "remove"
+    who, whose = ("the removed server", "the removed server's") if removed else ("the changed servers", "their")
+    text = f"moved {share:.1%} of keys; ideal {ideal:.1%} ({whose} fair share: 1/n of keys for n equal servers)"
+    if share < ideal:
+        return text + f": fewer, because this scheme's shares are unequal and {who} held less than that"
+    if share > ideal:
+        return text + f": more, because {who} held more than that or keys also moved between servers that stayed"
+    return text
 
 
 # -- load chart -----------------------------------------------------------------------------------------------------
@@ -375,10 +387,7 @@ def metrics(engine: LoadBalancingEngine) -> dict[str, Any]:
             out[f"{name}: panic"] = "yes: routing to all servers"
         if lane.hashing and lane.moved is not None:
             moved = lane.moved
-            out[f"{name}: keys moved"] = (
-                f"{moved['moved_share']:.1%} at {moved['change']} {moved['server'] or ''} "
-                f"(least possible {moved['ideal_share']:.1%})"
-            )
+            out[f"{name}: keys moved"] = f"at {moved['change']} {moved['server'] or ''}: {moved_phrase(moved)}"
         for server_id, numbers in figures["servers"].items():
             if numbers["present"] or numbers["in_flight"]:
                 out[f"{name} · {server_id}"] = _server_row(numbers)
