@@ -212,7 +212,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
     }
     start = {"action": "start", "seed": str(args.seed), **({"preset": args.preset} if args.preset else {})}
-    with Daphne({"PLAYGROUND_FRAME_INTERVAL": str(1 / args.fps)}) as server:
+    every_viewer = {"PLAYGROUND_MAX_CONNECTIONS_PER_CLIENT": str(args.viewers + 10)}  # they all come from 127.0.0.1
+    with Daphne({"PLAYGROUND_FRAME_INTERVAL": str(1 / args.fps), **every_viewer}) as server:
         url = f"{server.ws_base}/ws/patterns/{SLUG}/"
         stack = asyncio.run(session(args, url, server.base_url, server.proc.pid, start, url + "?run={run}"))
     frames = stack.pop("first_viewer_texts")

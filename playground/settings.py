@@ -125,7 +125,7 @@ PLAYGROUND = {
     "MAX_RUNS_PER_PROCESS": 200,  # per worker process
     # Worker processes the web process starts without REDIS_URL (0: simulate in the web process, for tests).
     "WORKERS": int(os.environ.get("PLAYGROUND_WORKERS", 2)),
-    "MAX_CONNECTIONS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_CONNECTIONS_PER_CLIENT", 50)),  # per process
+    "MAX_CONNECTIONS_PER_CLIENT": int(os.environ.get("PLAYGROUND_MAX_CONNECTIONS_PER_CLIENT", 50)),  # all processes
     # Addresses of the reverse proxies in front: only their X-Forwarded-For names the client (anyone can write it).
     "TRUSTED_PROXIES": _env_list("PLAYGROUND_TRUSTED_PROXIES"),
     "COMMANDS_PER_SECOND": float(os.environ.get("PLAYGROUND_COMMANDS_PER_SECOND", 10)),  # sustained, per connection

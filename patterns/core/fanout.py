@@ -2,10 +2,11 @@
 
 Phoenix PubSub's local fan-out is the model. A run publishes a frame to its view group; the group holds one
 channel per web process (this hub's), not one per viewer, so the channel layer carries a frame once per process
-and the frame, rendered once by the worker, is written as the same string to each socket here. A joining viewer
-gets a full frame addressed to it alone (``to``). The hub also speaks for its viewers: one keepalive per run per
-process with their number, and it watches the store so that viewers hear when their run moved to another worker
-or was lost with no worker to take it (with its Share link to replay it).
+and the frame, rendered once by the worker, is framed once here and written as the same bytes to each socket
+(`Frame`). A joining viewer gets a full frame addressed to it alone (``to``). The hub also speaks for its
+viewers: one keepalive per run per process with their number; it keeps its open connections counted in the store
+(the per-client cap holds across processes); and it watches the store so that viewers hear when their run moved
+to another worker or was lost with no worker to take it (with its Share link to replay it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redis.exceptions import RedisError
 
 from .frames import render_message
 from .runs import cmd_group, view_group
+from .store import CONNECTION_SECONDS
 
 log = logging.getLogger(__name__)
 WATCH_EVERY = 1.0  # seconds between looks at who holds each watched run
@@ -32,7 +34,30 @@ UNREACHABLE_RETRY = 5.0  # seconds between tries (and log lines) while Redis can
 class Viewer(Protocol):
     key: str
 
-    async def deliver(self, html: str) -> None: ...
+    async def deliver(self, frame: Frame) -> None: ...
+
+
+class Frame:
+    """One outgoing text frame, encoded to UTF-8 and framed as a websocket message at most once for all viewers.
+
+    Going through Channels, every viewer's copy would be a message dict through ``base_send``, daphne's reply
+    coroutine and its protocol's ``serverSend``, which encodes the text and frames it again per socket: most of
+    the CPU of a class watching one run. Autobahn (daphne's websocket protocol) has the broadcast seam for this:
+    ``factory.prepareMessage`` frames a payload once and ``protocol.sendPreparedMessage`` writes those bytes to
+    one more socket (with per-message deflate negotiated it compresses per socket, as it must). A viewer that has
+    no such protocol under it (a test's communicator) takes the text through Channels as before.
+    """
+
+    __slots__ = ("_prepared", "text")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._prepared: Any = None
+
+    def prepared(self, factory: Any) -> Any:
+        if self._prepared is None:
+            self._prepared = factory.prepareMessage(self.text.encode("utf-8"), isBinary=False)
+        return self._prepared
 
 
 class Hub:
@@ -41,11 +66,12 @@ class Hub:
         self.channel = ""
         self.viewers: dict[str, dict[str, Viewer]] = {}  # run id -> viewer key -> viewer
         self.unheld: dict[str, float] = {}  # run id -> since when no worker holds it
+        self.connections: dict[str, str] = {}  # this process's open websockets counted in the store: key -> client
         self.tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel()  # the default prefix: channels_redis reads one per process
-        self.tasks = [asyncio.create_task(job()) for job in (self._pump, self._keepalive, self._watch)]
+        self.tasks = [asyncio.create_task(job()) for job in (self._pump, self._keepalive, self._watch, self._renew)]
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -80,9 +106,10 @@ class Hub:
 
     async def tell(self, run_id: str, html: str) -> None:
         """Write one frame to every local viewer of a run; a socket that closed meanwhile is skipped."""
+        frame = Frame(html)
         for viewer in list(self.viewers.get(run_id, {}).values()):
             with contextlib.suppress(Exception):
-                await viewer.deliver(html)
+                await viewer.deliver(frame)
 
     # -- loops ------------------------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -111,7 +138,7 @@ class Hub:
             viewer = self.viewers.get(run_id, {}).get(message["to"])
             if viewer is not None:
                 with contextlib.suppress(Exception):
-                    await viewer.deliver(message["html"])
+                    await viewer.deliver(Frame(message["html"]))
         else:
             await self.tell(run_id, message["html"])
 
@@ -121,6 +148,15 @@ class Hub:
             for run_id in list(self.viewers):
                 with contextlib.suppress(Exception):
                     await self.to_run(run_id, {"action": "keepalive"})
+
+    async def _renew(self) -> None:
+        """Keep this process's connections counted in the store; a killed process's lapse after CONNECTION_SECONDS."""
+        while True:
+            await asyncio.sleep(CONNECTION_SECONDS / 3)
+            try:
+                await self.store.renew_connections(dict(self.connections))
+            except (OSError, RedisError) as exc:
+                log.warning("hub: cannot renew the connections in the store: %s", exc)
 
     async def _watch(self) -> None:
         while True:

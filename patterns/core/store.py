@@ -3,7 +3,8 @@
 A run's state is small (pattern, Share-link query, virtual time, playing, speed, client) and enough to rebuild it
 anywhere by deterministic replay. The worker that holds a run keeps a lease on it and renews it; a run in the set
 of live runs whose lease has lapsed is an orphan, and the first worker to claim it replays it. Counters with an
-expiry bound what one client may do across all processes (runs, commands per second).
+expiry bound what one client may do across all processes (runs, commands per second, open connections: each
+web process renews its own connections, so those of a process that was killed lapse).
 
 `RedisStore` is the store when ``REDIS_URL`` is set. `LocalStore` keeps the same data in the web process's memory
 for the default pool (its workers reach it through the bridge), with the same semantics and wall-clock expiry.
@@ -17,6 +18,7 @@ from typing import Any
 
 LEASE_SECONDS = 4.0  # a worker silent for this long (a loaded host stalls it for seconds) loses its runs
 STATE_SECONDS = 3600.0  # a run's saved state outlives its lease by this much, for the Share link of a lost run
+CONNECTION_SECONDS = 30.0  # an open websocket not renewed for this long (its process died) stops counting
 
 
 class Leases:
@@ -38,6 +40,7 @@ class LocalStore(Leases):
         self.leases: dict[str, tuple[str, float]] = {}
         self.client_runs: dict[str, dict[str, float]] = {}
         self.counters: dict[str, tuple[int, float]] = {}
+        self.connections: dict[str, dict[str, float]] = {}  # client -> connection key -> until
 
     async def save(self, run_id: str, state: dict[str, Any]) -> None:
         self.states[run_id] = dict(state)
@@ -88,6 +91,29 @@ class LocalStore(Leases):
         if len(self.counters) > 10_000:
             self.counters = {k: v for k, v in self.counters.items() if v[1] > now}
         return count + 1
+
+    async def open_connection(self, client: str, key: str, limit: int) -> bool:
+        """Count connection ``key`` of ``client`` unless it has ``limit`` live ones already; say whether it did."""
+        now = time.monotonic()
+        live = {k: until for k, until in self.connections.get(client, {}).items() if until > now}
+        if len(live) >= limit:
+            return False
+        live[key] = now + CONNECTION_SECONDS
+        self.connections[client] = live
+        return True
+
+    async def close_connection(self, client: str, key: str) -> None:
+        live = self.connections.get(client, {})
+        live.pop(key, None)
+        if not live:
+            self.connections.pop(client, None)
+
+    async def renew_connections(self, open_: dict[str, str]) -> None:
+        """Keep counting this process's open connections (key -> client)."""
+        until = time.monotonic() + CONNECTION_SECONDS
+        for key, client in open_.items():
+            if key in self.connections.get(client, {}):  # as Redis's ``xx``: a closed one is not counted again
+                self.connections[client][key] = until
 
 
 class RedisStore(Leases):
@@ -167,3 +193,28 @@ class RedisStore(Leases):
         pipe.expire(bucket, max(1, int(window * 2)))
         count, _ = await pipe.execute()
         return int(count)
+
+    async def open_connection(self, client: str, key: str, limit: int) -> bool:
+        """Add, then count: two processes adding the last slot at once may both refuse, never both accept."""
+        now, name = time.time(), self._key("connections", client)
+        pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(name, "-inf", now)
+        pipe.zadd(name, {key: now + CONNECTION_SECONDS})
+        pipe.expire(name, int(CONNECTION_SECONDS) + 1)
+        pipe.zcard(name)
+        *_, count = await pipe.execute()
+        if count <= limit:
+            return True
+        await self.redis.zrem(name, key)
+        return False
+
+    async def close_connection(self, client: str, key: str) -> None:
+        await self.redis.zrem(self._key("connections", client), key)
+
+    async def renew_connections(self, open_: dict[str, str]) -> None:
+        until = time.time() + CONNECTION_SECONDS
+        pipe = self.redis.pipeline()
+        for key, client in open_.items():
+            pipe.zadd(self._key("connections", client), {key: until}, xx=True)
+            pipe.expire(self._key("connections", client), int(CONNECTION_SECONDS) + 1)
+        await pipe.execute()

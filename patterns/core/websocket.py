@@ -17,16 +17,18 @@ import logging
 import math
 import secrets
 import time
-from collections import Counter
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 from autobahn.exception import Disconnected
+from autobahn.websocket.protocol import WebSocketServerProtocol
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from .fanout import Frame
 from .frames import render_message
 from .inbound import load_frame, valid_run_id
 from .registry import get_pattern, shown
@@ -43,7 +45,6 @@ UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): live runs cannot s
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # an application close code (4000-4999), after HTTP's 429 Too Many Requests
 
 log = logging.getLogger(__name__)
-connections: Counter[str] = Counter()  # open websockets per client address, in this process
 
 
 class TokenBucket:
@@ -74,6 +75,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.run_id: str | None = None
         self.background: list[asyncio.Task] = []
         self.counted: str | None = None
+        self.wire = _websocket_protocol(send)
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -92,15 +94,13 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         self.live = await runtime()
         await self.accept()
-        if connections[self.client] >= self.limits["MAX_CONNECTIONS_PER_CLIENT"]:
+        if not await self._count_connection():
             await self.error(
                 f"Too many open connections from your address (at most {self.limits['MAX_CONNECTIONS_PER_CLIENT']}): "
                 "close some tabs of this site and reload."
             )
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS, reason="too many connections from this address")
             return
-        connections[self.client] += 1
-        self.counted = self.client
         wanted = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1"))).get("run", "")
         if wanted:
             try:
@@ -109,6 +109,21 @@ class RunConsumer(AsyncWebsocketConsumer):
                 await self.error("; ".join(exc.problems))
             except (OSError, RedisError):
                 await self.error(UNREACHABLE)
+
+    async def _count_connection(self) -> bool:
+        """Count this connection among its client's in the store (every process's); False when over the limit.
+        With the store unreachable it is let in uncounted: it can do nothing live until the store is back."""
+        try:
+            if not await self.live.store.open_connection(
+                self.client, self.key, self.limits["MAX_CONNECTIONS_PER_CLIENT"]
+            ):
+                return False
+        except (OSError, RedisError) as exc:
+            log.warning("counting a connection failed: %r", exc)
+            return True
+        self.live.hub.connections[self.key] = self.client
+        self.counted = self.client
+        return True
 
     async def disconnect(self, code: int) -> None:
         await self.end_viewing()
@@ -119,10 +134,12 @@ class RunConsumer(AsyncWebsocketConsumer):
         for task in tasks:
             task.cancel()
         if self.counted is not None:
-            connections[self.counted] -= 1
-            if connections[self.counted] <= 0:
-                del connections[self.counted]
-            self.counted = None
+            client, self.counted = self.counted, None
+            self.live.hub.connections.pop(self.key, None)
+            try:
+                await self.live.store.close_connection(client, self.key)
+            except (OSError, RedisError) as exc:  # it lapses in the store when no longer renewed
+                log.warning("uncounting a connection failed: %r", exc)
         if self.run_id:
             try:
                 await self.leave()
@@ -136,10 +153,15 @@ class RunConsumer(AsyncWebsocketConsumer):
         except Disconnected:
             raise StopConsumer() from None
 
-    async def deliver(self, html: str) -> None:
-        """A frame from the hub (already rendered: the same string for every viewer of the run)."""
+    async def deliver(self, frame: Frame) -> None:
+        """A frame from the hub (rendered and framed once for every viewer of the run): written straight to
+        daphne's protocol when there is one (see `Frame`), else sent through Channels."""
         self.got_frame.set()
-        await self.send(text_data=html)
+        wire = self.wire
+        if wire is None:
+            await self.send(text_data=frame.text)
+        elif wire.state == wire.STATE_OPEN:  # closing or closed: its disconnect is on its way, as with daphne's send
+            wire.sendPreparedMessage(frame.prepared(wire.factory))
 
     # -- from the browser -------------------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -256,6 +278,13 @@ class RunConsumer(AsyncWebsocketConsumer):
         except TimeoutError:
             if self.run_id == run_id:
                 await self.error("That live run has ended or does not exist: open its link and press Start.")
+
+
+def _websocket_protocol(send: Any) -> WebSocketServerProtocol | None:
+    """The autobahn protocol under daphne's ``send`` (``functools.partial(server.handle_reply, protocol)``), or
+    None under any other server, which then gets every frame through ``send``."""
+    protocol = send.args[0] if isinstance(send, partial) and send.args else None
+    return protocol if isinstance(protocol, WebSocketServerProtocol) else None
 
 
 def _form_pairs(request: dict[str, Any]) -> list[tuple[str, str]]:

@@ -152,7 +152,8 @@ async def test_connections_per_client_are_capped_with_a_clear_close():
         assert "press Start first" in await again.receive_from()
         for comm in (second, again):
             await comm.disconnect()
-        assert not websocket.connections
+        live = await runtime()
+        assert not live.hub.connections and not live.store.connections
 
 
 @pytest.mark.parametrize(
