@@ -112,12 +112,21 @@ class Viewer:
         self.ws: Any = None
         self.error = ""
 
-    async def open(self) -> None:
+    async def open(self, tries: int = 3) -> None:
+        """Connect; a handshake the loaded server dropped is tried again (a crowd of 500 must not end the bench)."""
         from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidMessage
 
-        self.ws = await connect(
-            self.url, origin=self.origin, compression=None, max_size=None, ping_interval=None, open_timeout=60
-        )
+        for attempt in range(tries):
+            try:
+                self.ws = await connect(
+                    self.url, origin=self.origin, compression=None, max_size=None, ping_interval=None, open_timeout=60
+                )
+                return
+            except (InvalidMessage, OSError):
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(1.0)
 
     async def listen(self) -> None:
         try:
