@@ -99,7 +99,7 @@ EVENT_TYPES = (
             "eligible": "the servers the lane routes to now",
             "moved_keys": "hashing lanes: sample keys whose owner changed; null otherwise",
             "moved_share": "moved_keys over the sample size",
-            "ideal_share": "the least share any scheme must move for this change (1/n when one of n leaves)",
+            "ideal_share": "the share a scheme holding every server at its fair share moves (1/n when one of n leaves)",
         },
     ),
     EventType(

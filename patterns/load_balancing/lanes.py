@@ -269,7 +269,9 @@ class Lane:
 
 
 def ideal_share(before: dict[str, int], after: dict[str, int]) -> float:
-    """The least share of keys any scheme must move: half the total variation between the weighted shares."""
+    """The ideal share of keys to move: half the total variation between the fair (weighted) shares before and
+    after, the least a scheme that holds every server at its fair share must move. A scheme with unequal shares
+    (a ring with few virtual nodes) can move fewer or more."""
     total_before, total_after = sum(before.values()), sum(after.values())
     servers = list(dict.fromkeys([*before, *after]))
     moved = 0.0
