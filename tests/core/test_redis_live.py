@@ -28,8 +28,7 @@ from ..support import ROOT
 
 pytestmark = pytest.mark.redis
 ROW = re.compile(
-    r'<li data-seq="(\d+)"><span class="seq">#\d+</span> <span class="t">([^<]*)</span> '
-    r'<span class="type">([^<]*)</span> <span class="detail">([^<]*)</span></li>'
+    r'<li data-seq="(\d+)" data-t="([^"]*)" data-type="([^"]*)"[^>]*>.*?<span class="detail">([^<]*)</span></li>'
 )
 
 
