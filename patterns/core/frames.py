@@ -91,10 +91,13 @@ def context(
     diagrams: dict[str, Any] | None = None,
     with_script: bool = True,
     behind: bool = False,
+    story: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now."""
+    """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now; ``story`` is the
+    story's `patterns.core.story.frame` when the run tells one."""
     diagrams = drawings(player) if diagrams is None else diagrams
     data = frame_data(player, run_id=run_id, frame=frame, playing=playing, speed=speed, diagrams=diagrams)
+    data["story"] = story
     return {
         "pattern": player.pattern,
         "data": data,

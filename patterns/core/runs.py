@@ -20,6 +20,8 @@ from .frames import context, drawings, render_frame, render_message
 from .player import Player
 from .registry import Pattern, get_pattern
 from .scenario import ScenarioError, decode, encode, parse_command
+from .story import frame as story_frame
+from .story import tracker_for
 
 log = logging.getLogger(__name__)
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
@@ -60,6 +62,7 @@ class LiveRun:
         self.client = client
         self.owner = owner  # the viewer that started it: only it may replace it with a new run
         self.player = Player(pattern, scenario_of(pattern, query), self.limits)
+        self.story = tracker_for(pattern, self.player.scenario)  # fed every event; rebuilt by a takeover's replay
         self.playing = True
         self.speed = 1.0
         self.frame = 0
@@ -118,7 +121,10 @@ class LiveRun:
         player = self.player
         started = time.perf_counter()
         deadline = started + budget
-        if self.replay_to is not None:  # a seek or a takeover: as fast as the budget allows
+        # a seek or a takeover: as fast as the budget allows, and no chapter on the way pauses it (a new run replays
+        # to 0 s: nothing to replay, its story may pause it at once)
+        replaying = self.replay_to is not None and self.replay_to > player.now
+        if self.replay_to is not None:
             target, step = self.replay_to, REPLAY_STEP
         else:
             target, step = player.now + min(wall, MAX_TICK) * self.speed, SLICE * self.speed
@@ -130,14 +136,26 @@ class LiveRun:
             player.advance_to(min(target, player.now + min(step, max(MIN_SLICE, left / 2 / self.cost))))
             if player.now > before:  # CPU seconds per virtual second, smoothed
                 self.cost = 0.7 * self.cost + 0.3 * (time.perf_counter() - clock) / (player.now - before)
+            if self._drain() and not replaying:  # a chapter that pauses: the learner reads it
+                self.playing = False
+                break
         if self.replay_to is not None and (player.now >= self.replay_to or player.stopped):
             self.replay_to = None
-        self.behind = player.now < target and player.stopped is None
-        player.drain()
+        if self._drain() and not replaying:
+            self.playing = False
+        self.behind = self.playing and player.now < target and player.stopped is None
         if player.stopped:
             self.playing = False
         self.dirty = True
         self.cpu = time.perf_counter() - started
+
+    def _drain(self) -> bool:
+        """Take the player's new events and feed them to the story; True when a chapter that pauses was reached."""
+        events = self.player.drain()
+        if self.story is None:
+            return False
+        reached = self.story.feed(events, self.player.now)
+        return any(self.story.chapters[index].pause for index in reached)
 
     def reapable(self, now: float) -> bool:
         if self.closing:
@@ -174,6 +192,7 @@ class LiveRun:
             diagrams=diagrams,
             with_script=with_script,
             behind=(self.behind and self.playing) or self.replay_to is not None,
+            story=story_frame(self.story) if self.story is not None else None,
         )
         return render_frame(ctx)
 
@@ -223,6 +242,8 @@ class LiveRun:
             elif action in ("seek", "reset"):  # re-simulated under the worker's budget, like a takeover
                 t = float(message["t"]) if action == "seek" else 0.0
                 self.playing, self.replay_to = False, player.rewind(t)
+                if self.story is not None:  # back to the snapshot the replay starts from
+                    self.story.rewind(player.now, player.last_seq)
             elif action == "command":
                 name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
                 player.act(name, args)
@@ -231,5 +252,5 @@ class LiveRun:
         except (KeyError, TypeError, ValueError) as exc:  # checked by the consumer already: a stray message
             return str(exc)
         finally:
-            player.drain()
+            self._drain()
         return None

@@ -19,6 +19,8 @@ from .inbound import valid_run_id
 from .player import Player
 from .registry import Param, Pattern, all_patterns, get_pattern
 from .scenario import ScenarioError, decode_query, default_scenario, encode
+from .story import frame as story_frame
+from .story import tracker_for
 
 SPEEDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
 LINK_ONLY_KEYS = ("run", "until")
@@ -44,7 +46,11 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
         problems = [f"This link could not be used as it is: {p}" for p in exc.problems]
         scenario = default_scenario(pattern)
     player = Player(pattern, scenario, settings.PLAYGROUND)
-    ctx = context(player, run_id=None, frame=0, playing=False, speed=1.0, log=0, viewers=0)
+    tracker = tracker_for(pattern, scenario)
+    if tracker is not None:
+        tracker.feed(player.drain(), player.now)
+    story = story_frame(tracker) if tracker is not None else None
+    ctx = context(player, run_id=None, frame=0, playing=False, speed=1.0, log=0, viewers=0, story=story)
     run_id = _link_value(query, "run")
     canonical = encode(pattern, scenario)
     ctx.update(
@@ -54,6 +60,9 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
         problems=problems,
         speeds=SPEEDS,
         query=canonical,
+        # Start sends the preset and only the steps it does not script, as the link does: the run keeps the story
+        start_pairs=[(k, v) for k, v in parse_qsl(canonical, keep_blank_values=True) if k in ("preset", "do")],
+        story=story,
         share_url=request.build_absolute_uri(f"{request.path}?{canonical}"),
         ws_url=f"/ws/patterns/{pattern.slug}/" + (f"?run={run_id}" if valid_run_id(run_id) else ""),
         diagrams=True,

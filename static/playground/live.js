@@ -9,7 +9,11 @@
  *     coalescing to the latest source; then swap the finished SVG in one step (the old one stays until then).
  *     After a render the next one waits five times as long as that render took, so that diagrams whose text changes
  *     every frame keep Mermaid to at most a sixth of the main thread and the page stays responsive.
- *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place.
+ *   - Live state: mark the active nodes/edges with the class `pg-active` on the current SVG, in place, and the
+ *     current story chapter's nodes/edges with `pg-story`.
+ *   - Story (frame.story, a preset told as chapters): the chapter's text, its number, the off-script notice;
+ *     Next resumes the run (the server pauses it at the next chapter that pauses; before a run, Next starts
+ *     it), Back seeks to the previous chapter's time.
  *   - Details: nodes the frame has `details` for become buttons; clicking one (or Enter/Space on it) shows its
  *     text in the figure's details box (first line as the heading), which follows the live frames until closed.
  *   - Node actions: the page declares (registry NodeActions, #page-data) which nodes offer which commands; the
@@ -102,6 +106,7 @@
       nodes: [], edges: [], // ids to mark active
       index: null, // {nodes: Map, edges: Map} of the current SVG, built lazily once per SVG
       marked: new Set(), marksKey: null, // elements carrying pg-active, and for which nodes+edges
+      story: [], storyMarked: new Set(), // ids the story's chapter highlights, and the elements carrying pg-story
       details: {}, // node id -> text shown when it is clicked
       detailsKey: null, // the details ids made clickable on the current SVG
       box: fig.querySelector(".diagram-details"), selected: null, // details box and the node id it shows
@@ -149,6 +154,7 @@
     d.view.innerHTML = svgText; // one step: the old SVG is replaced by a finished one
     d.index = null;
     d.marked = new Set();
+    d.storyMarked = new Set();
     d.marksKey = null;
     d.detailsKey = null;
   }
@@ -197,16 +203,21 @@
 
   // Move pg-active to the elements of the current node/edge ids; touches only elements whose state changes.
   function markActive(d) {
-    const key = d.nodes.join("\n") + "\u0001" + d.edges.join("\n");
+    const key = [d.nodes.join("\n"), d.edges.join("\n"), d.story.join("\n")].join("\u0001");
     if (d.index && key === d.marksKey) return;
     if (!d.index) d.index = buildIndex(d);
-    const next = new Set();
-    for (const id of d.nodes) for (const el of d.index.nodes.get(id) || []) next.add(el);
-    for (const id of d.edges) for (const el of d.index.edges.get(id) || []) next.add(el);
-    for (const el of d.marked) if (!next.has(el)) el.classList.remove("pg-active");
-    for (const el of next) if (!d.marked.has(el)) el.classList.add("pg-active");
-    d.marked = next;
+    d.marked = mark(d, [...d.nodes, ...d.edges], d.marked, "pg-active");
+    d.storyMarked = mark(d, d.story, d.storyMarked, "pg-story");
     d.marksKey = key;
+  }
+
+  // The elements of ``ids`` (node or edge ids) carry ``cls``, the others of ``marked`` no longer: the new set.
+  function mark(d, ids, marked, cls) {
+    const next = new Set();
+    for (const id of ids) for (const el of [...(d.index.nodes.get(id) || []), ...(d.index.edges.get(id) || [])]) next.add(el);
+    for (const el of marked) if (!next.has(el)) el.classList.remove(cls);
+    for (const el of next) if (!marked.has(el)) el.classList.add(cls);
+    return next;
   }
 
   function ensureMermaidTheme() {
@@ -539,6 +550,7 @@
     frame = f;
     stats.frames++;
     for (const [name, spec] of Object.entries(f.diagrams || {})) applyDiagram(name, spec || {});
+    applyStory(f.story);
     applyTimeline(f);
     refreshPickers();
     if (errorRun !== null && (f.run || "") !== errorRun) clearErrors(); // another run: errors about the old one are moot
@@ -551,6 +563,47 @@
     countUnlisted(f);
     stats.applyMs += performance.now() - started;
     if (pending.size) pump();
+  }
+
+  // ---------------------------------------------------------------- story
+
+  function setText(id, text) {
+    const el = document.getElementById(id);
+    if (el && el.textContent !== text) el.textContent = text;
+    return el;
+  }
+
+  function applyStory(story) {
+    if (!story || !document.getElementById("story")) return;
+    const current = story.current;
+    setText("story-count", current === null ? "Not begun" : `Chapter ${current + 1} of ${story.count}`);
+    if (story.text) setText("story-text", story.text);
+    const notice = setText("story-notice", story.notice || "");
+    if (notice) notice.hidden = !story.off_script;
+    const back = document.getElementById("story-back");
+    const next = document.getElementById("story-next");
+    if (back) back.disabled = current === null;
+    if (next) next.disabled = story.next === null && !!(frame && frame.run);
+    for (const d of diagrams.values()) d.story = [];
+    for (const [name, ids] of Object.entries(story.highlight || {})) {
+      const d = diagramState(name);
+      if (d) d.story = ids.map(String);
+    }
+    for (const d of diagrams.values()) if (d.fig.isConnected) markActive(d);
+  }
+
+  let socket = null; // the ws extension's socket wrapper, for the story's buttons
+  function storyButton(which) {
+    const story = frame && frame.story;
+    if (!story) return;
+    if (which === "next") {
+      if (!frame.run || !socket) document.getElementById("start-form")?.requestSubmit(); // a story begins a run
+      else socket.send(JSON.stringify({ action: "play" }));
+    } else if (story.current !== null && socket) {
+      // Just past the previous chapter's time, so that the chapter is reached (the slider would round the time).
+      const previous = story.current > 0 ? story.chapters[story.current - 1].t + 0.001 : 0;
+      socket.send(JSON.stringify({ action: "seek", t: previous }));
+    }
   }
 
   // Screen readers hear the run's state when it changes, not the status line that is redrawn every frame.
@@ -814,6 +867,8 @@
     if (!target) return;
     if (target.closest("#theme-toggle")) setTheme(effectiveTheme() === "dark" ? "light" : "dark");
     else if (target.closest("#share-button")) share();
+    else if (target.closest("#story-next")) storyButton("next");
+    else if (target.closest("#story-back")) storyButton("back");
     else if (target.closest(".group-picker button")) cycleGroup(target.closest(".group-picker button"));
     else if (target.closest("#event-log button.seek")) seekTo(Number(target.closest("li").dataset.t));
     else if (target.closest(".details-close")) {
@@ -872,6 +927,7 @@
   });
   // After a reconnect the server no longer knows which run this page watches: say so, and get a full frame.
   document.addEventListener("htmx:wsOpen", (event) => {
+    socket = event.detail.socketWrapper;
     const run = document.body.dataset.run;
     if (run) event.detail.socketWrapper.send(JSON.stringify({ action: "join", run }));
   });
