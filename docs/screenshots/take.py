@@ -43,13 +43,22 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 for theme in ("light", "dark"):
-                    context = browser.new_context(viewport={"width": 1366, "height": 800}, color_scheme=theme)
+                    viewport = {"width": 1366, "height": 800}
+                    # bypass_csp: wait_for_function evaluates strings, which the page's CSP forbids
+                    context = browser.new_context(viewport=viewport, color_scheme=theme, bypass_csp=True)
                     for slug, preset, seconds, node in PAGES:
                         page = context.new_page()
                         page.goto(f"http://127.0.0.1:{port}/patterns/{slug}/?preset={preset}")
                         page.get_by_role("button", name="Start", exact=True).click()
                         page.locator("select[name=speed]").select_option("2")
-                        page.wait_for_function(f"{FRAME}.t >= {seconds}", timeout=60000)
+                        for _ in range(240):  # a story pauses at its chapters: Next goes on through them
+                            if page.evaluate(f"{FRAME}.t >= {seconds}"):
+                                break
+                            following = page.locator("#story-next")
+                            paused = page.evaluate(f"!{FRAME}.playing")
+                            if paused and following.count() and following.is_enabled():
+                                following.click()
+                            page.wait_for_timeout(250)
                         page.get_by_role("button", name="Pause", exact=True).click()
                         page.wait_for_function(f"!{FRAME}.playing")
                         page.evaluate("() => window.playground.idle()")
