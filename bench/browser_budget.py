@@ -272,6 +272,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _print_clicks(r: dict, clicks: dict, names: tuple[str, str], extra: str) -> None:
+    """The DOM and paint times of one kind of click, each against the click budget."""
+    for name, key in zip(names, ("dom_ms", "paint_ms"), strict=True):
+        s = clicks[key]
+        verdict = "ok" if s["max"] <= r["click_budget_ms"] else "OVER"
+        print(
+            f"  {name:<25} p50 {s['p50']:.0f} ms  max {s['max']:.0f} ms over {s['n']} clicks "
+            f"(budget {r['click_budget_ms']:g} ms: {verdict}{extra})"
+        )
+
+
 def report(r: dict[str, Any]) -> None:
     print(f"browser_budget: {r['url']} in headless Chromium, run {r['run']} at 1x")
     print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
@@ -309,22 +320,11 @@ def report(r: dict[str, Any]) -> None:
     else:
         print("  Mermaid renders           not counted: window.playground is missing")
     c = r["click"]
-    for name, key in (("click to status (DOM)", "dom_ms"), ("click to next paint", "paint_ms")):
-        s = c[key]
-        verdict = "ok" if s["max"] <= r["click_budget_ms"] else "OVER"
-        print(
-            f"  {name:<25} p50 {s['p50']:.0f} ms  max {s['max']:.0f} ms over {s['n']} clicks "
-            f"(budget {r['click_budget_ms']:g} ms: {verdict})"
-        )
+    _print_clicks(r, c, ("click to status (DOM)", "click to next paint"), "")
     print("    each                    " + "  ".join(f"{t['label'][0]}:{t['dom_ms']:.0f}" for t in c["trials"]))
     n = r["node_click"]
-    for name, key in (("node click to box (DOM)", "dom_ms"), ("node click to next paint", "paint_ms")):
-        s = n[key]
-        verdict = "ok" if s["max"] <= r["click_budget_ms"] else "OVER"
-        print(
-            f"  {name:<25} p50 {s['p50']:.0f} ms  max {s['max']:.0f} ms over {s['n']} clicks "
-            f"(budget {r['click_budget_ms']:g} ms: {verdict}; {max(n['actions_offered'], default=0)} actions offered)"
-        )
+    offered = f"; {max(n['actions_offered'], default=0)} actions offered"
+    _print_clicks(r, n, ("node click to box (DOM)", "node click to next paint"), offered)
     for line in r["server_http_errors"]:
         print(f"  server answered           {line}")
     if r["errors"]:
