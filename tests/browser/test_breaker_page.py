@@ -5,6 +5,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from patterns.core.registry import get_pattern
+from patterns.core.runs import scenario_of
+
 from .steering import command_form
 
 pytestmark = pytest.mark.browser
@@ -91,12 +94,15 @@ def test_a_hostile_link_shows_an_error_not_a_traceback(page, live_server_url):
 
 
 def test_a_preset_with_a_script_starts_with_its_script(page, live_server_url):
-    page.goto(f"{live_server_url}/patterns/circuit-breaker/?preset=flaky")
-    scripted = [i.get_attribute("value") for i in page.locator("input[name=do]").all()]
+    pattern = get_pattern("circuit-breaker")
+    scripted = scenario_of(pattern, "preset=flaky").script
     assert len(scripted) >= 2
+    page.goto(f"{live_server_url}/patterns/circuit-breaker/?preset=flaky")
     page.get_by_role("button", name="Start", exact=True).click()
     started = wait_for_frame(page, "f.run !== null")
-    assert [part.split("=", 1)[1] for part in started["link"].split("&") if part.startswith("do=")] == scripted
+    query = urlsplit(started["link"]).query
+    assert "preset=flaky" in query.split("&")  # the run keeps its preset (and so its story) ...
+    assert scenario_of(pattern, query).script == scripted  # ... and plays the preset's script
 
 
 def test_the_page_says_when_events_went_unlisted_and_announces_the_state(page, live_server_url):
