@@ -11,10 +11,10 @@ pytestmark = pytest.mark.browser
 MIN_PX = 12.0
 FRAME = "JSON.parse(document.getElementById('frame-data').dataset.frame)"
 PAGES = [  # pattern, preset, the diagrams whose tokens must move
-    ("raft", "leader-crash", ("cluster",)),
+    ("raft", "catch-up", ("cluster",)),  # presets without a story: a story pauses the run at its chapters
     ("circuit-breaker", "flaky", ()),
     ("load-balancing", "slow-server", ("topology",)),
-    ("messaging", "crash-redelivery", ("topology",)),
+    ("messaging", "auto-ack-loss", ("topology",)),
 ]
 
 # Every text of every picture: SVG <text> and Mermaid's HTML labels (the innermost element holding the words),
