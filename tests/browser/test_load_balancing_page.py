@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .steering import command_form
+from .steering import command_form, play_until
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +20,7 @@ def wait_for_frame(page, condition, timeout=15000):
 def test_a_compare_run_shows_the_keys_each_scheme_moves_when_a_server_leaves(page, live_server_url):
     page.goto(f"{live_server_url}/patterns/load-balancing/?preset=server-leaves")
     page.get_by_role("button", name="Start", exact=True).click()
-    wait_for_frame(page, "f.run && f.t > 0.5")
+    play_until(page, "f.run && f.t > 0.5")
     for lane in ("ring_hash-3", "ring_hash-100", "maglev", "rendezvous"):  # one lane each, side by side
         page.wait_for_selector(f"figure[data-diagram=ring] svg[data-lane='{lane}']")
     page.wait_for_selector("figure[data-diagram=topology] .diagram-view svg")

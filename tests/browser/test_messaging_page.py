@@ -13,7 +13,7 @@ from patterns.messaging.diagrams import DIAGRAMS, mermaid_id
 from patterns.messaging.pattern import PATTERN
 from patterns.messaging.presets import PRESETS
 
-from .steering import command_form, node_box
+from .steering import command_form, node_box, play_until
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def test_crash_a_worker_from_the_page_and_its_messages_are_redelivered(page, liv
     page.goto(f"{live_server_url}/patterns/messaging/?preset=crash-redelivery")
     page.get_by_role("button", name="Start", exact=True).click()
     page.locator("select[name=speed]").select_option("10")
-    wait_for_frame(page, "f.run && f.t > 7.5")
+    play_until(page, "f.run && f.t > 7.5")
     press(page, "Pause")
     wait_for_frame(page, "!f.playing")
     # Back to just after the burst of 7 s, before the script's own crash at 8 s: every worker holds five.
@@ -65,18 +65,21 @@ def test_crash_a_worker_from_the_page_and_its_messages_are_redelivered(page, liv
     # is seen well before it.
     page.locator("select[name=speed]").select_option("1")
     press(page, "Resume")
-    # The first frame that counts a redelivery; its time, metrics and ledger come from the same message.
-    seen = page.wait_for_function(
+    # Played (through the story's pauses) until a frame counts a redelivery, then paused: the time, metrics and
+    # ledger read next all come from the one frame the page shows (and no more Mermaid renders while checking).
+    play_until(page, f"Number(({METRIC})('Redelivered')) > 0")
+    press(page, "Pause")
+    wait_for_frame(page, "!f.playing")
+    page.evaluate("window.playground.idle()")
+    seen = page.evaluate(
         f"""(() => {{
             const f = {FRAME}, metric = {METRIC};
-            const redelivered = Number(metric('Redelivered'));
             const ledger = document.querySelector('figure[data-diagram=ledger] svg title')?.textContent;
-            return redelivered > 0 && {{t: f.t, redelivered, balanced: metric('Ledger'), ledger}};
-        }})()""",
-        timeout=20000,
-    ).json_value()
+            return {{t: f.t, redelivered: Number(metric('Redelivered')), balanced: metric('Ledger'), ledger}};
+        }})()"""
+    )
+    assert seen["redelivered"] > 0
     assert seen["balanced"] == "balanced" and seen["ledger"] == "Ledger: Balanced"
-    press(page, "Pause")  # no more Mermaid renders while the events are checked
     # What the page counted is what W2 held when it crashed, each message delivered again to another worker.
     query = urlsplit(acted["link"]).query
     body = page.request.get(f"{live_server_url}/patterns/messaging/events.jsonl?{query}&until={seen['t']}")
