@@ -92,6 +92,32 @@ NODE_PROBE = """
 """
 NODE = ".diagrams.focus .pg-details"
 
+# A preset with a story pauses the run at its chapters: while the busy share is measured, press Next whenever the
+# run is paused there (Resume after the last chapter), as a learner following the story would, and count how long
+# it stood paused.
+STORY_AUTOPILOT = """
+() => {
+  const b = window.__bench;
+  b.pausedMs = 0;
+  b.playOn = () => {
+    const next = document.getElementById("story-next");
+    if (next && !next.disabled && next.offsetParent !== null) return next.click();
+    const resume = [...document.querySelectorAll("button")].find((el) => el.textContent.trim() === "Resume");
+    if (resume) resume.click();
+  };
+  let last = performance.now();
+  b.autopilot = setInterval(() => {
+    const now = performance.now();
+    if (document.body.dataset.playing !== "true") {
+      b.pausedMs += now - last;
+      window.__bench.playOn();
+    }
+    last = now;
+  }, 100);
+}
+"""
+STOP_AUTOPILOT = "() => clearInterval(window.__bench.autopilot)"
+
 STATS = """
 () => {
   const p = window.playground;
@@ -164,9 +190,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             cdp = context.new_cdp_session(page)
             cdp.send("Performance.enable")
             cdp.send("HeapProfiler.collectGarbage")  # so that the node and heap counts below compare like with like
+            page.evaluate(STORY_AUTOPILOT)
             m0, s0, wall0 = metrics(cdp), page.evaluate(STATS), time.monotonic()
             page.wait_for_timeout(args.seconds * 1000)
             m1, s1, wall1 = metrics(cdp), page.evaluate(STATS), time.monotonic()
+            page.evaluate(STOP_AUTOPILOT)
+            if page.evaluate("document.body.dataset.playing") != "true":  # at a chapter: play on for the clicks
+                page.evaluate("window.__bench.playOn()")
+                page.wait_for_function("document.body.dataset.playing === 'true'", timeout=10000)
             span = m1["Timestamp"] - m0["Timestamp"]
             cdp.send("HeapProfiler.collectGarbage")  # after the window: not counted in it
             after_gc = metrics(cdp)
@@ -179,10 +210,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "wall_s": wall1 - wall0,
                 "task_s": delta("TaskDuration"),
                 "busy_share": delta("TaskDuration") / span if span else float("nan"),
+                # CPU time of the main thread: what the busy share would be without other processes' contention
+                "cpu_share": delta("ThreadTime") / span if span and "ThreadTime" in m1 else None,
                 "script_share": delta("ScriptDuration") / span if span else float("nan"),
                 "layout_share": delta("LayoutDuration") / span if span else float("nan"),
                 "style_share": delta("RecalcStyleDuration") / span if span else float("nan"),
                 "layouts": delta("LayoutCount"),
+                "paused_s": page.evaluate("window.__bench.pausedMs") / 1000,
                 "task_ms_per_frame": None,
                 # before the window (after a GC) -> after it (after a GC): growth here is a leak
                 "js_heap_used_mb": (m0.get("JSHeapUsedSize", 0) / 2**20, after_gc.get("JSHeapUsedSize", 0) / 2**20),
@@ -297,6 +331,10 @@ def report(r: dict[str, Any]) -> None:
         f"    of which                script {b['script_share'] * 100:.1f}%, layout {b['layout_share'] * 100:.1f}%, "
         f"style {b['style_share'] * 100:.1f}%  ({b['layouts']:.0f} layouts; the rest is paint, parsing, GC...)"
     )
+    if b["cpu_share"] is not None:
+        print(f"    main thread CPU         {b['cpu_share'] * 100:.1f}% (its CPU time: the busy share less contention)")
+    if b["paused_s"] >= 0.05:
+        print(f"    story pauses            {b['paused_s']:.1f} s of the window paused at chapters (Next pressed)")
     if b["task_ms_per_frame"] is not None:
         print(f"    per frame applied       {b['task_ms_per_frame']:.1f} ms of main-thread tasks")
     if r.get("paused"):
