@@ -153,18 +153,15 @@ class Broker(FrameReceiver):
         for exchange in self.exchanges.values():
             if exchange.name != DLX:
                 exchange.unbind_queue(queue.name)
-        self.rec.emit("queue.deleted", queue=queue.name, dropped=dropped)
+        self.sim.emit("queue.deleted", queue=queue.name, dropped=dropped)
 
     # -- publishing -----------------------------------------------------------------------------------------------
     def on_publish(self, frame: Publish) -> None:
         m = frame.message
         self.ledger.published += 1
         target = m.exchange or "(default)"
-        self.rec.emit(
+        event = self.sim.emit(
             "msg.published",
-            src=m.producer,
-            dst=target,
-            label=m.correlation_id or m.routing_key,
             id=m.id,
             key=m.key,
             producer=m.producer,
@@ -175,26 +172,20 @@ class Broker(FrameReceiver):
             correlation_id=m.correlation_id,
             reply_to=m.reply_to,
         )
+        self.rec.step(event, m.producer, target, m.correlation_id or m.routing_key)
         if m.exchange:
             names = self.exchanges[m.exchange].route(m.routing_key)
         else:
             queue = self.queues.get(m.routing_key)
             names = [m.routing_key] if queue is not None and not queue.deleted else []
-        self.rec.emit(
-            "msg.routed",
-            src=target,
-            dst=",".join(names) or "nowhere",
-            label=m.routing_key,
-            id=m.id,
-            exchange=m.exchange,
-            routing_key=m.routing_key,
-            queues=names,
-        )
+        event = self.sim.emit("msg.routed", id=m.id, exchange=m.exchange, routing_key=m.routing_key, queues=names)
+        self.rec.step(event, target, ",".join(names) or "nowhere", m.routing_key)
         accepted = True
         if not names:
             self.ledger.entries += 1
             self.ledger.dropped_by["unroutable"] += 1
-            self.rec.emit("msg.dropped", src=target, label="unroutable", id=m.id, queue=None, reason="unroutable")
+            event = self.sim.emit("msg.dropped", id=m.id, queue=None, reason="unroutable")
+            self.rec.step(event, target, None, "unroutable")
         for name in names:
             accepted = self._enqueue_new(m, self.queues[name]) and accepted
         if frame.confirm:
@@ -217,7 +208,7 @@ class Broker(FrameReceiver):
                 self._discard(entry, "maxlen")
             return False
         queue.push(entry)
-        self.rec.emit("msg.enqueued", id=message.id, queue=queue.name, ready=queue.ready)
+        self.sim.emit("msg.enqueued", id=message.id, queue=queue.name, ready=queue.ready)
         self._arm_expiry(queue)
         self._serve(queue)
         return True
@@ -232,35 +223,27 @@ class Broker(FrameReceiver):
             source = entry.queue
             entry.queue, entry.seq, entry.enqueued_at = dlq.name, self._seq, self.sim.now
             dlq.push(entry)
-            self.rec.emit(
+            event = self.sim.emit(
                 "msg.dead_lettered",
-                src=source,
-                dst=dlq.name,
-                label=reason,
                 id=entry.id,
                 queue=source,
                 dead_letter_queue=dlq.name,
                 reason=reason,
                 deliveries=entry.deliveries,
             )
+            self.rec.step(event, source, dlq.name, reason)
         elif reason == "expired":
             self.ledger.expired += 1
-            self.rec.emit("msg.expired", src=entry.queue, label="ttl", id=entry.id, queue=entry.queue)
+            event = self.sim.emit("msg.expired", id=entry.id, queue=entry.queue)
+            self.rec.step(event, entry.queue, None, "ttl")
         else:
             self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))  # maxlen: a head that drop-head let go
 
     def drop(self, entry: Entry, reason: str, consumer: str | None = None) -> None:
         """End a copy by a stated policy (auto-ack losses name the consumer that held it)."""
         self.ledger.dropped_by[reason] += 1
-        self.rec.emit(
-            "msg.dropped",
-            src=entry.queue,
-            label=reason,
-            id=entry.id,
-            queue=entry.queue,
-            reason=reason,
-            consumer=consumer,
-        )
+        event = self.sim.emit("msg.dropped", id=entry.id, queue=entry.queue, reason=reason, consumer=consumer)
+        self.rec.step(event, entry.queue, None, reason)
 
     def _drop_heads(self, queue: Queue, room: int = 0) -> None:
         """drop-head: dead-letter or drop the oldest ready copies until ``room`` more fit within the max length.
@@ -285,24 +268,15 @@ class Broker(FrameReceiver):
             self._discard(entry, "delivery_limit")
             return False
         queue.push(entry)
-        self.rec.emit(
-            "msg.requeued",
-            src=consumer,
-            dst=queue.name,
-            label=reason,
-            id=entry.id,
-            queue=queue.name,
-            reason=reason,
-            consumer=consumer,
-        )
+        event = self.sim.emit("msg.requeued", id=entry.id, queue=queue.name, reason=reason, consumer=consumer)
+        self.rec.step(event, consumer, queue.name, reason)
         self._arm_expiry(queue)
         return True
 
     def _settled(self, entry: Entry, consumer: str) -> None:
         self.ledger.acked += 1
-        self.rec.emit(
-            "msg.acked", src=consumer, dst=entry.queue, id=entry.id, queue=entry.queue, consumer=consumer, auto=False
-        )
+        event = self.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=consumer, auto=False)
+        self.rec.step(event, consumer, entry.queue)
 
     # -- TTL ------------------------------------------------------------------------------------------------------
     def _arm_expiry(self, queue: Queue) -> None:
@@ -374,11 +348,8 @@ class Broker(FrameReceiver):
         key = entry.message.key
         if self.ledger.was_processed(queue.name, key):
             self.ledger.duplicates_delivered += 1
-        self.rec.emit(
+        event = self.sim.emit(
             "msg.delivered",
-            src=queue.name,
-            dst=consumer,
-            label="redelivered" if redelivered else "",
             id=entry.id,
             queue=queue.name,
             key=key,
@@ -387,6 +358,7 @@ class Broker(FrameReceiver):
             redelivered=redelivered,
             deliveries=entry.deliveries,
         )
+        self.rec.step(event, queue.name, consumer, "redelivered" if redelivered else "")
         return Deliver(entry, self._tag, session.session if session is not None else 0, redelivered)
 
     # -- connections ----------------------------------------------------------------------------------------------
@@ -398,7 +370,7 @@ class Broker(FrameReceiver):
             queue = self.declare_queue(frame.queue, "subscriber", exclusive=True)
             for key in frame.bindings:
                 self.exchanges[frame.exchange].bind(frame.queue, key)
-            self.rec.emit("queue.declared", queue=frame.queue, exclusive=True, bindings=list(frame.bindings))
+            self.sim.emit("queue.declared", queue=frame.queue, exclusive=True, bindings=list(frame.bindings))
         session = Session(frame.consumer, frame.session, frame.queue, frame.prefetch, frame.auto_ack)
         self.sessions[frame.consumer] = session
         self.subscribers[frame.queue].append(frame.consumer)
@@ -424,7 +396,7 @@ class Broker(FrameReceiver):
         self._drop_heads(queue)
         self.links.reset(consumer)
         self.links.receivers[consumer].session_closed(current.session)
-        self.rec.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=requeued)
+        self.sim.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=requeued)
         if queue.exclusive and queue.auto_delete:
             self._delete_queue(queue)
         else:
@@ -463,19 +435,13 @@ class Broker(FrameReceiver):
         session = None if queue.polled else self.session_of(frame.consumer, frame.session)
         entry = queue.pending.get(key) if queue.polled or session is not None else None
         if entry is None:
-            self.rec.emit("msg.ack_stale", id=frame.id, queue=frame.queue, consumer=frame.consumer, tag=frame.tag)
+            self.sim.emit("msg.ack_stale", id=frame.id, queue=frame.queue, consumer=frame.consumer, tag=frame.tag)
             return
         if not frame.ack:
-            self.rec.emit(
-                "msg.nacked",
-                src=frame.consumer,
-                dst=queue.name,
-                label="requeue" if frame.requeue else "reject",
-                id=entry.id,
-                queue=queue.name,
-                consumer=frame.consumer,
-                requeue=frame.requeue,
+            event = self.sim.emit(
+                "msg.nacked", id=entry.id, queue=queue.name, consumer=frame.consumer, requeue=frame.requeue
             )
+            self.rec.step(event, frame.consumer, queue.name, "requeue" if frame.requeue else "reject")
         del queue.pending[key]
         if session is not None:
             del session.pending[frame.tag]

@@ -148,7 +148,7 @@ class Consumer(AutoAckHolder):
     def start(self) -> None:
         if self.polled:
             self.state = "up"
-            self.engine.rec.emit("consumer.connected", consumer=self.name, queue=self.queue, session=0)
+            self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.queue, session=0)
             self._poll()
         else:
             self._connect()
@@ -168,7 +168,7 @@ class Consumer(AutoAckHolder):
     def on_connect_ok(self, frame: ConnectOk) -> None:
         if frame.session == self.session and self.state == "connecting" and not self.crashed:
             self.state = "up"
-            self.engine.rec.emit("consumer.connected", consumer=self.name, queue=self.queue, session=self.session)
+            self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.queue, session=self.session)
             if self.prefetch != self.requested_prefetch:  # changed while connecting
                 self.engine.links.send(self.name, BROKER, Qos(self.name, self.session, self.prefetch), reliable=True)
 
@@ -279,7 +279,7 @@ class Consumer(AutoAckHolder):
 
     def _emit_processed(self, delivery: Deliver, ok: bool, duplicate: bool, latency: float) -> None:
         entry = delivery.entry
-        self.engine.rec.emit(
+        self.engine.sim.emit(
             "msg.processed",
             id=entry.id,
             queue=entry.origin,
@@ -293,7 +293,7 @@ class Consumer(AutoAckHolder):
     def _deduplicated(self, delivery: Deliver) -> None:
         self.deduplicated += 1
         entry = delivery.entry
-        self.engine.rec.emit(
+        self.engine.sim.emit(
             "msg.deduplicated", id=entry.id, queue=entry.origin, key=entry.message.key, consumer=self.name
         )
         self._reply(entry.message)  # a request-reply worker answers a duplicate from its stored result
@@ -316,17 +316,15 @@ class Consumer(AutoAckHolder):
             engine.sim.now,
             correlation_id=request.correlation_id,
         )
-        engine.rec.emit(
+        event = engine.sim.emit(
             "msg.replied",
-            src=self.name,
-            dst=request.reply_to,
-            label=request.correlation_id,
             id=reply_id,
             request=request.id,
             correlation_id=request.correlation_id,
             worker=self.name,
             reply_to=request.reply_to,
         )
+        engine.rec.step(event, self.name, request.reply_to, request.correlation_id)
         engine.links.send(self.name, BROKER, Publish(reply, False), reliable=not self.polled)
 
     def _settle(self, delivery: Deliver, *, ack: bool) -> None:
@@ -337,15 +335,8 @@ class Consumer(AutoAckHolder):
             del self.held[delivery.tag]
             if ack:
                 engine.accounts.acked += 1
-                engine.rec.emit(
-                    "msg.acked",
-                    src=self.name,
-                    dst=entry.queue,
-                    id=entry.id,
-                    queue=entry.queue,
-                    consumer=self.name,
-                    auto=True,
-                )
+                event = engine.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=self.name, auto=True)
+                engine.rec.step(event, self.name, entry.queue)
             else:
                 engine.broker.drop(entry, "auto_ack_failure", self.name)
             return
@@ -386,7 +377,7 @@ class Consumer(AutoAckHolder):
         links.net.crash(self.name)
         self.crashed = True
         self.state = "crashed"
-        self.engine.rec.emit("consumer.crash", consumer=self.name, held=held)
+        self.engine.sim.emit("consumer.crash", consumer=self.name, held=held)
         return True
 
     def restart(self) -> bool:
@@ -394,7 +385,7 @@ class Consumer(AutoAckHolder):
             return False
         self.crashed = False
         self.engine.links.net.restart(self.name)
-        self.engine.rec.emit("consumer.restart", consumer=self.name)
+        self.engine.sim.emit("consumer.restart", consumer=self.name)
         self.start()
         return True
 
@@ -432,6 +423,6 @@ class Consumer(AutoAckHolder):
         self.announce("slow")
 
     def announce(self, change: str) -> None:
-        self.engine.rec.emit(
+        self.engine.sim.emit(
             "consumer.config", consumer=self.name, change=change, prefetch=self.prefetch, slow_factor=self.slow_factor
         )

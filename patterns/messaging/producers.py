@@ -72,15 +72,8 @@ class Producer(FrameReceiver):
             self.confirmed += 1
         else:
             self.nacked += 1
-        self.engine.rec.emit(
-            "msg.confirmed",
-            src=BROKER,
-            dst=self.name,
-            label="ack" if frame.ack else "nack",
-            id=frame.id,
-            producer=self.name,
-            ack=frame.ack,
-        )
+        event = self.engine.sim.emit("msg.confirmed", id=frame.id, producer=self.name, ack=frame.ack)
+        self.engine.rec.step(event, BROKER, self.name, "ack" if frame.ack else "nack")
 
 
 class Client(AutoAckHolder):
@@ -113,7 +106,7 @@ class Client(AutoAckHolder):
         self.engine.links.send(self.name, BROKER, Connect(self.name, 1, self.reply_queue, 0, True, "", ()))
 
     def on_connect_ok(self, frame: ConnectOk) -> None:
-        self.engine.rec.emit("consumer.connected", consumer=self.name, queue=self.reply_queue, session=frame.session)
+        self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.reply_queue, session=frame.session)
 
     def send(self) -> None:
         self.request(poison_roll(self.engine))
@@ -151,7 +144,7 @@ class Client(AutoAckHolder):
             return
         self.timeouts += 1
         retry = attempt <= self.max_retries
-        self.engine.rec.emit(
+        self.engine.sim.emit(
             "msg.request_timeout", correlation_id=correlation_id, client=self.name, attempt=attempt, retry=retry
         )
         if retry:
@@ -166,14 +159,13 @@ class Client(AutoAckHolder):
         engine = self.engine
         entry = self.arrived(frame.tag)
         engine.accounts.acked += 1
-        engine.rec.emit(
-            "msg.acked", src=self.name, dst=entry.queue, id=entry.id, queue=entry.queue, consumer=self.name, auto=True
-        )
+        event = engine.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=self.name, auto=True)
+        engine.rec.step(event, self.name, entry.queue)
         correlation_id = entry.message.correlation_id
         pending = self.pending.pop(correlation_id, None)
         if pending is not None:
             self.replies += 1
-            engine.rec.emit(
+            engine.sim.emit(
                 "msg.reply_received",
                 correlation_id=correlation_id,
                 client=self.name,
@@ -183,13 +175,7 @@ class Client(AutoAckHolder):
             return
         self.late_replies += 1
         reason = "timed_out" if correlation_id in self.gave_up else "answered"
-        engine.rec.emit(
-            "msg.reply_late",
-            src=entry.queue,
-            dst=self.name,
-            label=correlation_id,
-            correlation_id=correlation_id,
-            client=self.name,
-            id=entry.id,
-            reason=reason,
+        event = engine.sim.emit(
+            "msg.reply_late", correlation_id=correlation_id, client=self.name, id=entry.id, reason=reason
         )
+        engine.rec.step(event, entry.queue, self.name, correlation_id)
