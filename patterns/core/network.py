@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .records import direct_builder
 from .registry import EventType
 from .sim import TIME_DIGITS, Simulation
 
@@ -134,6 +135,9 @@ class Message(NamedTuple):
     sent_at: float
     deliver_at: float | None
     duplicate: bool = False
+
+
+_new_message = direct_builder(Message)  # one per send: see `patterns.core.records`
 
 
 class Network:
@@ -347,9 +351,12 @@ class Network:
             model = self._link_latency.get((src, dst), self.latency) if self._link_latency else self.latency
             deliver_at = sim.now + model.sample(sim.rng)
             if self.fifo:
-                deliver_at = max(deliver_at, self._last_arrival.get((src, dst), deliver_at))
-                self._last_arrival[(src, dst)] = deliver_at
-        message = Message(self._next_id, src, dst, payload, sim.now, deliver_at, duplicate_of is not None)
+                link = (src, dst)
+                last = self._last_arrival.get(link)
+                if last is not None and last > deliver_at:  # FIFO: never before the link's previous arrival
+                    deliver_at = last
+                self._last_arrival[link] = deliver_at
+        message = _new_message((self._next_id, src, dst, payload, sim.now, deliver_at, duplicate_of is not None))
         self._next_id += 1
         if duplicate_of is None:
             self.counts["sent"] += 1

@@ -45,7 +45,6 @@ from .protocol import (
     BROKER,
     Cancel,
     Close,
-    Confirm,
     Connect,
     ConnectOk,
     Deliver,
@@ -57,6 +56,8 @@ from .protocol import (
     Received,
     Reset,
     Settle,
+    build_confirm,
+    build_deliver,
 )
 from .queues import Entry, Message, Queue
 
@@ -189,7 +190,7 @@ class Broker(FrameReceiver):
         for name in names:
             accepted = self._enqueue_new(m, self.queues[name]) and accepted
         if frame.confirm:
-            self.links.send(BROKER, m.producer, Confirm(m.id, accepted))
+            self.links.send(BROKER, m.producer, build_confirm((m.id, accepted)))
 
     def _enqueue_new(self, message: Message, queue: Queue) -> bool:
         """Add a copy; False if the queue's overflow policy refused it (reject-publish, reject-publish-dlx).
@@ -359,7 +360,7 @@ class Broker(FrameReceiver):
             deliveries=entry.deliveries,
         )
         self.rec.step(event, queue.name, consumer, "redelivered" if redelivered else "")
-        return Deliver(entry, self._tag, session.session if session is not None else 0, redelivered)
+        return build_deliver((entry, self._tag, session.session if session is not None else 0, redelivered))
 
     # -- connections ----------------------------------------------------------------------------------------------
     def on_connect(self, frame: Connect) -> None:

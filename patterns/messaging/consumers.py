@@ -32,7 +32,7 @@ from .protocol import (
     Receive,
     Received,
     Reset,
-    Settle,
+    build_settle,
 )
 from .queues import Entry, Message
 
@@ -340,7 +340,7 @@ class Consumer(AutoAckHolder):
             else:
                 engine.broker.drop(entry, "auto_ack_failure", self.name)
             return
-        frame = Settle(self.name, delivery.session, self.queue, delivery.tag, entry.id, ack, requeue)
+        frame = build_settle((self.name, delivery.session, self.queue, delivery.tag, entry.id, ack, requeue))
         if self.polled:
             if ack or requeue:  # DeleteMessage, or ChangeMessageVisibility to 0; a rejected one just times out
                 engine.links.send(self.name, BROKER, frame)

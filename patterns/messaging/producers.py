@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from patterns.core.arrivals import PoissonArrivals
 
 from .consumers import AutoAckHolder
-from .protocol import BROKER, Confirm, Connect, ConnectOk, Deliver, FrameReceiver, Publish
-from .queues import Message
+from .protocol import BROKER, Confirm, Connect, ConnectOk, Deliver, FrameReceiver, Publish, build_publish
+from .queues import Message, build_message
 
 if TYPE_CHECKING:
     from .engine import MessagingEngine
@@ -54,18 +54,22 @@ class Producer(FrameReceiver):
         engine = self.engine
         key = self.keys[0] if len(self.keys) == 1 else engine.sim.rng.choice(self.keys)
         message_id = engine.next_id()
-        message = Message(
-            message_id,
-            f"m{message_id}",
-            self.name,
-            self.exchange,
-            key,
-            engine.params["payload_bytes"],
-            engine.sim.now,
-            poison,
+        message = build_message(
+            (
+                message_id,
+                f"m{message_id}",
+                self.name,
+                self.exchange,
+                key,
+                engine.params["payload_bytes"],
+                engine.sim.now,
+                poison,
+                None,  # reply_to
+                None,  # correlation_id
+            )
         )
         self.published += 1
-        engine.links.send(self.name, BROKER, Publish(message, self.confirms))
+        engine.links.send(self.name, BROKER, build_publish((message, self.confirms)))
 
     def on_confirm(self, frame: Confirm) -> None:
         if frame.ack:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from patterns.core.network import Network
+from patterns.core.records import direct_builder
 
 from .queues import Entry, Message
 
@@ -113,6 +114,13 @@ class Received(NamedTuple):
     poll: int
     deliveries: tuple[Deliver, ...]
     handler = "on_received"
+
+
+# The frames of every message's round trip, built directly (see `patterns.core.records`).
+build_publish = direct_builder(Publish)
+build_confirm = direct_builder(Confirm)
+build_deliver = direct_builder(Deliver)
+build_settle = direct_builder(Settle)
 
 
 class FrameReceiver:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import heapq
 from typing import NamedTuple
 
+from patterns.core.records import direct_builder
+
 
 class Message(NamedTuple):
     """What a publisher sent. ``key`` is the message-id property the application sets (what dedupe uses);
@@ -27,6 +29,9 @@ class Message(NamedTuple):
     poison: bool = False
     reply_to: str | None = None
     correlation_id: str | None = None
+
+
+build_message = direct_builder(Message)  # one per publish, every field given (see `patterns.core.records`)
 
 
 class Entry:

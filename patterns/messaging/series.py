@@ -22,12 +22,18 @@ class Series:
         self.rows: deque[dict] = deque(maxlen=HISTORY_SECONDS)  # {"second", counts..., gauges...}
         self.latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_SAMPLES)  # (second, seconds)
         self.totals = dict.fromkeys(COUNTED, 0)
+        # "Current row at hand": the newest row and the time its second ends, so that counting an event (several
+        # per message) costs one comparison while the clock is still in that second (it only moves forward).
+        self._current: dict = {}
+        self._current_ends = -math.inf
 
     def _row(self, now: float) -> dict:
-        second = int(now)
-        if not self.rows or self.rows[-1]["second"] != second:
-            self.rows.append({"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)})
-        return self.rows[-1]
+        if now >= self._current_ends:
+            second = int(now)
+            self._current = {"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}
+            self._current_ends = second + 1
+            self.rows.append(self._current)
+        return self._current
 
     def count(self, now: float, name: str) -> None:
         self._row(now)[name] += 1
