@@ -282,8 +282,10 @@ class Broker(FrameReceiver):
     # -- TTL ------------------------------------------------------------------------------------------------------
     def _arm_expiry(self, queue: Queue) -> None:
         """Make sure a timer fires when the head is due (a requeued copy may be due before the armed time)."""
+        if queue.ttl <= 0:
+            return
         head = queue.peek()
-        if queue.ttl <= 0 or head is None:
+        if head is None:
             return
         due = max(self.sim.now, head.enqueued_at + queue.ttl)
         if queue.expiry_at is None or due < queue.expiry_at:
@@ -304,6 +306,9 @@ class Broker(FrameReceiver):
 
     # -- push delivery --------------------------------------------------------------------------------------------
     def _serve(self, queue: Queue) -> None:
+        """Hand out what is ready (after most acks nothing is: "nothing ready, nothing to do" saves the walk)."""
+        if not queue.ready:
+            return
         if queue.polled:
             self._answer_polls(queue)
         else:

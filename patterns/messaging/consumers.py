@@ -269,7 +269,8 @@ class Consumer(AutoAckHolder):
             latency = engine.sim.now - message.published_at
             engine.rec.series.latency(engine.sim.now, latency)
             self._emit_processed(delivery, True, duplicate, latency)
-            self._reply(message)
+            if self.replies:
+                self._reply(message)
             self._settle(delivery, ack=True)
         else:
             self.failed += 1
@@ -296,11 +297,12 @@ class Consumer(AutoAckHolder):
         self.engine.sim.emit(
             "msg.deduplicated", id=entry.id, queue=entry.origin, key=entry.message.key, consumer=self.name
         )
-        self._reply(entry.message)  # a request-reply worker answers a duplicate from its stored result
+        if self.replies:
+            self._reply(entry.message)  # a request-reply worker answers a duplicate from its stored result
         self._settle(delivery, ack=True)
 
     def _reply(self, request: Message) -> None:
-        if not self.replies or request.reply_to is None:
+        if request.reply_to is None:
             return
         if not self.polled and self.state not in ("up", "draining"):
             return  # no open channel to publish on: the request will be redelivered and answered again

@@ -158,6 +158,10 @@ class MessagingEngine(Commands):
 
     def ledger(self) -> dict[str, Any]:
         """The ledger from live state: queues, unacked deliveries, auto-ack copies held; see `ledger`."""
+        return self.accounts.summary(*self._places())
+
+    def _places(self) -> tuple[int, int, int]:
+        """Copies queued, in flight and dead-lettered now (the gauges the tick samples need these alone)."""
         queued = in_flight = dead_lettered = 0
         for queue in self.broker.queues.values():
             if queue.role == "dead_letter":
@@ -167,7 +171,7 @@ class MessagingEngine(Commands):
                 in_flight += queue.unacked
         for holder in (*self.consumers, *self.clients):
             in_flight += holder.auto_in_flight
-        return self.accounts.summary(queued, in_flight, dead_lettered)
+        return queued, in_flight, dead_lettered
 
     def next_id(self) -> int:
         self._ids += 1
@@ -192,8 +196,8 @@ class MessagingEngine(Commands):
             busy += total - self._busy_seen.get(consumer.name, total)
         for consumer in self.consumers:
             self._busy_seen[consumer.name] = consumer.busy_total(now)
-        ledger = self.ledger()
-        self.rec.series.sample(now, ledger["queued"], ledger["in_flight"], busy / (TICK * len(live)) if live else 0.0)
+        queued, in_flight, _ = self._places()
+        self.rec.series.sample(now, queued, in_flight, busy / (TICK * len(live)) if live else 0.0)
         self.sim.schedule(TICK, self._tick)
 
     # -- commands -------------------------------------------------------------------------------------------------

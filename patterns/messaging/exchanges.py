@@ -48,6 +48,9 @@ class Exchange:
     name: str
     kind: str
     bindings: list[Binding] = field(default_factory=list)
+    # "Route memo": the queues found for each routing key until the bindings change (a run routes its few keys
+    # once per publish, and matching walks every binding).
+    _routes: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,12 +60,20 @@ class Exchange:
         binding = Binding(queue, key)
         if binding not in self.bindings:
             self.bindings.append(binding)
+            self._routes.clear()
 
     def unbind_queue(self, queue: str) -> None:
         self.bindings = [b for b in self.bindings if b.queue != queue]
+        self._routes.clear()
 
     def route(self, routing_key: str) -> list[str]:
         """The queues a message with this routing key goes to, each once, in binding order."""
+        routes = self._routes.get(routing_key)
+        if routes is None:
+            routes = self._routes[routing_key] = tuple(self._match(routing_key))
+        return list(routes)
+
+    def _match(self, routing_key: str) -> list[str]:
         out: list[str] = []
         for binding in self.bindings:
             if binding.queue not in out and self._matches(binding.key, routing_key):

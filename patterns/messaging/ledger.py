@@ -43,8 +43,9 @@ class Ledger:
 
     def record_processed(self, queue: str, key: str) -> bool:
         """Count a successful processing; True if it is a duplicate."""
-        count = self.processed.get((queue, key), 0) + 1
-        self.processed[(queue, key)] = count
+        slot = (queue, key)
+        count = self.processed.get(slot, 0) + 1
+        self.processed[slot] = count
         if count > 1:
             self.duplicates_processed += 1
         return count > 1
