@@ -172,6 +172,8 @@ class Network:
         self._next_id = 1
         self._vetted: Callable[[Message], Any] | None = None  # the deliver callable last checked
         self._whole = True  # no node down, no partition, no cut: nothing but loss can stop a message
+        # whole, and no loss or duplication anywhere: a message sent goes straight onto the wire
+        self._sure = not self.drop_rate and not self.duplicate_rate
         self._arriver = self._arrive  # one bound method for every arrival queued, not one made per message
         self.counts = {"sent": 0, "duplicated": 0, "delivered": 0, "dropped": 0}
         for node in nodes:
@@ -198,7 +200,7 @@ class Network:
         if self._down[self._known(node)]:
             return False
         self._down[node] = True
-        self._whole = False
+        self._whole = self._sure = False
         self.sim.emit("net.crash", node=node)
         return True
 
@@ -284,6 +286,7 @@ class Network:
         if getattr(self, attribute) == value:
             return False
         setattr(self, attribute, value)
+        self._check_whole()
         self._emit_config(setting, None, None, False, value)
         return True
 
@@ -295,6 +298,7 @@ class Network:
             else:
                 table[pair] = value
         if pairs:
+            self._check_whole()
             self._emit_config(setting, a, b, both_ways, value)
         return bool(pairs)
 
@@ -316,6 +320,8 @@ class Network:
         if deliver is not self._vetted:  # a sender that passes the same callable every time has it vetted once
             _check_deliver(deliver)
             self._vetted = deliver
+        if self._sure:  # "sure send": nothing can stop, lose or copy it, so none of the fates below is looked at
+            return self._launch(src, dst, payload, deliver, True, None)
         reason = None if self._whole else ("crashed" if down[src] else self._blocked(src, dst))
         drop_rate = self._link_drop.get((src, dst), self.drop_rate) if self._link_drop else self.drop_rate
         if reason is None and drop_rate and self._roll(drop_rate):  # a rate of 0 draws nothing: no roll at all
@@ -346,30 +352,32 @@ class Network:
 
     def _launch(self, src, dst, payload, deliver, on_wire: bool, duplicate_of: int | None) -> Message:
         sim = self.sim
+        now = sim.now
+        message_id = self._next_id
+        self._next_id = message_id + 1
         deliver_at = None
         if on_wire:
             model = self._link_latency.get((src, dst), self.latency) if self._link_latency else self.latency
-            deliver_at = sim.now + model.sample(sim.rng)
+            deliver_at = now + model.sample(sim.rng)
             if self.fifo:
                 link = (src, dst)
                 last = self._last_arrival.get(link)
                 if last is not None and last > deliver_at:  # FIFO: never before the link's previous arrival
                     deliver_at = last
                 self._last_arrival[link] = deliver_at
-        message = _new_message((self._next_id, src, dst, payload, sim.now, deliver_at, duplicate_of is not None))
-        self._next_id += 1
+            sim._push(deliver_at, self._arriver, (message_id,))  # finite and not before now: no checks to pay
+        message = _new_message((message_id, src, dst, payload, now, deliver_at, duplicate_of is not None))
+        if on_wire:
+            self._in_flight[message_id] = (message, deliver)
         if duplicate_of is None:
             self.counts["sent"] += 1
             if self.trace:
-                self.sim.emit("net.send", id=message.id, src=src, dst=dst, deliver_at=_shown(deliver_at))
+                sim.emit("net.send", id=message_id, src=src, dst=dst, deliver_at=_shown(deliver_at))
         else:
             self.counts["duplicated"] += 1
             if self.trace:
                 shown = _shown(deliver_at)
-                self.sim.emit("net.duplicate", id=message.id, src=src, dst=dst, of=duplicate_of, deliver_at=shown)
-        if on_wire:
-            self._in_flight[message.id] = (message, deliver)
-            sim._push(deliver_at, self._arriver, (message.id,))  # finite and not before now: no checks to pay
+                sim.emit("net.duplicate", id=message_id, src=src, dst=dst, of=duplicate_of, deliver_at=shown)
         return message
 
     def _arrive(self, message_id: int) -> None:
@@ -428,10 +436,12 @@ class Network:
         return out
 
     def _check_whole(self) -> None:
-        """Recompute `_whole` after a fault changed or ended. Every change of `_down`, `_group` or `_cuts` calls
-        this (a crash just clears the flag), so `send` and `_arrive` may skip the reachability checks when it is
-        set: they would find nothing then, and they draw no random number either way."""
+        """Recompute `_whole` and `_sure` after a fault or a rate changed or ended. Every change of `_down`,
+        `_group`, `_cuts` or of a drop or duplicate rate calls this (a crash just clears both flags), so `send` and
+        `_arrive` may skip the checks they make that the flags answer: they would find nothing then, and they draw
+        no random number either way (a rate of 0 draws nothing)."""
         self._whole = not self._group and not self._cuts and not any(self._down.values())
+        self._sure = self._whole and not self.drop_rate and not self._link_drop and not self.duplicate_rate
 
     def _blocked(self, src: str, dst: str) -> str | None:
         """Why the network itself stops ``src`` -> ``dst`` now, or None (the usual case is answered first)."""
