@@ -251,7 +251,7 @@ class Recorder:
 
     The engine emits every event straight through the kernel (`sim.emit`) and hands a message step's event here,
     with where it goes on the sequence diagram ("no relay": a recorder that emitted on the engine's behalf packed
-    and unpacked every event's fields once more, an eighth of the engine's time). The trail keeps the events
+    and unpacked every event's fields once more, a tenth of the engine's time). The trail keeps the events
     themselves and makes its dicts when read ("trail made on reading"): a frame reads 40 steps, a busy second
     records thousands.
     """

@@ -36,7 +36,7 @@ class Series:
         return self._current
 
     def count(self, now: float, name: str) -> None:
-        (self._current if now < self._current_ends else self._row(now))[name] += 1
+        self._row(now)[name] += 1
         self.totals[name] += 1
 
     def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
