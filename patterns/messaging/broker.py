@@ -159,38 +159,41 @@ class Broker(FrameReceiver):
     # -- publishing -----------------------------------------------------------------------------------------------
     def on_publish(self, frame: Publish) -> None:
         m = frame.message
+        # "Unpack once": the fields read here, in one C-speed unpacking (each read of a named tuple's field by name
+        # is a descriptor call, and a publish reads twenty).
+        message_id, key, producer, exchange, routing_key, size, _at, poison, reply_to, correlation_id = m
         self.ledger.published += 1
-        target = m.exchange or "(default)"
+        target = exchange or "(default)"
         event = self.sim.emit(
             "msg.published",
-            id=m.id,
-            key=m.key,
-            producer=m.producer,
-            exchange=m.exchange,
-            routing_key=m.routing_key,
-            size=m.size,
-            poison=m.poison,
-            correlation_id=m.correlation_id,
-            reply_to=m.reply_to,
+            id=message_id,
+            key=key,
+            producer=producer,
+            exchange=exchange,
+            routing_key=routing_key,
+            size=size,
+            poison=poison,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
         )
-        self.rec.step(event, m.producer, target, m.correlation_id or m.routing_key)
-        if m.exchange:
-            names = self.exchanges[m.exchange].route(m.routing_key)
+        self.rec.step(event, producer, target, correlation_id or routing_key)
+        if exchange:
+            names = self.exchanges[exchange].route(routing_key)
         else:
-            queue = self.queues.get(m.routing_key)
-            names = [m.routing_key] if queue is not None and not queue.deleted else []
-        event = self.sim.emit("msg.routed", id=m.id, exchange=m.exchange, routing_key=m.routing_key, queues=names)
-        self.rec.step(event, target, ",".join(names) or "nowhere", m.routing_key)
+            queue = self.queues.get(routing_key)
+            names = [routing_key] if queue is not None and not queue.deleted else []
+        event = self.sim.emit("msg.routed", id=message_id, exchange=exchange, routing_key=routing_key, queues=names)
+        self.rec.step(event, target, ",".join(names) or "nowhere", routing_key)
         accepted = True
         if not names:
             self.ledger.entries += 1
             self.ledger.dropped_by["unroutable"] += 1
-            event = self.sim.emit("msg.dropped", id=m.id, queue=None, reason="unroutable")
+            event = self.sim.emit("msg.dropped", id=message_id, queue=None, reason="unroutable")
             self.rec.step(event, target, None, "unroutable")
         for name in names:
             accepted = self._enqueue_new(m, self.queues[name]) and accepted
         if frame.confirm:
-            self.links.send(BROKER, m.producer, build_confirm((m.id, accepted)))
+            self.links.send(BROKER, producer, build_confirm((message_id, accepted)))
 
     def _enqueue_new(self, message: Message, queue: Queue) -> bool:
         """Add a copy; False if the queue's overflow policy refused it (reject-publish, reject-publish-dlx).

@@ -99,21 +99,20 @@ class Queue:
         self.polled = polled  # SQS semantics: consumers poll, received copies are hidden, not pushed
         self.deleted = False
         self._ready: list[Entry] = []  # heap by seq
+        # "Counted, not measured": the ready count is kept by `push` and `pop`, a plain attribute the broker reads
+        # several times per message (a property would be a call each time).
+        self.ready = 0
         self.pending: dict[tuple[str, int], Entry] = {}  # (consumer, tag) -> copy delivered and not settled
         self.expiry_at: float | None = None  # when the TTL timer for the head fires, if one is armed
 
     # -- what the diagrams read -------------------------------------------------------------------------------
-    @property
-    def ready(self) -> int:
-        return len(self._ready)
-
     @property
     def unacked(self) -> int:
         return len(self.pending)
 
     @property
     def depth(self) -> int:
-        return len(self._ready) + len(self.pending)
+        return self.ready + len(self.pending)
 
     def head(self, n: int) -> list[int]:
         return [entry.id for entry in heapq.nsmallest(n, self._ready)]
@@ -121,12 +120,15 @@ class Queue:
     # -- storage ----------------------------------------------------------------------------------------------
     def push(self, entry: Entry) -> None:
         heapq.heappush(self._ready, entry)
+        self.ready += 1
 
     def peek(self) -> Entry | None:
         return self._ready[0] if self._ready else None
 
     def pop(self) -> Entry:
-        return heapq.heappop(self._ready)
+        entry = heapq.heappop(self._ready)
+        self.ready -= 1
+        return entry
 
     def full(self) -> bool:
-        return self.max_length > 0 and len(self._ready) >= self.max_length
+        return self.max_length > 0 and self.ready >= self.max_length
