@@ -143,3 +143,17 @@ def test_one_copy_per_queue_in_binding_order() -> None:
 def test_unknown_exchange_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="headers"):
         Exchange("x", "headers")
+
+
+def test_routes_follow_binding_changes() -> None:
+    """The exchange remembers each key's queues: a bind or an unbind after a key was routed changes its route."""
+    exchange = Exchange("events", "topic")
+    exchange.bind("a", "orders.*")
+    assert exchange.route("orders.eu") == ["a"]
+    exchange.bind("b", "#")
+    assert exchange.route("orders.eu") == ["a", "b"]
+    exchange.unbind_queue("a")
+    assert exchange.route("orders.eu") == ["b"]
+    routed = exchange.route("orders.eu")
+    routed.append("c")  # a caller's list is its own
+    assert exchange.route("orders.eu") == ["b"]
