@@ -92,7 +92,9 @@ def test_the_same_scenario_gives_byte_identical_events_across_processes_and_hash
 
 
 def test_every_preset_of_every_pattern_gives_the_same_events_whatever_the_hash_seed():
-    """Three processes at once (PYTHONHASHSEED 0, 1, 12345) each digest every preset's first 15 virtual seconds."""
+    """Three processes at once (PYTHONHASHSEED 0, 1, 12345) each digest every preset's first 15 virtual seconds,
+    and the digests are the pinned ones: a change that alters any preset's events must say so by pinning anew
+    (`python -m tests.core.preset_digests 15 > tests/core/preset_digests.txt`)."""
     cmd = [sys.executable, "-m", "tests.core.preset_digests", "15"]
     procs = [
         subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, stdout=subprocess.PIPE)
@@ -101,6 +103,7 @@ def test_every_preset_of_every_pattern_gives_the_same_events_whatever_the_hash_s
     outputs = [proc.communicate(timeout=300)[0].decode() for proc in procs]
     assert all(proc.returncode == 0 for proc in procs)
     assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0] == (ROOT / "tests" / "core" / "preset_digests.txt").read_text()
     rows = [line.split() for line in outputs[0].splitlines()]
     assert {row[0] for row in rows} == {"circuit-breaker", "raft", "load-balancing", "messaging"}
     assert all(int(count) > 0 for _slug, _preset, count, _digest in rows), rows
