@@ -294,7 +294,13 @@ PARAMS = (
 )
 
 SERVICE_ARG = Param(
-    "service", "choice", "downstream", "Service", choices=SERVICE_TARGETS, help="downstream: S, or C in a chain."
+    "service",
+    "choice",
+    "downstream",
+    "Service",
+    choices=SERVICE_TARGETS,
+    help="downstream: S, or C in a chain.",
+    target="service",
 )
 
 BREAKER_ARG = Param(
@@ -304,6 +310,7 @@ BREAKER_ARG = Param(
     "Breaker",
     choices=BREAKER_TARGETS,
     help="The breaker in front of which service; downstream: S, or C in a chain.",
+    target="breaker",
 )
 
 COMMANDS = (

@@ -36,16 +36,6 @@ def apply_action(sim: Simulation, engine: Any, action: Action) -> None:
     engine.apply(action.command, args)
 
 
-def check_targets(engine: Any, command: str, args: tuple[tuple[str, Any], ...]) -> None:
-    """Refuse (ValueError) a command naming a node that does not exist now, as the engine's ``targets`` says."""
-    targets = engine.targets(command) if hasattr(engine, "targets") else {}
-    for name, value in args:
-        present = targets.get(name)
-        if present is not None and value not in present:
-            there = ", ".join(map(str, present)) or "none"
-            raise ValueError(f"{command}: there is no {name} {value} now (there are: {there})")
-
-
 class Player:
     def __init__(self, pattern: Pattern, scenario: Scenario, limits: Mapping[str, Any]):
         self.pattern = pattern
@@ -132,7 +122,7 @@ class Player:
         action = Action(action_time(self.sim.now), command, args)
         if action.t > self.max_time:
             raise ValueError("the run is at its maximum virtual time; rewind to act")
-        check_targets(self.engine, command, args)
+        self.pattern.check_targets(self.engine, command, args)
         self.scenario = self.scenario.with_action(action)
         self._script = self.scenario.script
         self._snapshots = [s for s in self._snapshots if s[0] < action.t]

@@ -21,9 +21,9 @@ TEXT_RESERVED = frozenset(",:=+&#% ")  # separators of links and scripts: never 
 class Engine(Protocol):
     """A pattern's pure state machine, driven by the kernel and speaking only in events.
 
-    An engine whose commands name nodes (a server, a consumer) may also define ``targets(command)``: for each
-    argument of ``command`` that names a node, the names that exist now. The player refuses a live command naming
-    any other (see `patterns.core.player.check_targets`); a scripted one is the engine's to ignore, with an event.
+    Which nodes exist now is the pattern's to say (`Pattern.targets`), not the engine's: a live command naming
+    another is refused before it reaches the engine (`Pattern.check_targets`); a scripted one is the engine's to
+    ignore, with a ``command.ignored`` event.
     """
 
     def __init__(self, sim: Simulation, params: Mapping[str, Any]) -> None: ...
@@ -56,6 +56,9 @@ class Param:
     # "text" only: the value splits the targets of this kind (`Pattern.targets`) into groups, "s1.s2|s3.s4.s5";
     # the page lets the learner put each one in a group by clicking it
     groups_of: str = ""
+    # the kind of node the value names, a key of `Pattern.targets` (with groups_of: every member of every group):
+    # a live command naming one that is not there now is refused, and the page offers those there as a picker
+    target: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "bool", "choice", "text"):
@@ -123,9 +126,15 @@ class Param:
             return _num(value)
         return str(value)
 
+    def names(self, value: Any) -> tuple[Any, ...]:
+        """The nodes a value names: itself, or each member of its groups ("s1.s2|s3" names s1, s2 and s3)."""
+        if self.groups_of:
+            return tuple(name for group in str(value).split("|") for name in group.split("."))
+        return (value,)
+
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "kind": self.kind, "default": self.default, "label": self.label or self.name}
-        for key in ("min", "max", "unit", "help", "group"):
+        for key in ("min", "max", "unit", "help", "group", "target"):
             if getattr(self, key) not in (None, ""):
                 out[key] = getattr(self, key)
         if self.choices:
@@ -274,7 +283,8 @@ class Pattern:
     # `scenario.never_there` helps). Links, forms and the CLI all decode through it.
     conflicts: Callable[[Mapping[str, Any], Sequence[Any]], list[str]] = no_conflicts
     # which targets exist now, by kind ("server" -> ("s1", "s2")): the page offers node actions and fills the
-    # target pickers of its forms with these only, so that nothing lists a node that is not there
+    # target pickers of its forms with these only, so that nothing lists a node that is not there; the player
+    # refuses a live command whose arguments (`Param.target`) name any other
     targets: Callable[[Any], Mapping[str, tuple[str, ...]]] = no_targets
     node_actions: tuple[NodeActions, ...] = ()
     focus: tuple[str, ...] = ()  # the diagrams shown in the first screen's workspace (the first one when empty)
@@ -308,6 +318,23 @@ class Pattern:
 
     def preset(self, slug: str) -> Preset | None:
         return next((p for p in self.presets if p.slug == slug), None)
+
+    def check_targets(self, engine: Any, command: str, args: Sequence[tuple[str, Any]]) -> None:
+        """Refuse (ValueError) a command whose arguments name a node that is not there now, by `targets`.
+
+        Only live commands are checked: a scripted step runs at its time whatever is there, and the engine
+        ignores it with an event, so that a link replays the same stream for everyone.
+        """
+        spec = self.command(command)
+        named = [arg for arg in (spec.args if spec else ()) if arg.target]
+        present = self.targets(engine) if named else {}
+        values = dict(args)
+        for arg in named:
+            there = present.get(arg.target, ())
+            for name in arg.names(values.get(arg.name, arg.default)):
+                if name not in there:
+                    listed = ", ".join(map(str, there)) or "none"
+                    raise ValueError(f"{command}: there is no {arg.target} {name} now (there are: {listed})")
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

@@ -6,8 +6,8 @@ lane in order; each lane routes it with its own balancer to its own copy of the 
 the shared server settings or the traffic, so every perturbation reaches every lane at the same instant; active
 health checks are probed once per server per interval and the one result is given to every lane.
 
-Commands naming a server may name only a present one (`targets`): the kernel refuses a live command naming another;
-a scripted one is ignored with a ``command.ignored`` event.
+Commands naming a server may name only a present one: the kernel refuses a live command naming another (the pattern's
+`targets`); a scripted one is ignored with a ``command.ignored`` event.
 
 Randomness: the traffic, the health-check results and each lane's balancer have their own generators, all seeded
 from the run's `sim.rng` at construction, so adding a lane changes neither the traffic nor the other lanes.
@@ -44,7 +44,6 @@ ALIASES = {
     "bounded": "bounded_load",
     "hrw": "rendezvous",
 }
-SERVER_COMMANDS = ("remove_server", "slow_server", "fail_server", "recover_server", "set_weight")
 SAMPLE_EVERY = 1.0  # seconds between per-server load samples for the chart
 SPEED_RANGE = (0.05, 20.0)
 MAX_SERVERS = 64  # present at once; add_server beyond it is ignored
@@ -180,13 +179,9 @@ class LoadBalancingEngine(Commands):
         self.traffic.hot_share = float(share)
         self._traffic_event()
 
-    def targets(self, command: str) -> dict[str, list[str]]:
-        """The servers a command may name now: the present ones."""
-        return {"server": [spec.id for spec in self.present]} if command in SERVER_COMMANDS else {}
-
     def _present(self, command: str, server: str) -> ServerSpec | None:
         """The named server, or None (with a command.ignored event) when it is not present."""
-        present = self.targets(command)["server"]
+        present = [spec.id for spec in self.present]
         if server not in present:
             known = ", ".join(present) or "none"
             self.sim.emit("command.ignored", command=command, reason=f"no server {server} (present: {known})")

@@ -184,7 +184,7 @@ PARAMS = (
     ),
 )
 
-SERVER_ARG = Param("server", "text", "s1", "Server", pattern=r"s[0-9]{1,3}", example="s2")
+SERVER_ARG = Param("server", "text", "s1", "Server", pattern=r"s[0-9]{1,3}", example="s2", target="server")
 
 COMMANDS = (
     Command(

@@ -23,8 +23,8 @@ NODE_ACTIONS = (
 
 
 def targets(engine: LoadBalancingEngine) -> dict[str, tuple[str, ...]]:
-    """The servers in the lanes now, as the engine checks its commands."""
-    return {"server": tuple(engine.targets("remove_server")["server"])}
+    """The servers in the lanes now (a removed one is gone)."""
+    return {"server": tuple(spec.id for spec in engine.present)}
 
 
 PATTERN = Pattern(

@@ -42,8 +42,6 @@ State the diagrams read (all plain attributes; nothing here needs Django):
 - ``engine.ledger()``: dict with ``published``, ``entries`` (queue copies: see `ledger`), ``queued``,
   ``in_flight``, ``acked``, ``dead_lettered``, ``expired``, ``dropped``, ``dropped_by`` (reason -> count),
   ``duplicates_delivered``, ``duplicates_processed``, ``balanced``.
-- ``engine.targets(command)``: the consumers a command may name now (the kernel refuses a live command naming
-  another; a scripted one is ignored with an ``ignored`` event).
 - ``engine.trail``: list (newest last, the last 40) of dicts ``{"t", "step", "id", "src", "dst", "label"}`` for
   the sequence diagram; ``step`` is the event name without "msg." (published, routed, delivered, acked, nacked,
   requeued, dead_lettered, expired, dropped, replied, reply_late, confirmed); src/dst are node, exchange or queue
@@ -70,7 +68,7 @@ from .consumers import Consumer
 from .events import Recorder
 from .exchanges import Exchange
 from .ledger import Ledger
-from .params import CONSUMER_COMMANDS, SUBSCRIBERS, TOPIC_KEYS, WORKERS
+from .params import SUBSCRIBERS, TOPIC_KEYS, WORKERS
 from .producers import Client, Producer
 from .protocol import Links
 from .queues import Queue
@@ -234,19 +232,14 @@ class MessagingEngine(Commands):
         else:
             self.clients[index % len(self.clients)].request(poison)
 
-    def targets(self, command: str) -> dict[str, list[str]]:
-        """The consumers a command may name now: those of this view not removed (a link outlives its consumer)."""
-        if command not in CONSUMER_COMMANDS:
-            return {}
-        links = command in ("cut_consumer", "restore_consumer")
-        return {"consumer": [c.name for c in self.consumers if links or c.state != "removed"]}
-
     def _consumer(self, command: str, name: str) -> Consumer | None:
-        """The named consumer, or None (with an ignored event) when the command may not name it now."""
-        if name not in self.targets(command)["consumer"]:
+        """The named consumer of this view, or None (with an ignored event) when the command may not name it now:
+        a removed consumer is gone, but its link outlives it and can still be cut or restored."""
+        links = command in ("cut_consumer", "restore_consumer")
+        target = next((c for c in self.consumers if c.name == name and (links or c.state != "removed")), None)
+        if target is None:
             self._ignore(command, f"there is no consumer {name} here")
-            return None
-        return next(c for c in self.consumers if c.name == name)
+        return target
 
     def _do_crash_consumer(self, consumer: str) -> None:
         if (target := self._consumer("crash_consumer", consumer)) and not target.crash():

@@ -8,6 +8,7 @@ x-delivery-limit queue arguments, ``visibility_timeout_s``, ``max_receive_count`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -187,7 +188,8 @@ def consumer_names(values: Mapping[str, Any], added: int) -> Sequence[str]:
     return WORKERS[: min(MAX_WORKERS, values["consumers"] + added)]
 
 
-CONSUMER_ARG = Param("consumer", "choice", "W1", "Consumer", choices=CONSUMER_NAMES)
+CONSUMER_ARG = Param("consumer", "choice", "W1", "Consumer", choices=CONSUMER_NAMES, target="consumer")
+LINK_ARG = replace(CONSUMER_ARG, target="consumer link")  # a link outlives its consumer: it can still be restored
 
 COMMANDS = (
     Command("crash_consumer", "Crash", (CONSUMER_ARG,), help="The consumer's process dies with what it holds."),
@@ -195,10 +197,10 @@ COMMANDS = (
     Command(
         "cut_consumer",
         "Cut link",
-        (CONSUMER_ARG,),
+        (LINK_ARG,),
         help="Cut the link between the broker and the consumer; each side notices at the heartbeat timeout.",
     ),
-    Command("restore_consumer", "Restore link", (CONSUMER_ARG,)),
+    Command("restore_consumer", "Restore link", (LINK_ARG,)),
     Command(
         "slow_consumer",
         "Slow",
@@ -217,4 +219,3 @@ COMMANDS = (
         (Param("probability", "float", 0.5, "Probability", min=0, max=1),),
     ),
 )
-CONSUMER_COMMANDS = frozenset(c.name for c in COMMANDS if CONSUMER_ARG in c.args)

@@ -34,8 +34,12 @@ NODE_ACTIONS = (
 
 
 def targets(engine: MessagingEngine) -> dict[str, tuple[str, ...]]:
-    """The consumers that exist now (a removed one is gone), as the engine checks its commands."""
-    return {"consumer": tuple(engine.targets("crash_consumer")["consumer"])}
+    """The consumers that exist now (a removed one is gone), and those whose link to the broker can be cut or
+    restored: every consumer of the view, since a link outlives its consumer."""
+    return {
+        "consumer": tuple(c.name for c in engine.consumers if c.state != "removed"),
+        "consumer link": tuple(c.name for c in engine.consumers),
+    }
 
 
 PATTERN = Pattern(

@@ -134,12 +134,12 @@ PARAMS = (
     ),
 )
 
-SERVER = Param("server", "text", "s1", "Server", pattern=SERVER_PATTERN, example="s1")
+SERVER = Param("server", "text", "s1", "Server", pattern=SERVER_PATTERN, example="s1", target="server")
 
 
 def _node(name: str, default: str) -> Param:
     label = {"a": "One end", "b": "Other end"}[name]
-    return Param(name, "text", default, label, pattern=NODE_PATTERN, example=default)
+    return Param(name, "text", default, label, pattern=NODE_PATTERN, example=default, target="node")
 
 
 COMMANDS = (
@@ -158,6 +158,7 @@ COMMANDS = (
                 pattern=GROUPS_PATTERN,
                 example="s1.s2|s3.s4.s5",
                 groups_of="server",
+                target="node",
             ),
         ),
         help="Groups separated by |, members by dots. Unlisted servers form one more group; unlisted clients join "

@@ -26,8 +26,9 @@ NODE_ACTIONS = (
 
 
 def targets(engine) -> dict[str, tuple[str, ...]]:
-    """The servers that exist now, crashed or not (a crashed server can still be restarted)."""
-    return {"server": tuple(engine.servers)}
+    """The servers that exist now, crashed or not (a crashed server can still be restarted), and the nodes a link
+    or a partition may name: those servers and the clients."""
+    return {"server": tuple(engine.servers), "node": (*engine.servers, *engine.clients)}
 
 
 PATTERN = Pattern(

@@ -11,7 +11,11 @@ import pytest
 from django.template.loader import get_template
 
 from patterns.core.commands import PREFIX, handler
+from patterns.core.player import Player
 from patterns.core.registry import all_patterns
+from patterns.core.scenario import default_scenario
+
+from .toy import LIMITS
 
 PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
 APPS = ("raft", "circuit_breaker", "load_balancing", "messaging")
@@ -49,3 +53,14 @@ def test_every_command_has_its_method_with_its_arguments(app: str) -> None:
         if arguments != [arg.name for arg in command.args]:
             wrong[command.name] = arguments
     assert not wrong, f"{pattern.slug}: commands whose {PREFIX}<command> method is missing or takes other arguments"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_which_nodes_exist_is_the_pattern_s_to_say_not_the_engine_s(app: str) -> None:
+    """One list of what exists now (`Pattern.targets`) fills the page's pickers and refuses live commands: no engine
+    keeps a ``targets`` of its own, and every kind of node a command's argument or a node action names is listed."""
+    pattern = import_module(f"patterns.{app}.pattern").PATTERN
+    assert not hasattr(pattern.engine, "targets")
+    listed = set(pattern.targets(Player(pattern, default_scenario(pattern), LIMITS).engine))
+    kinds = {arg.target for command in pattern.commands for arg in command.args if arg.target}
+    assert kinds and kinds | {a.kind for a in pattern.node_actions if a.arg} <= listed

@@ -59,11 +59,12 @@ def test_node_actions_fix_an_argument_their_commands_take(pattern):
 def test_messaging_targets_are_the_consumers_that_exist_not_every_possible_name():
     pattern = next(p for p in REAL if p.slug == "messaging")
     player = Player(pattern, default_scenario(pattern), settings.PLAYGROUND)
-    assert pattern.targets(player.engine) == {"consumer": ("W1", "W2", "W3")}
+    assert pattern.targets(player.engine) == {"consumer": ("W1", "W2", "W3"), "consumer link": ("W1", "W2", "W3")}
     player.act("add_consumer", ())
     player.act("remove_consumer", (("consumer", "W1"),))
     player.advance_to(30.0)
-    assert "W4" in pattern.targets(player.engine)["consumer"]
+    targets = pattern.targets(player.engine)
+    assert targets["consumer"] == ("W2", "W3", "W4") and targets["consumer link"] == ("W1", "W2", "W3", "W4")
     frame = frame_data(player, run_id=None, frame=0, playing=False, speed=1.0, diagrams={})
     assert frame["targets"] == {k: list(v) for k, v in pattern.targets(player.engine).items()}
 

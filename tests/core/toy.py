@@ -29,10 +29,6 @@ class TickerEngine:
         elif command == "label":
             self.sim.emit("label", name=args["name"])
 
-    def targets(self, command):
-        """The nodes a command may name: those of this run (the kernel refuses a live command naming another)."""
-        return {"node": list(range(len(self.counts)))} if command in ("bump", "pause") else {}
-
     def echo(self, node):
         self.sim.emit("echo", node=node, count=self.counts[node])
 
@@ -43,7 +39,7 @@ def _draw(engine):
     return Drawing(mermaid=f"flowchart LR\n{body}", nodes=(f"n{best}",), caption=f"total {sum(engine.counts)}")
 
 
-NODE = Param("node", "int", 0, min=0, max=7)
+NODE = Param("node", "int", 0, min=0, max=7, target="node")
 LABEL = r"[a-z0-9]+(?:[.|][a-z0-9]+)*"
 TOY = Pattern(
     slug="toy",
@@ -64,6 +60,7 @@ TOY = Pattern(
     event_types=(EventType("tick", "a node ticked", {"node": "node index", "count": "its count"}),),
     diagrams=(Diagram("nodes", "Nodes", _draw),),
     metrics=lambda engine: {"Total ticks": sum(engine.counts)},
+    targets=lambda engine: {"node": tuple(range(len(engine.counts)))},  # a live command naming another is refused
     presets=(
         Preset(
             "busy", "Busy", "Fast ticks and a bump.", {"rate": 50.0}, ((1.0, "bump", {"node": 1, "by": 5}),), seed=9
