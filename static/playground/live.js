@@ -19,7 +19,8 @@
  *   - Node actions: the page declares (registry NodeActions, #page-data) which nodes offer which commands; the
  *     details box of a clicked node also holds those commands' forms, cloned from the "All commands" forms with
  *     the node's name fixed, offered only for targets that exist now (frame.targets). Escape closes the box.
- *     Target fields of every form become lists of the targets that exist now.
+ *     Target fields of every form (data-target) become lists of the targets that exist now; in a node's box,
+ *     without that node (a link's other end).
  *   - Errors: a refused action's message moves next to the control that sent it; the next action clears it.
  *   - Event log: filters by type and node, routine events hidden by default with a count, a click on an
  *     event's time seeks there.
@@ -368,8 +369,6 @@
   const nodeActions = (() => {
     try { return JSON.parse((pageData && pageData.dataset.nodeActions) || "[]"); } catch { return []; }
   })();
-  // argument name -> target kind, for the target pickers of every command form
-  const pickerKinds = new Map(nodeActions.filter((a) => a.arg && a.value === "{name}").map((a) => [a.arg, a.kind]));
 
   // The actions a node offers now: only for targets that exist (frame.targets).
   function actionsFor(diagramName, id) {
@@ -416,6 +415,7 @@
           hidden.type = "hidden";
           hidden.name = actions.arg;
           hidden.value = actions.value;
+          hidden.dataset.fixed = "";
           (field && field.closest("label") || field)?.replaceWith(hidden);
           if (!field) form.appendChild(hidden);
         }
@@ -429,27 +429,30 @@
     if (window.htmx) window.htmx.process(holder);
   }
 
-  // Every target field of a command form becomes a list of the targets that exist now.
+  // Every target field of a command form (registry Param.target: data-target names the kind) becomes a list of the
+  // targets of that kind that exist now; in a node's box, without the node the form is fixed to (the other end of a
+  // link is another node).
   let pickersKey = null;
   function fillPickers(root) {
     const targets = (frame && frame.targets) || {};
-    for (const [arg, kind] of pickerKinds) {
-      for (const field of root.querySelectorAll(`form.command [name="${CSS.escape(arg)}"]:is(input:not([type=hidden]), select)`)) {
-        const names = targets[kind] || [];
-        let select = field;
-        if (field.tagName !== "SELECT") {
-          select = document.createElement("select");
-          select.name = arg;
-          select.required = true;
-          field.replaceWith(select);
-        }
-        const wanted = names.join("\n");
-        if (select.dataset.names === wanted) continue;
-        const current = select.value;
-        select.replaceChildren(...names.map((name) => new Option(name, name, false, name === current)));
-        select.dataset.names = wanted;
-        select.disabled = names.length === 0;
+    for (const field of root.querySelectorAll("form.command [data-target]:is(input:not([type=hidden]), select)")) {
+      const kind = field.dataset.target;
+      const fixed = [...field.form.querySelectorAll("input[data-fixed]")].map((input) => input.value);
+      const names = (targets[kind] || []).filter((name) => !fixed.includes(name));
+      const current = field.value; // a text field's default ("s2") stays chosen when it exists
+      let select = field;
+      if (field.tagName !== "SELECT") {
+        select = document.createElement("select");
+        select.name = field.name;
+        select.dataset.target = kind;
+        select.required = true;
+        field.replaceWith(select);
       }
+      const wanted = names.join("\n");
+      if (select.dataset.names === wanted) continue;
+      select.replaceChildren(...names.map((name) => new Option(name, name, false, name === current)));
+      select.dataset.names = wanted;
+      select.disabled = names.length === 0;
     }
   }
 
