@@ -84,11 +84,15 @@ def test_crash_a_worker_from_the_page_and_its_messages_are_redelivered(page, liv
     query = urlsplit(acted["link"]).query
     body = page.request.get(f"{live_server_url}/patterns/messaging/events.jsonl?{query}&until={seen['t']}")
     events = [json.loads(line) for line in body.text().splitlines()]
-    [crashed] = [e for e in events if e["type"] == "consumer.crash"]
-    held = {e["id"] for e in events if e["type"] == "msg.requeued" and e["consumer"] == "W2"}
+    # On a slow machine the frames may come late enough for the script's own crash of W1 at 8 s to be in too.
+    crashes = {e["consumer"]: e for e in events if e["type"] == "consumer.crash"}
+    assert set(crashes) <= {"W2", "W1"} and (set(crashes) == {"W2"} or seen["t"] >= 8)
+    held = {c: {e["id"] for e in events if e["type"] == "msg.requeued" and e["consumer"] == c} for c in crashes}
     again = [e for e in events if e["type"] == "msg.delivered" and e["redelivered"]]
-    assert crashed["consumer"] == "W2" and len(held) == crashed["held"] >= 1
-    assert {e["id"] for e in again} <= held and {e["consumer"] for e in again} <= {"W1", "W3"}
+    assert len(held["W2"]) == crashes["W2"]["held"] >= 1
+    assert {e["id"] for e in again} <= set().union(*held.values())
+    from_w2 = [e for e in again if e["id"] in held["W2"]]
+    assert from_w2 and {e["consumer"] for e in from_w2} <= {"W1", "W3"}
     assert seen["redelivered"] == len(again)
 
 
