@@ -7,13 +7,16 @@ to the web process, and every call it makes on the layer or the store (``send``,
 code it runs beside Redis, against the same interface; only the objects behind ``layer`` and ``store`` differ.
 Messages are length-prefixed pickles: both ends are this program, started by the web process (the socket is
 never exposed to anything else). A worker whose web process dies sees its socket close and exits; a worker that
-dies is started again, and its runs are taken over by replay (`workers.Worker`).
+dies is started again, and its runs are taken over by replay (`workers.Worker`): its socket closing tells the web
+process at once, which releases its leases then, so the other workers take its runs over on their next look
+instead of when the leases would have lapsed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import pickle
@@ -149,6 +152,7 @@ class Pool:
 
     def __init__(self, size: int, targets: dict[str, Any]):
         self.size = size
+        self.store = targets["store"]
         self.layer = SharedReceives(targets["layer"])
         self.server = BridgeServer({**targets, "layer": self.layer})
         self.processes: list[subprocess.Popen] = []
@@ -159,13 +163,14 @@ class Pool:
             self.tasks.append(asyncio.create_task(self._keep(index)))
 
     async def _keep(self, index: int) -> None:
-        while True:
+        for generation in itertools.count():
             ours, theirs = socket.socketpair()
+            name = f"pool-{os.getpid()}-{index}.{generation}"  # never reused: a lease names the one that claimed it
             proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "runworkers", "--bridge-fd", str(theirs.fileno())],
                 cwd=ROOT,
                 pass_fds=[theirs.fileno()],
-                env={**os.environ, "PLAYGROUND_WORKER_NAME": f"pool-{os.getpid()}-{index}"},
+                env={**os.environ, "PLAYGROUND_WORKER_NAME": name},
             )
             theirs.close()
             self.processes.append(proc)
@@ -177,6 +182,7 @@ class Pool:
                     proc.kill()
                 await asyncio.get_running_loop().run_in_executor(None, proc.wait)
                 self.processes.remove(proc)
+                await self.store.release(name)  # dead for sure now: its runs are orphans
             log.warning("worker %s (pid %s) stopped with %s; starting another", index, proc.pid, proc.returncode)
             await asyncio.sleep(RESTART_DELAY)
 

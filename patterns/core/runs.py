@@ -26,7 +26,7 @@ from .story import tracker_for
 log = logging.getLogger(__name__)
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
-SAVE_EVERY = 0.5  # wall seconds between saves of a playing run's position
+SAVE_EVERY = 0.25  # wall seconds between saves of a playing run's position (a takeover resumes from the last)
 MIN_SLICE = 0.0005  # virtual seconds: the smallest slice, however heavy the run
 REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
 

@@ -2,9 +2,11 @@
 
 A run's state is small (pattern, Share-link query, virtual time, playing, speed, client) and enough to rebuild it
 anywhere by deterministic replay. The worker that holds a run keeps a lease on it and renews it; a run in the set
-of live runs whose lease has lapsed is an orphan, and the first worker to claim it replays it. Counters with an
-expiry bound what one client may do across all processes (runs, commands per second, open connections: each
-web process renews its own connections, so those of a process that was killed lapse).
+of live runs whose lease has lapsed is an orphan, and the first worker to claim it replays it. A lease is a token
+of its claim (``worker#n``), not just the worker's name: a state is saved only by the holder of the current token,
+so a worker that stalled past its lease and lost the run cannot write over the new holder's state. Counters with
+an expiry bound what one client may do across all processes (runs, commands per second, open connections and
+downloads: each web process renews its own, so those of a process that was killed lapse).
 
 `RedisStore` is the store when ``REDIS_URL`` is set. `LocalStore` keeps the same data in the web process's memory
 for the default pool (its workers reach it through the bridge), with the same semantics and wall-clock expiry.
@@ -16,58 +18,104 @@ import json
 import time
 from typing import Any
 
-LEASE_SECONDS = 4.0  # a worker silent for this long (a loaded host stalls it for seconds) loses its runs
+LEASE_SECONDS = 2.0  # a worker silent for this long loses its runs: renewed every tenth of it (see `workers`)
 STATE_SECONDS = 3600.0  # a run's saved state outlives its lease by this much, for the Share link of a lost run
 CONNECTION_SECONDS = 30.0  # an open websocket not renewed for this long (its process died) stops counting
 
 
-class Leases:
-    """What both stores do with `claim`."""
+def worker_of(token: str) -> str:
+    """The worker that holds a lease token (``worker#n``: a worker names each of its claims)."""
+    return token.rpartition("#")[0]
 
-    async def claim(self, run_id: str, worker: str, client: str) -> bool:
+
+class Slots:
+    """Counted open things of a client, in every process (its websockets, its downloads), each with an expiry that
+    its process renews, so that those of a killed process stop counting. The connection methods are the kind
+    ``connections``."""
+
+    async def open_slot(self, kind: str, client: str, key: str, limit: int, seconds: float) -> bool:
         raise NotImplementedError
 
-    async def renew(self, worker: str, runs: dict[str, str]) -> list[str]:
-        """Extend the leases of ``runs`` (run id -> client) held by ``worker``; return the ones it lost."""
-        return [run_id for run_id, client in runs.items() if not await self.claim(run_id, worker, client)]
+    async def close_slot(self, kind: str, client: str, key: str) -> None:
+        raise NotImplementedError
+
+    async def renew_slots(self, kind: str, open_: dict[str, str], seconds: float) -> None:
+        raise NotImplementedError
+
+    async def open_connection(self, client: str, key: str, limit: int) -> bool:
+        """Count connection ``key`` of ``client`` unless it has ``limit`` live ones already; say whether it did."""
+        return await self.open_slot("connections", client, key, limit, CONNECTION_SECONDS)
+
+    async def close_connection(self, client: str, key: str) -> None:
+        await self.close_slot("connections", client, key)
+
+    async def renew_connections(self, open_: dict[str, str]) -> None:
+        """Keep counting this process's open connections (key -> client)."""
+        await self.renew_slots("connections", open_, CONNECTION_SECONDS)
 
 
-class LocalStore(Leases):
-    """One process's store: plain dictionaries, expiry checked on read."""
+class LocalStore(Slots):
+    """One process's store: plain dictionaries, expiry checked on read. Each method runs without yielding to the
+    event loop, so each is atomic, as the Redis scripts are."""
 
     def __init__(self) -> None:
         self.states: dict[str, dict[str, Any]] = {}
-        self.leases: dict[str, tuple[str, float]] = {}
+        self.leases: dict[str, tuple[str, float]] = {}  # run id -> (token, until)
         self.client_runs: dict[str, dict[str, float]] = {}
         self.counters: dict[str, tuple[int, float]] = {}
-        self.connections: dict[str, dict[str, float]] = {}  # client -> connection key -> until
+        self.slots: dict[tuple[str, str], dict[str, float]] = {}  # (kind, client) -> key -> until
 
-    async def save(self, run_id: str, state: dict[str, Any]) -> None:
+    async def save(self, run_id: str, state: dict[str, Any], token: str) -> bool:
+        """Keep a run's state, only for the holder of its lease (a worker that lost it must not write over it)."""
+        if await self.holder(run_id) != token:
+            return False
         self.states[run_id] = dict(state)
+        return True
 
     async def load(self, run_id: str) -> dict[str, Any] | None:
         return self.states.get(run_id)
 
-    async def forget(self, run_id: str, worker: str) -> None:
+    async def forget(self, run_id: str, token: str, client: str) -> None:
         """Drop a run that ended, unless another worker holds it now."""
-        holder = self.leases.get(run_id)
-        if holder and holder[0] != worker and holder[1] > time.monotonic():
+        if await self.holder(run_id) not in (None, token):
             return
-        state = self.states.pop(run_id, None)
+        self.states.pop(run_id, None)
         self.leases.pop(run_id, None)
-        if state:
-            self.client_runs.get(state["client"], {}).pop(run_id, None)
+        self.client_runs.get(client, {}).pop(run_id, None)
 
-    async def claim(self, run_id: str, worker: str, client: str) -> bool:
-        now = time.monotonic()
-        holder = self.leases.get(run_id)
-        if holder and holder[1] > now and holder[0] != worker:
+    async def claim(self, run_id: str, token: str, client: str) -> bool:
+        """Take the lease on a run that no one holds."""
+        if await self.holder(run_id) is not None:
             return False
-        self.leases[run_id] = (worker, now + LEASE_SECONDS)
-        self.client_runs.setdefault(client, {})[run_id] = now + LEASE_SECONDS
+        self._lease(run_id, token, client)
         return True
 
+    async def renew(self, leases: dict[str, tuple[str, str]]) -> list[str]:
+        """Extend the leases (run id -> (token, client)) of one worker; return the runs it lost. A lease that lapsed
+        with no one claiming the run meanwhile is still this worker's (no one else can have played it)."""
+        lost = []
+        for run_id, (token, client) in leases.items():
+            holder = await self.holder(run_id)
+            if holder == token or (holder is None and run_id in self.states):
+                self._lease(run_id, token, client)
+            else:
+                lost.append(run_id)
+        return lost
+
+    def _lease(self, run_id: str, token: str, client: str) -> None:
+        until = time.monotonic() + LEASE_SECONDS
+        self.leases[run_id] = (token, until)
+        self.client_runs.setdefault(client, {})[run_id] = until
+
+    async def release(self, worker: str) -> None:
+        """End the leases of a worker known to be dead (the pool saw its process exit): its runs are orphans now,
+        not in LEASE_SECONDS."""
+        for run_id, (token, _until) in list(self.leases.items()):
+            if worker_of(token) == worker:
+                del self.leases[run_id]
+
     async def holder(self, run_id: str) -> str | None:
+        """The token of the lease on a run, if one is live."""
         holder = self.leases.get(run_id)
         return holder[0] if holder and holder[1] > time.monotonic() else None
 
@@ -92,31 +140,67 @@ class LocalStore(Leases):
             self.counters = {k: v for k, v in self.counters.items() if v[1] > now}
         return count + 1
 
-    async def open_connection(self, client: str, key: str, limit: int) -> bool:
-        """Count connection ``key`` of ``client`` unless it has ``limit`` live ones already; say whether it did."""
+    async def open_slot(self, kind: str, client: str, key: str, limit: int, seconds: float) -> bool:
         now = time.monotonic()
-        live = {k: until for k, until in self.connections.get(client, {}).items() if until > now}
+        live = {k: until for k, until in self.slots.get((kind, client), {}).items() if until > now}
         if len(live) >= limit:
             return False
-        live[key] = now + CONNECTION_SECONDS
-        self.connections[client] = live
+        live[key] = now + seconds
+        self.slots[kind, client] = live
         return True
 
-    async def close_connection(self, client: str, key: str) -> None:
-        live = self.connections.get(client, {})
+    async def close_slot(self, kind: str, client: str, key: str) -> None:
+        live = self.slots.get((kind, client), {})
         live.pop(key, None)
         if not live:
-            self.connections.pop(client, None)
+            self.slots.pop((kind, client), None)
 
-    async def renew_connections(self, open_: dict[str, str]) -> None:
-        """Keep counting this process's open connections (key -> client)."""
-        until = time.monotonic() + CONNECTION_SECONDS
+    async def renew_slots(self, kind: str, open_: dict[str, str], seconds: float) -> None:
+        until = time.monotonic() + seconds
         for key, client in open_.items():
-            if key in self.connections.get(client, {}):  # as Redis's ``xx``: a closed one is not counted again
-                self.connections[client][key] = until
+            if key in self.slots.get((kind, client), {}):  # as Redis's ``xx``: a closed one is not counted again
+                self.slots[kind, client][key] = until
 
 
-class RedisStore(Leases):
+# Lease changes as Redis scripts, each atomic: a lease that lapses between a read and a write cannot be extended
+# for a worker that has lost it. KEYS: the lease, the client's runs, the state; ARGV: token, lease ms, run id, until.
+SCRIPTS = {
+    "claim": """
+if redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2], 'nx') then
+  redis.call('zadd', KEYS[2], ARGV[4], ARGV[3])
+  return 1
+end
+return 0
+""",
+    "renew": """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] or (not holder and redis.call('exists', KEYS[3]) == 1) then
+  redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+  redis.call('zadd', KEYS[2], ARGV[4], ARGV[3])
+  return 1
+end
+return 0
+""",
+    # KEYS: the lease, the state, the set of runs; ARGV: token, state JSON, state seconds, run id.
+    "save": """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], ARGV[2], 'ex', ARGV[3])
+redis.call('sadd', KEYS[3], ARGV[4])
+return 1
+""",
+    # KEYS: the lease, the state, the set of runs, the client's runs; ARGV: token, run id.
+    "forget": """
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('del', KEYS[1], KEYS[2])
+redis.call('srem', KEYS[3], ARGV[2])
+redis.call('zrem', KEYS[4], ARGV[2])
+return 1
+""",
+}
+
+
+class RedisStore(Slots):
     """The same store in Redis, shared by every web and worker process that has the same ``REDIS_URL``."""
 
     PREFIX = "playground:"
@@ -125,39 +209,39 @@ class RedisStore(Leases):
         import redis.asyncio
 
         self.redis = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self.scripts = {name: self.redis.register_script(source) for name, source in SCRIPTS.items()}
 
     def _key(self, *parts: str) -> str:
         return self.PREFIX + ":".join(parts)
 
-    async def save(self, run_id: str, state: dict[str, Any]) -> None:
-        await self.redis.set(self._key("state", run_id), json.dumps(state), ex=int(STATE_SECONDS))
-        await self.redis.sadd(self._key("runs"), run_id)
+    def _lease_call(self, name: str, run_id: str, token: str, client: str, on: Any = None) -> Any:
+        keys = [self._key("lease", run_id), self._key("client", client), self._key("state", run_id)]
+        args = [token, int(LEASE_SECONDS * 1000), run_id, time.time() + LEASE_SECONDS]
+        return self.scripts[name](keys=keys, args=args, client=on)
+
+    async def save(self, run_id: str, state: dict[str, Any], token: str) -> bool:
+        keys = [self._key("lease", run_id), self._key("state", run_id), self._key("runs")]
+        return bool(await self.scripts["save"](keys=keys, args=[token, json.dumps(state), int(STATE_SECONDS), run_id]))
 
     async def load(self, run_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._key("state", run_id))
         return json.loads(raw) if raw else None
 
-    async def forget(self, run_id: str, worker: str) -> None:
-        holder = await self.holder(run_id)
-        if holder not in (None, worker):
-            return
-        state = await self.load(run_id)
-        pipe = self.redis.pipeline()
-        pipe.delete(self._key("state", run_id), self._key("lease", run_id))
-        pipe.srem(self._key("runs"), run_id)
-        if state:
-            pipe.zrem(self._key("client", state["client"]), run_id)
-        await pipe.execute()
+    async def forget(self, run_id: str, token: str, client: str) -> None:
+        keys = [self._key("lease", run_id), self._key("state", run_id), self._key("runs"), self._key("client", client)]
+        await self.scripts["forget"](keys=keys, args=[token, run_id])
 
-    async def claim(self, run_id: str, worker: str, client: str) -> bool:
-        ms = int(LEASE_SECONDS * 1000)
-        key = self._key("lease", run_id)
-        if not await self.redis.set(key, worker, px=ms, nx=True):
-            if (await self.redis.get(key) or b"").decode() != worker:
-                return False
-            await self.redis.pexpire(key, ms)
-        await self.redis.zadd(self._key("client", client), {run_id: time.time() + LEASE_SECONDS})
-        return True
+    async def claim(self, run_id: str, token: str, client: str) -> bool:
+        return bool(await self._lease_call("claim", run_id, token, client))
+
+    async def renew(self, leases: dict[str, tuple[str, str]]) -> list[str]:
+        if not leases:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for run_id, (token, client) in leases.items():
+            await self._lease_call("renew", run_id, token, client, on=pipe)  # queued: runs on execute()
+        kept = await pipe.execute()
+        return [run_id for run_id, ok in zip(leases, kept, strict=True) if not ok]
 
     async def holder(self, run_id: str) -> str | None:
         raw = await self.redis.get(self._key("lease", run_id))
@@ -194,13 +278,13 @@ class RedisStore(Leases):
         count, _ = await pipe.execute()
         return int(count)
 
-    async def open_connection(self, client: str, key: str, limit: int) -> bool:
+    async def open_slot(self, kind: str, client: str, key: str, limit: int, seconds: float) -> bool:
         """Add, then count: two processes adding the last slot at once may both refuse, never both accept."""
-        now, name = time.time(), self._key("connections", client)
+        now, name = time.time(), self._key(kind, client)
         pipe = self.redis.pipeline()
         pipe.zremrangebyscore(name, "-inf", now)
-        pipe.zadd(name, {key: now + CONNECTION_SECONDS})
-        pipe.expire(name, int(CONNECTION_SECONDS) + 1)
+        pipe.zadd(name, {key: now + seconds})
+        pipe.expire(name, int(seconds) + 1)
         pipe.zcard(name)
         *_, count = await pipe.execute()
         if count <= limit:
@@ -208,13 +292,13 @@ class RedisStore(Leases):
         await self.redis.zrem(name, key)
         return False
 
-    async def close_connection(self, client: str, key: str) -> None:
-        await self.redis.zrem(self._key("connections", client), key)
+    async def close_slot(self, kind: str, client: str, key: str) -> None:
+        await self.redis.zrem(self._key(kind, client), key)
 
-    async def renew_connections(self, open_: dict[str, str]) -> None:
-        until = time.time() + CONNECTION_SECONDS
+    async def renew_slots(self, kind: str, open_: dict[str, str], seconds: float) -> None:
+        until = time.time() + seconds
         pipe = self.redis.pipeline()
         for key, client in open_.items():
-            pipe.zadd(self._key("connections", client), {key: until}, xx=True)
-            pipe.expire(self._key("connections", client), int(CONNECTION_SECONDS) + 1)
+            pipe.zadd(self._key(kind, client), {key: until}, xx=True)
+            pipe.expire(self._key(kind, client), int(seconds) + 1)
         await pipe.execute()

@@ -9,21 +9,30 @@ that let five heavy runs stall a server). Starts are a work queue: each start re
 
 Budgets: each tick, at most `PROCESS_SHARE` of the tick's wall time goes to simulation; clients get equal
 shares of it (the lightest first, so that what they leave goes to the others), and a client's share is split
-between its runs. A run that cannot keep up at its speed falls behind and says so. A worker that stops renewing
-its leases (killed, stalled) loses its runs: every other worker looks for orphans each second and the first to
-claim one replays it (deterministic engines: the same events, the same bytes) to where it was.
+between its runs. A run that cannot keep up at its speed falls behind and says so.
+
+Takeover: a worker renews its leases every `RENEW_EVERY` (an eighth of `LEASE_SECONDS`, one Redis round trip for
+all its runs); one that stops (killed, stalled) loses its runs when their leases lapse, every other worker looks
+for orphans every `SCAN_EVERY`, and the first to claim one replays it (deterministic engines: the same events, the
+same bytes) to where it was. So a run goes on at most about ``LEASE_SECONDS + SCAN_EVERY`` after its worker died,
+plus its replay; in the default pool sooner, as the web process releases a dead worker's leases at once. Never two
+at once: a worker plays a run only while its own clock says its lease is live (counted from when it sent the last
+renewal, so before the lease can lapse in the store), and only the holder of a run's current lease token saves
+its state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import random
 import socket
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,7 +48,8 @@ TICK = 0.025  # wall seconds between simulation steps
 PROCESS_SHARE = 0.6  # of each tick's wall time, at most this much is simulation; the rest is I/O and rendering
 RENDER_SHARE = 0.25  # of a core, at most, for rendering frames (every run of the process together)
 RUN_SHARE = 0.015  # CPU seconds one run may use per tick, however idle the rest
-RENEW_EVERY = LEASE_SECONDS / 3
+RENEW_EVERY = LEASE_SECONDS / 8  # a stall of most of a lease is survived; a renewal is one round trip for all runs
+SCAN_EVERY = LEASE_SECONDS / 8  # how late, at most, an orphan is seen after its lease lapsed
 LAYER_RETRY = 0.5  # seconds to wait after a channel-layer or store error before trying again
 
 
@@ -47,6 +57,16 @@ def worker_name() -> str:
     return (
         os.environ.get("PLAYGROUND_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(24):x}"
     )
+
+
+@dataclass
+class Lease:
+    """A lease this worker holds: its token in the store, and until when (this process's monotonic clock) it is
+    surely still live: from the sending of its last claim or renewal, which the store received after that."""
+
+    token: str
+    client: str
+    until: float
 
 
 class Worker:
@@ -57,13 +77,16 @@ class Worker:
         self.name = name or worker_name()
         self.limits = settings.PLAYGROUND
         self.runs: dict[str, LiveRun] = {}
+        self.leases: dict[str, Lease] = {}  # run id -> the lease held on it
+        self.claims = itertools.count(1)
         self.channel = ""
         self.tasks: list[asyncio.Task] = []
 
     async def serve(self) -> None:
         """Run until cancelled."""
         self.channel = await self.layer.new_channel()
-        self.tasks = [asyncio.create_task(job()) for job in (self._starts, self._commands, self._leases, self._tick)]
+        jobs = (self._starts, self._commands, self._renew, self._scan, self._tick)
+        self.tasks = [asyncio.create_task(job()) for job in jobs]
         try:
             await asyncio.gather(*self.tasks)
         finally:
@@ -98,30 +121,47 @@ class Worker:
     async def _start(self, message: dict[str, Any]) -> None:
         run_id = message["run"]
         state = {**message["state"], "t": 0.0, "playing": True, "speed": 1.0, "frame": 0}
-        if not await self.store.claim(run_id, self.name, state["client"]):
+        if not await self._claim(run_id, state["client"]):
             return
         run = LiveRun.resume(run_id, state)
         run.heard_from(message)
         await self._adopt(run)
         await self.layer.send(message["hub"], run.full_frame(message["viewer"]))
 
+    async def _claim(self, run_id: str, client: str) -> bool:
+        token, sent = f"{self.name}#{next(self.claims)}", time.monotonic()
+        if not await self.store.claim(run_id, token, client):
+            return False
+        self.leases[run_id] = Lease(token, client, sent + LEASE_SECONDS)
+        return True
+
+    def holds(self, run_id: str, now: float) -> bool:
+        lease = self.leases.get(run_id)
+        return lease is not None and now < lease.until
+
     async def _adopt(self, run: LiveRun) -> None:
         self.runs[run.id] = run
-        await self.store.save(run.id, run.state())
+        await self._save(run)
         await self.layer.group_add(cmd_group(run.id), self.channel)
+
+    async def _save(self, run: LiveRun) -> None:
+        lease = self.leases.get(run.id)
+        if lease is None or not await self.store.save(run.id, run.state(), lease.token):
+            log.warning("worker %s: lost run %s to another worker", self.name, run.id)
+            await self._drop(run.id)
 
     async def _take_over(self) -> None:
         if len(self.runs) >= self.limits["MAX_RUNS_PER_PROCESS"]:
             return
         for run_id in await self.store.orphans():
             state = await self.store.load(run_id)
-            if state is None or run_id in self.runs or not await self.store.claim(run_id, self.name, state["client"]):
+            if state is None or run_id in self.runs or not await self._claim(run_id, state["client"]):
                 continue
             try:
                 run = LiveRun.resume(run_id, state)
             except ValueError:
                 log.warning("worker %s: run %s cannot be rebuilt from its state", self.name, run_id)
-                await self.store.forget(run_id, self.name)
+                await self.store.forget(run_id, self.leases.pop(run_id).token, state["client"])
                 continue
             log.info("worker %s: took over run %s at t=%.3f", self.name, run_id, run.replay_to)
             await self._adopt(run)
@@ -147,19 +187,29 @@ class Worker:
         elif action not in ("keepalive", "leave"):
             problem = run.apply(message)
             await self._publish(run, problem or "")
-            await self.store.save(run.id, run.state())
+            await self._save(run)
 
     # -- time -------------------------------------------------------------------------------------------------
-    async def _leases(self) -> None:
+    async def _renew(self) -> None:
         async def step() -> None:
             await asyncio.sleep(RENEW_EVERY * random.uniform(0.8, 1.0))
-            lost = await self.store.renew(self.name, {run_id: run.client for run_id, run in self.runs.items()})
-            for run_id in lost:  # another worker holds it now (this one stalled): let it go quietly
-                log.warning("worker %s: lost run %s to another worker", self.name, run_id)
-                await self._drop(run_id)
-            await self._take_over()
+            held, sent = dict(self.leases), time.monotonic()
+            lost = set(await self.store.renew({run_id: (lease.token, lease.client) for run_id, lease in held.items()}))
+            for run_id, lease in held.items():
+                if run_id in lost:  # another worker holds it now (this one stalled): let it go quietly
+                    log.warning("worker %s: lost run %s to another worker", self.name, run_id)
+                    await self._drop(run_id)
+                else:
+                    lease.until = sent + LEASE_SECONDS
 
         await self._forever("renewing leases", step)
+
+    async def _scan(self) -> None:
+        async def step() -> None:
+            await asyncio.sleep(SCAN_EVERY * random.uniform(0.8, 1.0))
+            await self._take_over()
+
+        await self._forever("looking for orphaned runs", step)
 
     async def _tick(self) -> None:
         last = time.monotonic()
@@ -168,23 +218,25 @@ class Worker:
             nonlocal last
             await asyncio.sleep(TICK)
             now = time.monotonic()
-            self.simulate(now - last)
+            self.simulate(now - last, [run for run in self.runs.values() if self.holds(run.id, now)])
             last = now
             for run in list(self.runs.values()):
+                if not self.holds(run.id, now):  # not renewed in time: frozen until the store says whose it is
+                    continue
                 if run.reapable(now):
                     await self._end(run)
                 elif run.dirty and now - run.last_frame >= self.frame_interval(run):
                     await self._publish(run)
                     if now - run.last_save >= SAVE_EVERY:
                         run.last_save = now
-                        await self.store.save(run.id, run.state())
+                        await self._save(run)
 
         await self._forever("a tick", step)
 
-    def simulate(self, wall: float) -> None:
+    def simulate(self, wall: float, runs: list[LiveRun]) -> None:
         """Share this tick's CPU: clients in equal parts, lightest first; each client's part between its runs."""
         clients: dict[str, list[LiveRun]] = defaultdict(list)
-        for run in self.runs.values():
+        for run in runs:
             if run.wants_cpu():
                 clients[run.client].append(run)
         budget = PROCESS_SHARE * TICK
@@ -205,12 +257,15 @@ class Worker:
         await self.layer.group_send(view_group(run.id), run.next_frame(message))
 
     async def _end(self, run: LiveRun) -> None:
+        lease = self.leases.get(run.id)
         await self._drop(run.id)
-        await self.store.forget(run.id, self.name)
+        if lease is not None:
+            await self.store.forget(run.id, lease.token, run.client)
         await self.layer.group_send(view_group(run.id), run.ended_frame())
 
     async def _drop(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
+        self.leases.pop(run_id, None)
         await self.layer.group_discard(cmd_group(run_id), self.channel)
 
     async def stop(self) -> None:

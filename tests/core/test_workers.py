@@ -50,7 +50,7 @@ def test_a_client_with_many_heavy_runs_gets_no_more_cpu_than_a_client_with_one(m
     worker.runs = {str(i): run for i, run in enumerate([*crowd, alone])}
     for _ in range(3):
         started = clock.now
-        worker.simulate(workers.TICK)
+        worker.simulate(workers.TICK, list(worker.runs.values()))
         assert clock.now - started <= workers.PROCESS_SHARE * workers.TICK + 1e-9
         assert alone.offered[-1] == pytest.approx(sum(run.offered[-1] for run in crowd))
         assert alone.offered[-1] <= workers.RUN_SHARE
@@ -69,7 +69,7 @@ def test_what_a_light_client_leaves_goes_to_the_heavy_one(monkeypatch):
 
     light = Light("light", clock)
     worker.runs = {str(i): run for i, run in enumerate([light, *heavy])}
-    worker.simulate(workers.TICK)
+    worker.simulate(workers.TICK, list(worker.runs.values()))
     assert sum(run.offered[-1] for run in heavy) == pytest.approx(workers.PROCESS_SHARE * workers.TICK)
 
 
@@ -77,21 +77,36 @@ async def test_a_lease_not_renewed_makes_its_run_an_orphan_that_one_worker_claim
     clock = Clock()
     monkeypatch.setattr(store_module.time, "monotonic", clock)
     store = LocalStore()
-    await store.save("r1", {"client": "c", "pattern": "toy", "query": "seed=1"})
-    assert await store.claim("r1", "w1", "c")
-    assert not await store.claim("r1", "w2", "c") and await store.orphans() == []
+    state = {"client": "c", "pattern": "toy", "query": "seed=1"}
+    assert not await store.save("r1", state, "w1#1")  # only the holder of a lease saves
+    assert await store.claim("r1", "w1#1", "c") and await store.save("r1", state, "w1#1")
+    assert not await store.claim("r1", "w2#1", "c") and await store.orphans() == []
     clock.now += LEASE_SECONDS / 2
-    assert await store.renew("w1", {"r1": "c"}) == []
+    assert await store.renew({"r1": ("w1#1", "c")}) == []
     clock.now += LEASE_SECONDS * 0.9
-    assert await store.holder("r1") == "w1" and await store.runs_of("c") == 1
+    assert await store.holder("r1") == "w1#1" and await store.runs_of("c") == 1
     clock.now += LEASE_SECONDS  # w1 died
     assert await store.orphans() == ["r1"] and await store.holder("r1") is None
-    assert await store.claim("r1", "w2", "c") and not await store.claim("r1", "w3", "c")
-    assert await store.renew("w1", {"r1": "c"}) == ["r1"]  # w1 was only stalled: it must let the run go
-    await store.forget("r1", "w1")  # and cannot end it for w2
-    assert await store.load("r1") is not None
-    await store.forget("r1", "w2")
+    assert await store.claim("r1", "w2#1", "c") and not await store.claim("r1", "w3#1", "c")
+    assert await store.renew({"r1": ("w1#1", "c")}) == ["r1"]  # w1 was only stalled: it must let the run go
+    assert not await store.save("r1", {**state, "t": 1.0}, "w1#1")  # and cannot write over w2's state
+    await store.forget("r1", "w1#1", "c")  # nor end it for w2
+    assert await store.load("r1") == state
+    await store.forget("r1", "w2#1", "c")
     assert await store.load("r1") is None and await store.orphans() == [] and await store.runs_of("c") == 0
+
+
+async def test_a_lease_that_lapsed_unclaimed_is_renewed_and_a_dead_worker_s_are_released_at_once(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(store_module.time, "monotonic", clock)
+    store = LocalStore()
+    assert await store.claim("r1", "pool-1-0.0#1", "c") and await store.save("r1", {"client": "c"}, "pool-1-0.0#1")
+    clock.now += LEASE_SECONDS * 1.5  # a stall that no one used to take the run
+    assert await store.renew({"r1": ("pool-1-0.0#1", "c")}) == [] and await store.holder("r1") == "pool-1-0.0#1"
+    await store.release("pool-1-0")  # another worker's name: not this one's
+    assert await store.orphans() == []
+    await store.release("pool-1-0.0")  # its process exited
+    assert await store.orphans() == ["r1"]
 
 
 async def test_counters_count_within_their_window(monkeypatch):
