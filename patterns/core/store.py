@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-LEASE_SECONDS = 2.0  # a worker silent for this long loses its runs: renewed every tenth of it (see `workers`)
+LEASE_SECONDS = 1.5  # a worker silent for this long loses its runs (renewed every eighth of it: see `workers`)
 STATE_SECONDS = 3600.0  # a run's saved state outlives its lease by this much, for the Share link of a lost run
 CONNECTION_SECONDS = 30.0  # an open websocket not renewed for this long (its process died) stops counting
 
