@@ -150,4 +150,6 @@ PLAYGROUND = {
     # One events.jsonl download: past either bound it stops and says which CLI command prints the whole stream.
     "EXPORT_MAX_EVENTS": int(os.environ.get("PLAYGROUND_EXPORT_MAX_EVENTS", 200_000)),
     "EXPORT_CPU_SECONDS": float(os.environ.get("PLAYGROUND_EXPORT_CPU_SECONDS", 5.0)),
+    # downloads simulated at once per client address, across every process (each one runs in a worker)
+    "EXPORTS_PER_CLIENT": int(os.environ.get("PLAYGROUND_EXPORTS_PER_CLIENT", 2)),
 }

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 from .player import Player
 from .sim import Event
@@ -28,15 +27,15 @@ def event_lines(player: Player, until: float) -> Iterator[str]:
 
 
 class Export:
-    """One events.jsonl download, simulated in slices of a few milliseconds of CPU, each in a thread so that the
-    event loop goes on serving everyone else meanwhile, and bounded in events and CPU.
+    """One events.jsonl download, bounded in events and CPU, simulated in slices of a few milliseconds of CPU by
+    whoever drives it: a worker, under its per-process and per-client budgets (`patterns.core.downloads`).
 
-    `probe` simulates the first part (a tenth of either budget) and projects the whole: a download that would
-    go past a budget is refused before anything is sent (the CLI prints any run in full). `rest` streams the
-    lines; if a run turns heavier later than the probe saw, it stops at the budget with a final line saying so.
+    The first part (`probing`: a tenth of either budget) projects the whole: a download that would go past a
+    budget is refused before anything is sent (the CLI prints any run in full). If a run turns heavier later than
+    the probe saw, the lines stop at the budget (`spent`) and the driver ends with a line saying so.
     """
 
-    SLICE_CPU = 0.005  # CPU seconds per slice: what a bystander may wait behind one download
+    SLICE_CPU = 0.005  # CPU seconds per slice, at most
     PROBE_SHARE = 0.1
 
     def __init__(self, player: Player, until: float, *, max_events: int, cpu_seconds: float):
@@ -44,19 +43,20 @@ class Export:
         self.max_events, self.cpu_seconds = max_events, cpu_seconds
         self.events = 0
         self.cpu = 0.0
-        self.step = 0.05  # virtual seconds per slice, adapted so that a slice costs about SLICE_CPU
+        self.step = 0.05  # virtual seconds per slice, adapted so that a slice costs about what it was given
 
     @property
     def done(self) -> bool:
         return self.player.now >= self.until or self.player.stopped is not None
 
-    async def probe(self) -> list[str]:
-        lines = await asyncio.to_thread(self._slice, 0.0)
-        while not self.done and self.cpu < self.cpu_seconds * self.PROBE_SHARE:
-            if self.events >= self.max_events * self.PROBE_SHARE:
-                break
-            lines.extend(await asyncio.to_thread(self._slice, self.step))
-        return lines
+    @property
+    def probing(self) -> bool:
+        share = self.PROBE_SHARE
+        return not self.done and self.cpu < self.cpu_seconds * share and self.events < self.max_events * share
+
+    @property
+    def spent(self) -> bool:
+        return self.events >= self.max_events or self.cpu >= self.cpu_seconds
 
     def projected_over(self) -> str | None:
         """Which budget the whole download is on course to exceed, if any (judged from what was simulated)."""
@@ -69,24 +69,14 @@ class Export:
             return f"about {self.cpu * share:,.0f} s of CPU (the limit is {self.cpu_seconds:g} s)"
         return None
 
-    async def rest(self, head: list[str], cut_short: str) -> AsyncIterator[str]:
-        if head:
-            yield "\n".join(head) + "\n"
-        while not self.done:
-            if self.events >= self.max_events or self.cpu >= self.cpu_seconds:
-                yield json.dumps({"error": cut_short}, separators=(",", ":")) + "\n"
-                return
-            lines = await asyncio.to_thread(self._slice, self.step)
-            del lines[len(lines) - max(0, self.events - self.max_events) :]
-            if lines:
-                yield "\n".join(lines) + "\n"
-
-    def _slice(self, step: float) -> list[str]:
+    def slice(self, cpu: float = SLICE_CPU) -> list[str]:
+        """The next lines, simulated in about ``cpu`` CPU seconds; none past the events budget."""
         started = time.thread_time()
-        self.player.advance_to(min(self.until, self.player.now + step))
+        self.player.advance_to(min(self.until, self.player.now + self.step))
         lines = list(map(event_json, self.player.drain()))
         spent = time.thread_time() - started
         self.cpu += spent
         self.events += len(lines)
-        self.step = max(1e-4, self.step * min(2.0, max(0.5, self.SLICE_CPU / max(spent, 1e-6))))
+        self.step = max(1e-4, self.step * min(2.0, max(0.5, cpu / max(spent, 1e-6))))
+        del lines[len(lines) - max(0, self.events - self.max_events) :]
         return lines

@@ -9,15 +9,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .export import Export
+from .downloads import Download, DownloadRefused, DownloadResponse
 from .frames import context
 from .inbound import valid_run_id
 from .player import Player
 from .registry import Param, Pattern, all_patterns, get_pattern
+from .runtime import runtime
 from .scenario import ScenarioError, decode_query, default_scenario, encode
 from .story import frame as story_frame
 from .story import tracker_for
@@ -76,35 +77,29 @@ def pattern_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 async def events(request: HttpRequest, slug: str) -> HttpResponse:
-    """The run a link describes, simulated here, as JSON lines: what the CLI prints, for scripts and checkers.
+    """The run a link describes as JSON lines: what the CLI prints, for scripts and checkers.
 
-    Streamed as it is simulated, within a budget of events and CPU per download (`Export`); past the budget the
-    answer is 422 with the CLI command that prints the whole stream."""
+    Simulated by a worker, not here, within a budget of events and CPU per download and a number of downloads at
+    once per client (`downloads`), and streamed as it is simulated; past the budget the answer is 422 with the CLI
+    command that prints the whole stream."""
     pattern = _pattern(slug)
-    limits = settings.PLAYGROUND
     query = request.META.get("QUERY_STRING", "")
     try:
-        scenario = decode_query(pattern, query, ignore=LINK_ONLY_KEYS, limits=limits)
+        scenario = decode_query(pattern, query, ignore=LINK_ONLY_KEYS, limits=settings.PLAYGROUND)
         until = _until(_link_value(query, "until") or "60")
     except ScenarioError as exc:
         return _plain("\n".join(exc.problems), status=400)
-    command = f".venv/bin/python manage.py simulate {slug} --link '?{encode(pattern, scenario)}' --until {until:g}"
-    export = Export(
-        Player(pattern, scenario, limits),
-        until,
-        max_events=limits["EXPORT_MAX_EVENTS"],
-        cpu_seconds=limits["EXPORT_CPU_SECONDS"],
-    )
-    head = await export.probe()
-    too_much = export.projected_over()
-    if too_much:
-        return _plain(
-            f"This download would take {too_much}: ask for less (a smaller until=) or print it with\n{command}",
-            status=422,
-        )
-    cut_short = f"stopped at this download's limit of events or CPU; the whole stream: {command}"
-    response = StreamingHttpResponse(export.rest(head, cut_short), content_type="application/x-ndjson")
+    link = encode(pattern, scenario)
+    command = f".venv/bin/python manage.py simulate {slug} --link '?{link}' --until {until:g}"
+    client = request.META.get("REMOTE_ADDR") or "unknown"
+    download = Download(await runtime(), pattern=slug, query=link, until=until, client=client, command=command)
+    try:
+        await download.open()
+    except DownloadRefused as exc:
+        return _plain(str(exc), status=exc.status)
+    response = DownloadResponse(download, content_type="application/x-ndjson")
     response["Content-Disposition"] = f'inline; filename="{slug}-{scenario.seed}.jsonl"'
+    response["X-Simulated-By"] = download.worker  # which worker process: the web process only writes it out
     return response
 
 

@@ -9,7 +9,8 @@ that let five heavy runs stall a server). Starts are a work queue: each start re
 
 Budgets: each tick, at most `PROCESS_SHARE` of the tick's wall time goes to simulation; clients get equal
 shares of it (the lightest first, so that what they leave goes to the others), and a client's share is split
-between its runs. A run that cannot keep up at its speed falls behind and says so.
+between its runs and its events.jsonl downloads (`downloads`: the web process only writes them out). A run that
+cannot keep up at its speed falls behind and says so.
 
 Takeover: a worker renews its leases every `RENEW_EVERY` (an eighth of `LEASE_SECONDS`, one Redis round trip for
 all its runs); one that stops (killed, stalled) loses its runs when their leases lapse, every other worker looks
@@ -38,6 +39,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from .downloads import EXPORT_CHANNEL, EXPORTS_PER_PROCESS, ExportJob
 from .fanout import UNREACHABLE_RETRY
 from .runs import SAVE_EVERY, LiveRun, cmd_group, view_group
 from .store import LEASE_SECONDS
@@ -47,7 +49,7 @@ START_CHANNEL = "playground-runs.start"
 TICK = 0.025  # wall seconds between simulation steps
 PROCESS_SHARE = 0.6  # of each tick's wall time, at most this much is simulation; the rest is I/O and rendering
 RENDER_SHARE = 0.25  # of a core, at most, for rendering frames (every run of the process together)
-RUN_SHARE = 0.015  # CPU seconds one run may use per tick, however idle the rest
+RUN_SHARE = 0.015  # CPU seconds one run (or download) may use per tick, however idle the rest
 RENEW_EVERY = LEASE_SECONDS / 8  # a stall of most of a lease is survived; a renewal is one round trip for all runs
 SCAN_EVERY = LEASE_SECONDS / 8  # how late, at most, an orphan is seen after its lease lapsed
 LAYER_RETRY = 0.5  # seconds to wait after a channel-layer or store error before trying again
@@ -78,6 +80,7 @@ class Worker:
         self.limits = settings.PLAYGROUND
         self.runs: dict[str, LiveRun] = {}
         self.leases: dict[str, Lease] = {}  # run id -> the lease held on it
+        self.exports: dict[str, ExportJob] = {}  # events.jsonl downloads being simulated here
         self.claims = itertools.count(1)
         self.channel = ""
         self.tasks: list[asyncio.Task] = []
@@ -85,7 +88,7 @@ class Worker:
     async def serve(self) -> None:
         """Run until cancelled."""
         self.channel = await self.layer.new_channel()
-        jobs = (self._starts, self._commands, self._renew, self._scan, self._tick)
+        jobs = (self._starts, self._downloads, self._commands, self._renew, self._scan, self._tick)
         self.tasks = [asyncio.create_task(job()) for job in jobs]
         try:
             await asyncio.gather(*self.tasks)
@@ -167,10 +170,44 @@ class Worker:
             await self._adopt(run)
             await self.layer.group_send(view_group(run_id), {"type": "run.moved", "run": run_id})
 
+    # -- downloads --------------------------------------------------------------------------------------------
+    async def _downloads(self) -> None:
+        async def step() -> None:
+            if len(self.exports) >= EXPORTS_PER_PROCESS:
+                await asyncio.sleep(0.25)  # full: leave new downloads to the other workers
+                return
+            message = await self.layer.receive(EXPORT_CHANNEL)
+            if message.get("until_wall", 0) < time.time():  # its web process has stopped waiting for an answer
+                return
+            job = ExportJob(message, self.name, self.channel)
+            self.exports[job.id] = job
+
+        await self._forever("taking a download", step)
+
+    def _download_command(self, message: dict[str, Any]) -> None:
+        job = self.exports.get(message.get("export"))
+        if job is None:
+            return
+        if message.get("action") == "cancel":  # its client went away
+            del self.exports[job.id]
+            log.info("worker %s: download %s cancelled at t=%.3f", self.name, job.id, job.export.player.now)
+        else:
+            job.hear(message)
+
+    async def _send_downloads(self, now: float) -> None:
+        for job in list(self.exports.values()):
+            for message in job.outbox(now):
+                await self.layer.send(job.reply, message)
+            if job.over or job.abandoned(now):
+                self.exports.pop(job.id, None)
+
     # -- steering ---------------------------------------------------------------------------------------------
     async def _commands(self) -> None:
         async def step() -> None:
             message = await self.layer.receive(self.channel)
+            if message.get("type") == "export.command":
+                self._download_command(message)
+                return
             run = self.runs.get(message.get("run"))
             if run is not None:
                 await self._steer(run, message)
@@ -218,7 +255,8 @@ class Worker:
             nonlocal last
             await asyncio.sleep(TICK)
             now = time.monotonic()
-            self.simulate(now - last, [run for run in self.runs.values() if self.holds(run.id, now)])
+            held = [run for run in self.runs.values() if self.holds(run.id, now)]
+            self.simulate(now - last, [*held, *self.exports.values()])
             last = now
             for run in list(self.runs.values()):
                 if not self.holds(run.id, now):  # not renewed in time: frozen until the store says whose it is
@@ -230,22 +268,24 @@ class Worker:
                     if now - run.last_save >= SAVE_EVERY:
                         run.last_save = now
                         await self._save(run)
+            await self._send_downloads(now)
 
         await self._forever("a tick", step)
 
-    def simulate(self, wall: float, runs: list[LiveRun]) -> None:
-        """Share this tick's CPU: clients in equal parts, lightest first; each client's part between its runs."""
-        clients: dict[str, list[LiveRun]] = defaultdict(list)
-        for run in runs:
-            if run.wants_cpu():
-                clients[run.client].append(run)
+    def simulate(self, wall: float, jobs: list[LiveRun | ExportJob]) -> None:
+        """Share this tick's CPU: clients in equal parts, lightest first; each client's part between its runs and
+        downloads."""
+        clients: dict[str, list[LiveRun | ExportJob]] = defaultdict(list)
+        for job in jobs:
+            if job.wants_cpu():
+                clients[job.client].append(job)
         budget = PROCESS_SHARE * TICK
-        for i, (_client, runs) in enumerate(sorted(clients.items(), key=lambda item: sum(r.cpu for r in item[1]))):
+        for i, (_client, mine) in enumerate(sorted(clients.items(), key=lambda item: sum(j.cpu for j in item[1]))):
             share = budget / (len(clients) - i)
             started = time.perf_counter()
-            for j, run in enumerate(sorted(runs, key=lambda r: r.cpu)):
+            for k, job in enumerate(sorted(mine, key=lambda j: j.cpu)):
                 spent = time.perf_counter() - started
-                run.advance(wall, min(RUN_SHARE, max(0.0, share - spent) / (len(runs) - j)))
+                job.advance(wall, min(RUN_SHARE, max(0.0, share - spent) / (len(mine) - k)))
             budget -= time.perf_counter() - started
 
     def frame_interval(self, run: LiveRun) -> float:
