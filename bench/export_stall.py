@@ -3,7 +3,8 @@
 Starts one daphne; a bystander GETs the home page and does a websocket round trip (a command before Start, answered
 at once) every 50 ms, first alone for a baseline, then while `--downloads` downloads run at once: the issue's
 heaviest link (refused after a probe, with the CLI command) and a long stream within the budget. Prints each
-download's status, bytes, first-byte and total wall time, daphne's CPU and RSS, and the bystander's latencies.
+download's status, bytes, first-byte and total wall time, daphne's CPU and RSS, the CPU of its worker processes
+(which simulate the downloads), and the bystander's latencies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from _common import Daphne, bench_parser, percentile, run_benchmark
 from websockets.sync.client import connect
+from ws_fanout import children_cpu
 
 HEAVY = "/patterns/load-balancing/events.jsonl?rate=2000&servers=32&algorithms=rr.random.lc.p2c&until=600"
 LONG = "/patterns/circuit-breaker/events.jsonl?until=600"
@@ -74,9 +76,10 @@ def watch(port: int, seconds: float | None, threads: list[threading.Thread]) -> 
 
 
 def measure(args) -> dict[str, Any]:
-    with Daphne({"PLAYGROUND_COMMANDS_PER_SECOND": "1000"}) as server:
+    with Daphne({"PLAYGROUND_COMMANDS_PER_SECOND": "1000", "PLAYGROUND_EXPORTS_PER_CLIENT": "3"}) as server:
+        cpu_alone = server.cpu_seconds()
         baseline = watch(server.port, args.baseline_seconds, [])
-        cpu, rss = server.cpu_seconds(), rss_mb(server.proc.pid)
+        cpu, rss, workers = server.cpu_seconds(), rss_mb(server.proc.pid), children_cpu(server.proc.pid)
         results: list[dict[str, Any]] = [{} for _ in args.downloads.split(",")]
         threads = [
             threading.Thread(target=download, args=(server.port, path, out))
@@ -88,6 +91,8 @@ def measure(args) -> dict[str, Any]:
         return {
             "downloads": results,
             "cpu_s": server.cpu_seconds() - cpu,
+            "cpu_alone_s": cpu - cpu_alone,
+            "workers_cpu_s": children_cpu(server.proc.pid) - workers,
             "rss_mb": [rss, rss_mb(server.proc.pid)],
             "bystander": {"alone": baseline, "during": loaded},
         }
@@ -100,7 +105,11 @@ def report(result: dict[str, Any]) -> None:
             f"first byte {d['first_byte_s'] * 1000:.0f} ms, total {d['total_s']:.1f} s"
         )
     rss = result["rss_mb"]
-    print(f"daphne CPU during the downloads {result['cpu_s']:.1f} s; RSS {rss[0]:.0f} MB -> {rss[1]:.0f} MB")
+    print(
+        f"daphne CPU: {result['cpu_alone_s']:.1f} s with the bystander alone, {result['cpu_s']:.1f} s during the "
+        f"downloads (the bystander's requests included); worker processes' CPU during the downloads "
+        f"{result['workers_cpu_s']:.1f} s; daphne RSS {rss[0]:.0f} MB -> {rss[1]:.0f} MB"
+    )
     for when, times in result["bystander"].items():
         for what in ("page", "socket"):
             values = [t * 1000 for t in times[what]]
