@@ -149,7 +149,7 @@ class Worker:
 
     async def _save(self, run: LiveRun) -> None:
         lease = self.leases.get(run.id)
-        if lease is None or not await self.store.save(run.id, run.state(), lease.token):
+        if lease is not None and not await self.store.save(run.id, run.state(), lease.token):
             log.warning("worker %s: lost run %s to another worker", self.name, run.id)
             await self._drop(run.id)
 
@@ -233,6 +233,8 @@ class Worker:
             held, sent = dict(self.leases), time.monotonic()
             lost = set(await self.store.renew({run_id: (lease.token, lease.client) for run_id, lease in held.items()}))
             for run_id, lease in held.items():
+                if self.leases.get(run_id) is not lease:  # ended meanwhile
+                    continue
                 if run_id in lost:  # another worker holds it now (this one stalled): let it go quietly
                     log.warning("worker %s: lost run %s to another worker", self.name, run_id)
                     await self._drop(run_id)

@@ -67,9 +67,7 @@ async def test_a_download_beyond_the_budget_is_refused_up_front_with_the_cli_com
     assert text.endswith(f"\n{command}\n")
 
 
-async def test_a_run_heavier_than_its_probe_stops_at_the_budget_and_says_how_to_get_the_rest(
-    async_client, monkeypatch
-):
+async def test_a_run_heavier_than_its_probe_stops_at_the_budget_and_says_how_to_get_the_rest(async_client, monkeypatch):
     monkeypatch.setattr(Export, "projected_over", lambda self: None)  # the probe judged it light
     with limits(EXPORT_MAX_EVENTS=300, EXPORT_CPU_SECONDS=60.0):
         response = await async_client.get("/patterns/toy/events.jsonl?rate=500&until=40")

@@ -153,7 +153,7 @@ async def test_connections_per_client_are_capped_with_a_clear_close():
         for comm in (second, again):
             await comm.disconnect()
         live = await runtime()
-        assert not live.hub.connections and not live.store.connections
+        assert not live.hub.connections and not live.store.slots
 
 
 @pytest.mark.parametrize(
