@@ -49,6 +49,11 @@ SLOT_SECONDS = 60.0  # a download counted in the store lapses this long after it
 UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): downloads cannot be simulated until it can."
 
 
+def error_line(text: str) -> str:
+    """The last line of a download cut short (without its newline): what stopped it, how to get the whole stream."""
+    return json.dumps({"error": text}, separators=(",", ":"))
+
+
 class DownloadRefused(Exception):
     """A download that cannot be served: its HTTP status and the text that says why and what to do instead."""
 
@@ -112,7 +117,7 @@ class ExportJob:
                 self.opened = self._opened(too_much or "")
                 self.finished = bool(too_much)
             elif self.opened is not None and not export.done and export.spent:
-                self._add([json.dumps({"error": self.cut_short}, separators=(",", ":"))])
+                self._add([error_line(self.cut_short)])
                 self.finished = True
             if export.done:
                 self.finished = True
@@ -227,6 +232,11 @@ class Download:
                 503,
                 f"No worker is free to simulate this download now: try again soon, or print it with\n{self.command}",
             ) from None
+        if "problem" in opened:
+            problem = opened["problem"]
+            raise DownloadRefused(
+                503, f"A worker cannot simulate this download ({problem}): print it with\n{self.command}"
+            )
         self.worker, self.worker_channel = opened["worker"], opened["channel"]
         if opened["refused"]:
             self.ended = True
@@ -237,32 +247,28 @@ class Download:
             )
 
     async def chunks(self) -> AsyncIterator[str]:
-        """The lines, chunk by chunk, each acknowledged once written; the worker stops if this stops early."""
+        """The lines, chunk by chunk, each acknowledged once written; the worker stops if this stops early. A worker
+        or a Redis gone mid-way ends the stream with a line that says so, as the budget does."""
         renewed = time.monotonic()
         try:
             while not self.ended:
                 try:
                     chunk = await asyncio.wait_for(self.layer.receive(self.reply), CHUNK_TIMEOUT)
                 except TimeoutError:
-                    self.ended = True
-                    yield (
-                        json.dumps(
-                            {"error": f"the worker simulating this download stopped; the whole stream: {self.command}"}
-                        )
-                        + "\n"
-                    )
+                    stopped = f"the worker simulating this download stopped; the whole stream: {self.command}"
+                    yield error_line(stopped) + "\n"
                     return
                 self.ended = chunk["end"]
                 if chunk["data"]:
                     yield chunk["data"]
                 if not self.ended:
-                    await self.layer.send(
-                        self.worker_channel,
-                        {"type": "export.command", "export": self.id, "action": "ack", "n": chunk["n"]},
-                    )
+                    ack = {"type": "export.command", "export": self.id, "action": "ack", "n": chunk["n"]}
+                    await self.layer.send(self.worker_channel, ack)
                 if time.monotonic() - renewed > SLOT_SECONDS / 3:
                     renewed = time.monotonic()
                     await self.store.renew_slots("exports", {self.id: self.client}, SLOT_SECONDS)
+        except (OSError, RedisError):
+            yield error_line(UNREACHABLE) + "\n"
         finally:
             await self.close()
 

@@ -179,7 +179,12 @@ class Worker:
             message = await self.layer.receive(EXPORT_CHANNEL)
             if message.get("until_wall", 0) < time.time():  # its web process has stopped waiting for an answer
                 return
-            job = ExportJob(message, self.name, self.channel)
+            try:
+                job = ExportJob(message, self.name, self.channel)
+            except ValueError as exc:  # the web process checked the link: a worker of another version of the site
+                log.warning("worker %s: cannot simulate download %s: %s", self.name, message.get("export"), exc)
+                await self.layer.send(message["reply"], {"type": "export.opened", "problem": str(exc)})
+                return
             self.exports[job.id] = job
 
         await self._forever("taking a download", step)

@@ -55,6 +55,13 @@ async def test_the_download_streams_in_many_parts_and_is_byte_identical_to_the_c
     assert response["X-Simulated-By"] == "inline"  # the worker's name
 
 
+async def test_events_download_is_the_same_stream_as_the_cli(async_client):
+    response = await async_client.get("/patterns/toy/events.jsonl?seed=4&until=3&do=1:bump:node=0,by=2")
+    events = [json.loads(line) for line in (await body(response)).splitlines()]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert all(e["t"] <= 3 for e in events) and any(e["type"] == "echo" for e in events)
+
+
 async def test_a_download_beyond_the_budget_is_refused_up_front_with_the_cli_command(async_client):
     response = await async_client.get(HEAVY)
     text = response.content.decode()

@@ -1,7 +1,5 @@
 """Pages and downloads, generic over the registry (exercised here with the toy pattern)."""
 
-import json
-
 import pytest
 
 from patterns.core.registry import all_patterns
@@ -61,14 +59,6 @@ def test_a_hostile_link_gets_a_clear_message_not_a_traceback(client):
 
 def test_unknown_pattern_is_a_404(client):
     assert client.get("/patterns/nope/").status_code == 404
-
-
-async def test_events_download_is_the_same_stream_as_the_cli(async_client):
-    response = await async_client.get("/patterns/toy/events.jsonl?seed=4&until=3&do=1:bump:node=0,by=2")
-    lines = b"".join([part async for part in response.streaming_content]).decode().splitlines()
-    events = [json.loads(line) for line in lines]
-    assert [e["seq"] for e in events] == list(range(len(events)))
-    assert all(e["t"] <= 3 for e in events) and any(e["type"] == "echo" for e in events)
 
 
 @pytest.mark.parametrize("query", ["until=-1", "until=1e9", "until=x", "rate=0"])
