@@ -141,6 +141,10 @@ class Cluster:
         self.ports = [free_port() for _ in range(2 if args.mode == "redis" else 1)]
         self.webs = [start_daphne(self.tmp, port, self.env) for port in self.ports]
         self.procs += self.webs
+        self.started = 0  # workers started so far
+        if args.mode == "pool":  # the pool starts with the first websocket
+            Viewer(self.ports[0]).close()
+            self.started = 2
         for _ in range(2 if args.mode == "redis" else 0):
             self.start_worker()
 
@@ -156,18 +160,22 @@ class Cluster:
         )
         self.workers[name] = proc
         self.procs.append(proc)
+        self.started += 1
 
     def pool(self) -> list[str]:
         out = subprocess.run(["pgrep", "-P", str(self.webs[0].pid)], capture_output=True, text=True).stdout
         return out.split()
 
     def ready(self) -> None:
-        """Two live workers before the next round (a new one needs a couple of seconds to set Django up)."""
-        if self.args.mode == "pool":
-            deadline = time.monotonic() + 30
-            while len(self.pool()) < 2 and time.monotonic() < deadline:
-                time.sleep(0.1)
-        time.sleep(3.0)
+        """Two workers serving before the next round (a new one takes seconds to set Django up on a loaded host):
+        each says so in its log (the pool's in daphne's)."""
+        deadline = time.monotonic() + 60
+        while self.serving() < self.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    def serving(self) -> int:
+        return sum(log.read_text(errors="replace").count(": serving") for log in self.tmp.glob("*.log"))
 
     def kill(self, run_id: str) -> float:
         """Kill -9 the worker of ``run_id`` (a drawn pool worker in pool mode); the time of the kill."""
@@ -175,6 +183,7 @@ class Cluster:
             pid = self.rng.choice(self.pool())
             killed = time.monotonic()
             os.kill(int(pid), signal.SIGKILL)
+            self.started += 1  # the pool starts another
             return killed
         token = self.redis.get(f"playground:lease:{run_id}").decode()
         proc = self.workers.pop(token.split("#")[0])

@@ -26,6 +26,7 @@ from .story import tracker_for
 log = logging.getLogger(__name__)
 SLICE = 0.002  # wall seconds' worth of virtual time simulated between looks at the clock
 MAX_TICK = 0.5  # after a stall (a slow host, a long seek), catch up at most this much wall time
+MAX_OWED = 3.0  # wall seconds a run taken over plays on to be where it would be (a bound on clocks that disagree)
 SAVE_EVERY = 0.25  # wall seconds between saves of a playing run's position (a takeover resumes from the last)
 MIN_SLICE = 0.0005  # virtual seconds: the smallest slice, however heavy the run
 REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
@@ -74,6 +75,7 @@ class LiveRun:
         self.closing = False
         self.behind = False  # could not keep up with its speed on the last tick
         self.replay_to: float | None = None  # taken over: replaying to where the previous worker was
+        self.owed = 0.0  # taken over: wall seconds of play since its state was saved, played on top of the next tick
         self.cpu = 0.0  # CPU seconds spent on the last tick
         self.cost = 0.001  # CPU seconds a virtual second of this run costs (measured as it plays)
         self.render_cost = 0.0  # CPU seconds its last frame took to render
@@ -89,6 +91,8 @@ class LiveRun:
         run = cls(run_id, pattern, state["query"], state["client"], state.get("owner", ""))
         run.playing, run.speed, run.frame = bool(state["playing"]), float(state["speed"]), int(state["frame"])
         run.replay_to = float(state["t"])
+        if run.playing:  # it went on playing after its last save, until its worker died: so it does here
+            run.owed = min(MAX_OWED, max(0.0, time.time() - float(state.get("saved", time.time()))))
         return run
 
     def state(self) -> dict[str, Any]:
@@ -97,6 +101,7 @@ class LiveRun:
             "pattern": player.pattern.slug,
             "query": encode(player.pattern, player.scenario),
             "t": max(player.now, self.replay_to or 0.0),
+            "saved": time.time(),  # wall clock, shared by machines (roughly): what a takeover owes the viewers
             "playing": self.playing,
             "speed": self.speed,
             "frame": self.frame,
@@ -127,7 +132,8 @@ class LiveRun:
         if self.replay_to is not None:
             target, step = self.replay_to, REPLAY_STEP
         else:
-            target, step = player.now + min(wall, MAX_TICK) * self.speed, SLICE * self.speed
+            owed, self.owed = self.owed, 0.0  # played as ordinary time: a story's chapter still pauses it
+            target, step = player.now + (min(wall, MAX_TICK) + owed) * self.speed, SLICE * self.speed
         while player.now < target and player.stopped is None:
             left = deadline - time.perf_counter()
             if left <= 0:
@@ -226,6 +232,7 @@ class LiveRun:
         """Apply a steering command; returns a problem to show, if any. Never raises on a malformed message."""
         action = message.get("action")
         player = self.player
+        self.owed = 0.0  # a viewer acted on what it sees now
         try:
             if action == "pause":
                 self.playing = False

@@ -90,6 +90,7 @@ class Worker:
         self.channel = await self.layer.new_channel()
         jobs = (self._starts, self._downloads, self._commands, self._renew, self._scan, self._tick)
         self.tasks = [asyncio.create_task(job()) for job in jobs]
+        log.info("worker %s: serving", self.name)
         try:
             await asyncio.gather(*self.tasks)
         finally:
