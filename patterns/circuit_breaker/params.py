@@ -6,7 +6,11 @@ production breaker can be typed in and replayed; the explanation page maps each 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from patterns.core.registry import Command, Param, in_group
+from patterns.core.scenario import Action, format_time
 
 from .breaker import HALF_OPEN_RULES, POLICIES, RECORDING_RULES, STATES
 from .engine import BREAKER_TARGETS, SERVICE_TARGETS
@@ -355,3 +359,20 @@ COMMANDS = (
     ),
     Command("reset_breaker", "Reset", (BREAKER_ARG,), help="Back to CLOSED with an empty window and no backoff."),
 )
+
+
+CHAIN_ONLY = {"service": ("A", "B", "C"), "breaker": ("B", "C")}  # names only the chain topology has
+
+
+def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
+    """A scripted command naming a service or breaker of the chain in a single-service run is refused rather than
+    ignored when it comes: that run has S only ("downstream")."""
+    if values["topology"] == "chain":
+        return []
+    return [
+        f"do {format_time(action.t)}: {action.command} names {arg} {value}, which only the chain topology has "
+        "(this run is single: use downstream)"
+        for action in script
+        for arg, value in action.args
+        if value in CHAIN_ONLY.get(arg, ())
+    ]

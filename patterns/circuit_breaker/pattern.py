@@ -8,7 +8,7 @@ from . import diagrams
 from .breaker import STATES
 from .engine import CircuitBreakerEngine
 from .events import EVENT_TYPES
-from .params import COMMANDS, PARAMS
+from .params import COMMANDS, PARAMS, conflicts
 from .presets import PRESETS
 
 SERVICE_COMMANDS = ("outage_on", "outage_off", "slow_on", "slow_off", "set_failure_probability", "set_latency")
@@ -53,6 +53,7 @@ PATTERN = Pattern(
     engine=CircuitBreakerEngine,
     params=PARAMS,
     commands=COMMANDS,
+    conflicts=conflicts,
     event_types=EVENT_TYPES,
     diagrams=(
         Diagram("state", "Breaker states", diagrams.state),

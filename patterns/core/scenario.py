@@ -206,6 +206,12 @@ def never_there(script: Iterable[Action], arg: str, names: Callable[[int], Seque
     return problems
 
 
+def numbered(prefix: str, count: int) -> Callable[[int], list[str]]:
+    """`never_there`'s ``names`` for nodes called prefix1, prefix2, ..., ``count`` at the start, each one added
+    taking the next number."""
+    return lambda added: [f"{prefix}{index}" for index in range(1, count + added + 1)]
+
+
 def parse_command(pattern: Pattern, name: Any, raw_args: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
     """Validate a command and its arguments from a form or websocket frame."""
     command = pattern.command(name) if isinstance(name, str) else None

@@ -8,11 +8,10 @@ request bias, NGINX's weights, Finagle's peak EWMA decay, Maglev's prime table s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from patterns.core.registry import Command, Param, in_group
-from patterns.core.scenario import Action, never_there
+from patterns.core.scenario import Action, never_there, numbered
 
 from .balancers import ALGORITHMS
 from .engine import ALIASES, LANE_SEPARATOR, RING_ALGORITHMS, VNODE_SUFFIX
@@ -227,11 +226,6 @@ COMMANDS = (
 )
 
 
-def server_names(values: Mapping[str, Any], added: int) -> list[str]:
-    """The servers a run can have once ``added`` have been added: s1, s2, ... in the order they joined."""
-    return [f"s{index}" for index in range(1, values["servers"] + added + 1)]
-
-
 def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
     """A scripted command naming a server the run never has (remove_server s9 of five) is refused."""
-    return never_there(script, "server", partial(server_names, values), "add_server")
+    return never_there(script, "server", numbered("s", values["servers"]), "add_server")

@@ -3,11 +3,12 @@ settings a server reads, built once from the parameters (`RaftConfig`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from patterns.core.registry import Command, Param, in_group
+from patterns.core.scenario import Action, never_there, numbered
 
 SERVER_PATTERN = r"s[0-9]{1,2}"
 NODE_PATTERN = r"[sc][0-9]{1,2}"
@@ -233,3 +234,9 @@ class RaftConfig:
             heartbeat=params["heartbeat_ms"] / 1000.0,
             **as_given,
         )
+
+
+def conflicts(values: Mapping[str, Any], script: Sequence[Action]) -> list[str]:
+    """A scripted command naming a server the run never has (crash s9 of five, with no server added before it) is
+    refused; one that may exist then but has gone (removed) is the engine's to ignore, with an event."""
+    return never_there(script, "server", numbered("s", values["servers"]), "add_server")

@@ -7,7 +7,7 @@ from patterns.core.registry import NodeActions, Pattern
 from .diagrams import DIAGRAMS, metrics
 from .engine import RaftEngine
 from .events import EVENT_TYPES
-from .params import COMMANDS, PARAMS
+from .params import COMMANDS, PARAMS, conflicts
 from .presets import PRESETS
 
 NODE_ACTIONS = (
@@ -44,6 +44,7 @@ PATTERN = Pattern(
     engine=RaftEngine,
     params=PARAMS,
     commands=COMMANDS,
+    conflicts=conflicts,
     event_types=EVENT_TYPES,
     diagrams=DIAGRAMS,
     metrics=metrics,

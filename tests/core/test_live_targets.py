@@ -9,7 +9,7 @@ import pytest
 
 from patterns.core.player import Player
 from patterns.core.registry import get_pattern
-from patterns.core.scenario import decode, parse_command
+from patterns.core.scenario import ScenarioError, decode, decode_query, parse_command
 
 from .toy import LIMITS
 
@@ -45,10 +45,41 @@ def test_a_live_command_on_a_node_that_is_not_there_is_refused_and_not_scripted(
     assert [(a.command, a.args) for a in player.scenario.script] == [parse_command(pattern, command, named)]
 
 
-def test_a_scripted_step_on_a_node_not_there_at_its_time_runs_and_is_ignored_with_a_reason() -> None:
+def test_a_scripted_step_on_a_node_gone_by_its_time_runs_and_is_ignored_with_a_reason() -> None:
     """A link or a CLI --do is a scenario that replays the same for everyone: its steps are not judged live."""
     pattern = get_pattern("raft")
-    player = Player(pattern, decode(pattern, [("servers", "5"), ("do", "1:crash:server=s9")]), LIMITS)
-    player.advance_to(2.0)
+    link = [("servers", "5"), ("do", "1:remove_server:server=s5"), ("do", "5:crash:server=s5")]
+    player = Player(pattern, decode(pattern, link), LIMITS)
+    player.advance_to(6.0)
     (ignored,) = [e.fields for e in player.drain() if e.type == "command.ignored"]
-    assert ignored == {"command": "crash", "reason": "there is no server s9 (servers: s1, s2, s3, s4, s5)"}
+    assert ignored == {"command": "crash", "reason": "there is no server s5 (servers: s1, s2, s3, s4)"}
+
+
+# pattern, a link's parameters, its steps, what its refusal says; and parameters with which the run has the node
+NEVER_THERE = [
+    ("raft", "servers=5", "do=1:crash:server=s9", "crash names server s9, which this run does not have", "servers=9"),
+    ("raft", "servers=3", "do=2:add_server&do=1:crash:server=s4", "by then it has s1, s2, s3", "servers=4"),
+    ("circuit-breaker", "topology=single", "do=1:outage_on:service=B", "only the chain topology has", "topology=chain"),
+    (
+        "circuit-breaker",
+        "topology=single",
+        "do=1:force_open:breaker=C",
+        "only the chain topology has",
+        "topology=chain",
+    ),
+    ("load-balancing", "servers=3", "do=1:fail_server:server=s4", "names server s4", "servers=4"),
+    ("messaging", "consumers=2", "do=1:crash_consumer:consumer=W3", "names consumer W3", "consumers=3"),
+]
+
+
+@pytest.mark.parametrize(
+    ("slug", "params", "steps", "message", "fix"), NEVER_THERE, ids=[f"{c[0]}-{c[2]}" for c in NEVER_THERE]
+)
+def test_a_link_naming_a_node_its_run_never_has_is_refused_with_a_message(
+    slug: str, params: str, steps: str, message: str, fix: str
+) -> None:
+    pattern = get_pattern(slug)
+    with pytest.raises(ScenarioError) as refused:
+        decode_query(pattern, f"{params}&{steps}", limits=LIMITS)
+    assert message in str(refused.value)
+    assert decode_query(pattern, f"{fix}&{steps}", limits=LIMITS).script  # the same steps where the node exists
