@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
 from django.template.loader import render_to_string
 
 from .player import Player
-from .scenario import encode
+from .scenario import decode, encode, format_time
 
+SEEK_BEFORE = 0.001  # virtual seconds: a step's marker seeks this much before it, where it is still to come
 # event fields that name a node: the log's node filter matches rows by these
 NODE_FIELDS = frozenset(
     {"server", "node", "src", "dst", "consumer", "service", "breaker", "hop", "lane", "leader", "candidate", "voter"}
@@ -106,10 +108,45 @@ def context(
         "log": log_rows(player, log),
         "viewers": viewers,
         "message": message,
-        "script": [a.text(player.pattern.command(a.command)) for a in player.scenario.script],
+        "script": script_steps(player) if with_script else [],
         "with_script": with_script,
         "behind": behind,
     }
+
+
+def script_steps(player: Player) -> list[dict[str, Any]]:
+    """The run's script as the timeline and the script list show it: each step's place, time, text (the link's
+    form, which a remove frame quotes back), a label for people, and whether its preset scripts it or a viewer
+    added it (a live step)."""
+    pattern, scenario = player.pattern, player.scenario
+    planned = Counter(decode(pattern, [("preset", scenario.preset)]).script if pattern.preset(scenario.preset) else ())
+    steps = []
+    for index, action in enumerate(scenario.script):
+        command = pattern.command(action.command)
+        text = action.text(command)
+        args = text.split(":", 2)[2:]
+        scripted = planned[action] > 0
+        if scripted:
+            planned[action] -= 1
+        label = f"{format_time(action.t)} s: {command.label}" + (f" ({args[0]})" if args else "")
+        seek = {"action": "seek", "t": max(0.0, round(action.t - SEEK_BEFORE, 3))}  # the step not yet applied
+        remove = {"action": "remove", "index": index, "step": text}
+        steps.append(
+            {
+                "index": index,
+                "t": action.t,
+                "text": text,
+                "label": label,
+                "live": not scripted,
+                "seek": _json(seek),
+                "remove": _json(remove),
+            }
+        )
+    return steps
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def render_frame(ctx: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 The player is pure (no asyncio, no wall clock): the live runner decides how far to advance per tick, the CLI
 advances straight to the end. Both go through `advance_to`, which applies each scripted action between
 `Simulation.run_until` calls: run to the action's time, apply it, go on. A live action is inserted into the script at
-its time and reached the same way, so a shared link replays exactly what the viewer saw.
+its time and reached the same way, so a shared link replays exactly what the viewer saw; it may cut the steps not
+yet applied instead of keeping them, and any step may be removed, the run then re-simulated without it.
 
 Snapshots are pickles of ``(simulation, engine)`` taken at regular virtual times. A snapshot at time B holds the
 effect of every scripted action at or before B; an action inserted at time t therefore discards the snapshots at
@@ -18,6 +19,7 @@ import bisect
 import pickle
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .registry import Pattern
@@ -113,8 +115,9 @@ class Player:
         self.stopped = None
         return t
 
-    def act(self, command: str, args: tuple[tuple[str, Any], ...]) -> Action:
-        """Apply a perturbation now: it lands at the next whole millisecond, and the script's later steps stay.
+    def act(self, command: str, args: tuple[tuple[str, Any], ...], *, cut: bool = False) -> Action:
+        """Apply a perturbation now: it lands at the next whole millisecond, and the script's later steps stay,
+        unless ``cut``: then the steps not yet applied are cut from the script (the learner rewrites the future).
 
         A command naming a node that does not exist now is refused, never recorded in the script. What was
         simulated past it is no longer this run's future: snapshots from its time on are dropped.
@@ -123,15 +126,38 @@ class Player:
         if action.t > self.max_time:
             raise ValueError("the run is at its maximum virtual time; rewind to act")
         self.pattern.check_targets(self.engine, command, args)
-        self.scenario = self.scenario.with_action(action)
-        self._script = self.scenario.script
-        self._snapshots = [s for s in self._snapshots if s[0] < action.t]
-        self._next_snapshot = self._snapshot_after(self.sim.now)
-        self.horizon = self.sim.now
+        scenario = replace(self.scenario, script=self._script[: self._next_action]) if cut else self.scenario
+        self._rewrite(scenario.with_action(action), action.t)
         self.advance_to(action.t)
         return action
 
+    def remove(self, index: int) -> float:
+        """Take step ``index`` out of the script; returns the time to advance to: where the run was.
+
+        What was simulated from the step's time on is no longer this run's: snapshots from then are dropped, and a
+        step already applied puts the run back to the latest snapshot before it, to re-simulate without it.
+        """
+        script = self._script
+        if not 0 <= index < len(script):
+            raise ValueError(f"the script has no step {index + 1} (it has {len(script)})")
+        now, applied = self.sim.now, index < self._next_action
+        self._rewrite(replace(self.scenario, script=script[:index] + script[index + 1 :]), script[index].t)
+        if applied:
+            self._restore(self._snapshots[-1] if self._snapshots else None)
+            self.recent.clear()
+        self.stopped = None
+        return now
+
     # -- internals --------------------------------------------------------------------------------------------
+    def _rewrite(self, scenario: Scenario, since: float) -> None:
+        """Take ``scenario`` (the script changed from virtual time ``since`` on) as this run's: the snapshots from
+        ``since`` on and what was simulated past now are no longer its future."""
+        self.scenario = scenario
+        self._script = scenario.script
+        self._snapshots = [s for s in self._snapshots if s[0] < since]
+        self._next_snapshot = self._snapshot_after(self.sim.now)
+        self.horizon = self.sim.now
+
     def _reached(self) -> None:
         self.horizon = max(self.horizon, self.sim.now)
         if self.sim.now >= self.max_time:

@@ -155,6 +155,26 @@ class LiveRun:
         self.dirty = True
         self.cpu = time.perf_counter() - started
 
+    def _remove(self, index: Any, step: Any) -> None:
+        """Remove script step ``index``, which must still be ``step`` (another viewer may have changed the script
+        since this one saw it); the run re-simulates from there back to where it was, under the worker's budget."""
+        player = self.player
+        script = player.scenario.script
+        if not isinstance(index, int) or not 0 <= index < len(script):
+            raise ValueError(f"the script has no step {index} (it has {len(script)}): look at it again")
+        shown = script[index].text(player.pattern.command(script[index].command))
+        if step != shown:
+            raise ValueError(f"step {index + 1} of the script is now {shown}, not {step}: look at it again")
+        self.replay_to = player.remove(index)
+        self._rewind_story()
+        if self.story is not None:  # the run no longer plays the preset's script
+            self.story.off_script = True
+
+    def _rewind_story(self) -> None:
+        """After the player went back to a snapshot: the story forgets what came after it (the replay finds it)."""
+        if self.story is not None:
+            self.story.rewind(self.player.now, self.player.last_seq)
+
     def _drain(self) -> bool:
         """Take the player's new events and feed them to the story; True when a chapter that pauses was reached."""
         events = self.player.drain()
@@ -248,12 +268,14 @@ class LiveRun:
                 self.speed = min(max(speed, self.limits["MIN_SPEED"]), self.limits["MAX_SPEED"])
             elif action in ("seek", "reset"):  # re-simulated under the worker's budget, like a takeover
                 t = float(message["t"]) if action == "seek" else 0.0
-                self.playing, self.replay_to = False, player.rewind(t)
-                if self.story is not None:  # back to the snapshot the replay starts from
-                    self.story.rewind(player.now, player.last_seq)
+                # past the furthest time reached (a step ahead on the timeline): simulated on to it
+                self.playing, self.replay_to = False, min(max(player.rewind(t), t), player.max_time)
+                self._rewind_story()
             elif action == "command":
                 name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
-                player.act(name, args)
+                player.act(name, args, cut=message.get("cut_later") is True)
+            elif action == "remove":
+                self._remove(message.get("index"), message.get("step"))
             else:
                 return f"unknown action {action!r}"
         except (KeyError, TypeError, ValueError) as exc:  # checked by the consumer already: a stray message

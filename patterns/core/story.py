@@ -249,6 +249,7 @@ def frame(tracker: StoryTracker) -> dict[str, Any]:
                 "text": c.text,
                 "when": c.when(),
                 "t": tracker.reached[i].t if i < len(tracker.reached) else None,
+                "at": c.at,  # where the timeline shows a chapter pinned to a time before it is reached
                 "pause": c.pause,
             }
             for i, c in enumerate(tracker.chapters)

@@ -37,8 +37,9 @@ from .runtime import runtime
 from .scenario import ScenarioError, decode, encode, parse_command
 from .workers import START_CHANNEL
 
-BROWSER_ACTIONS = ("start", "join", "pause", "play", "step", "speed", "seek", "reset", "command")
-FORM_KEYS_IGNORED = ("action", "HEADERS", "command")
+BROWSER_ACTIONS = ("start", "join", "pause", "play", "step", "speed", "seek", "reset", "command", "remove")
+FORM_KEYS_IGNORED = ("action", "HEADERS", "command", "cut_later")
+MAX_STEP_TEXT = 500  # characters of a script step's text, as a remove frame quotes it
 JOIN_TIMEOUT = 3.0
 START_TIMEOUT = 20.0  # a new run waits for a worker: the default pool's first ones are still starting
 UNREACHABLE = "The server cannot reach its Redis (REDIS_URL): live runs cannot start or be joined until it can."
@@ -207,6 +208,12 @@ class RunConsumer(AsyncWebsocketConsumer):
         elif action == "command":
             raw = {k: v for k, v in request.items() if k not in FORM_KEYS_IGNORED}
             forward["command"], forward["args"] = parse_command(self.pattern, request.get("command"), raw)
+            cut = request.get("cut_later", False)
+            if not isinstance(cut, bool):
+                raise ScenarioError(["cut_later: expected true or false (whether to cut the script's later steps)"])
+            forward["cut_later"] = cut
+        elif action == "remove":  # the run checks that the step is still there: only it knows its script
+            forward["index"], forward["step"] = _step(request)
         await self.to_run(forward)
 
     async def start(self, request: dict[str, Any]) -> None:
@@ -298,6 +305,19 @@ def _form_pairs(request: dict[str, Any]) -> list[tuple[str, str]]:
                 raise ScenarioError([f"{shown(key)}: form fields must be text"])
             pairs.append((key, item))
     return pairs
+
+
+def _step(request: dict[str, Any]) -> tuple[int, str]:
+    """A remove frame's step: its index in the script (from 0) and its text as the viewer saw it."""
+    index, step = request.get("index"), request.get("step")
+    problems = []
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        problems.append("index: expected the step's place in the script, a whole number from 0")
+    if not isinstance(step, str) or not 0 < len(step) <= MAX_STEP_TEXT:
+        problems.append(f"step: expected the step's text as the script shows it (at most {MAX_STEP_TEXT} characters)")
+    if problems:
+        raise ScenarioError(problems)
+    return index, step
 
 
 def _number(value: Any, name: str, low: float, high: float) -> float:

@@ -528,14 +528,22 @@
   let pointerOnTimeline = false;
   let lastTimelineInput = 0;
   const USER_GRACE_MS = 1500; // after the user touched the slider, frames leave its value alone this long
+  const SEEK_BEFORE = 0.001; // a marker seeks this much before its time, where its step or chapter is still to come
 
+  // The script's steps (#timeline-steps, server HTML sent when the script changes) and the story's chapters
+  // (#timeline-chapters, drawn here from frame.story) sit on the slider's track. The track spans from 0 to the
+  // furthest of the time reached and every marker, so a step still to come shows where it will happen (a seek past
+  // the time reached simulates on to it).
   function applyTimeline(f) {
     const slider = document.getElementById("timeline");
     const now = document.getElementById("timeline-now");
     const t = Number(f.t) || 0;
     const horizon = Math.max(Number(f.horizon) || 0, t);
+    drawChapters(f.story);
+    const marks = [...document.querySelectorAll(".track .mark")];
+    const end = Math.max(horizon, ...marks.map((m) => Number(m.dataset.t) || 0));
     if (slider) {
-      if (slider.max !== String(horizon)) slider.max = String(horizon);
+      if (slider.max !== String(end)) slider.max = String(end);
       const userBusy = pointerOnTimeline ||
         (document.activeElement === slider && performance.now() - lastTimelineInput < USER_GRACE_MS);
       if (!userBusy && slider.value !== String(t)) slider.value = String(t);
@@ -544,6 +552,73 @@
       const text = `${t.toFixed(1)} s / ${horizon.toFixed(1)} s`;
       if (now.textContent !== text) now.textContent = text;
     }
+    const cutting = offerCut(f, t);
+    for (const mark of marks) {
+      const at = Number(mark.dataset.t) || 0;
+      const place = end > 0 ? at / end : 0;
+      if (mark.style.getPropertyValue("--at") !== place.toFixed(4)) mark.style.setProperty("--at", place.toFixed(4));
+      mark.classList.toggle("near-start", place < 0.15); // its tooltip opens rightwards, not off the screen
+      mark.classList.toggle("near-end", place > 0.85);
+    }
+    for (const step of document.querySelectorAll("#timeline-steps .mark, #run-script li.step")) {
+      step.classList.toggle("cut", cutting && Number(step.dataset.t) > t);
+    }
+  }
+
+  // "Cut later steps" is offered while some step is still to come: checked, the next perturbation also cuts them
+  // from the script (the server's default keeps them). The timeline strikes out what would go. True when checked.
+  function offerCut(f, t) {
+    const choice = document.getElementById("cut-later-choice");
+    const box = document.getElementById("cut-later");
+    if (!choice || !box) return false;
+    const later = [...document.querySelectorAll("#timeline-steps .mark")].some((m) => Number(m.dataset.t) > t);
+    const offered = Boolean(f.run) && later;
+    if (choice.hidden === offered) choice.hidden = !offered;
+    if (!offered && box.checked) box.checked = false;
+    return box.checked;
+  }
+
+  // One button per chapter with a time: reached (its time), or pinned to a time still to come (drawn hollow).
+  function drawChapters(story) {
+    const holder = document.getElementById("timeline-chapters");
+    if (!holder) return;
+    const chapters = (story && story.chapters) || [];
+    while (holder.children.length > chapters.length) holder.lastElementChild.remove();
+    chapters.forEach((chapter, index) => {
+      let mark = holder.children[index];
+      if (!mark) {
+        mark = document.createElement("button");
+        mark.type = "button";
+        mark.className = "mark chapter";
+        holder.appendChild(mark);
+      }
+      const reached = chapter.t !== null && chapter.t !== undefined;
+      const t = reached ? chapter.t : chapter.at;
+      mark.hidden = t === null || t === undefined;
+      if (mark.hidden) return;
+      const time = `${Number(t.toFixed(3))} s`;
+      const label = `Chapter ${index + 1}, ${reached ? `reached at ${time}` : chapter.when}: ${chapter.text}`;
+      if (mark.dataset.t !== String(t)) mark.dataset.t = String(t);
+      if (mark.getAttribute("aria-label") !== label) {
+        mark.setAttribute("aria-label", label);
+        mark.dataset.label = `Chapter ${index + 1} (${time}): ${chapter.text}`;
+      }
+      mark.classList.toggle("planned", !reached);
+      mark.classList.toggle("current", index === story.current);
+    });
+  }
+
+  // A chapter's marker seeks just before it, as a step's does (those are ws-send buttons of the server's HTML).
+  function seekBefore(mark) {
+    if (!socket || !frame || !frame.run) return;
+    lastSender = mark;
+    socket.send(JSON.stringify({ action: "seek", t: Math.max(0, Number(mark.dataset.t) - SEEK_BEFORE) }));
+  }
+
+  // Delete (or Backspace) on a step's marker removes the step, through its row of the script list.
+  function removeStep(mark) {
+    const row = document.querySelector(`#run-script li[data-index="${CSS.escape(mark.dataset.index)}"]`);
+    row?.querySelector("button.remove")?.click();
   }
 
   // ---------------------------------------------------------------- frames
@@ -766,7 +841,7 @@
     note.setAttribute("role", "alert");
     note.textContent = box.textContent.trim();
     for (const el of document.querySelectorAll(".control-error")) el.remove();
-    lastSender.insertAdjacentElement("afterend", note);
+    (lastSender.closest(".timebar") || lastSender).insertAdjacentElement("afterend", note); // under the run bar
     box.replaceChildren();
   }
 
@@ -874,6 +949,7 @@
     else if (target.closest("#story-back")) storyButton("back");
     else if (target.closest(".group-picker button")) cycleGroup(target.closest(".group-picker button"));
     else if (target.closest("#event-log button.seek")) seekTo(Number(target.closest("li").dataset.t));
+    else if (target.closest("#timeline-chapters .mark")) seekBefore(target.closest(".mark"));
     else if (target.closest(".details-close")) {
       const box = target.closest(".diagram-details");
       for (const d of diagrams.values()) if (d.box === box) closeDetails(d);
@@ -885,6 +961,12 @@
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       for (const d of diagrams.values()) if (d.selected !== null) closeDetails(d);
+      return;
+    }
+    if ((event.key === "Delete" || event.key === "Backspace") && event.target instanceof Element &&
+        event.target.matches("#timeline-steps .mark")) {
+      event.preventDefault();
+      removeStep(event.target);
       return;
     }
     if (event.key !== "Enter" && event.key !== " ") return;
@@ -913,6 +995,14 @@
   });
   document.querySelectorAll("fieldset.options").forEach(optionsFromText);
   document.addEventListener("htmx:wsAfterMessage", () => { readFrame(); placeError(); filterLog(); });
+  // A perturbation sent while "Cut later steps" is checked says so (the websocket frame's `cut_later`).
+  document.addEventListener("htmx:wsConfigSend", (event) => {
+    const choice = document.getElementById("cut-later-choice");
+    const params = event.detail && event.detail.parameters;
+    if (params && params.action === "command" && choice && !choice.hidden && document.getElementById("cut-later").checked) {
+      params.cut_later = true;
+    }
+  });
   document.addEventListener("htmx:wsAfterSend", (event) => {
     lastSender = event.target instanceof Element ? event.target : null;
     clearErrors();
@@ -921,6 +1011,7 @@
     const target = event.target instanceof Element ? event.target : null;
     if (!target) return;
     if (target.closest(".log-filters")) filterLog();
+    else if (target.id === "cut-later" && frame) applyTimeline(frame);
     else if (target.matches("fieldset.options input[type=checkbox]")) textFromOptions(target.closest("fieldset"));
     else if (target.id === "preset-select") {
       const url = new URL(location.pathname, location.origin);

@@ -128,7 +128,9 @@ def test_limits_stop_a_run():
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    moves=st.lists(st.tuples(st.sampled_from(["advance", "seek", "act", "step"]), st.floats(0, 30)), max_size=8),
+    moves=st.lists(
+        st.tuples(st.sampled_from(["advance", "seek", "act", "cut", "remove", "step"]), st.floats(0, 30)), max_size=8
+    ),
 )
 def test_any_sequence_of_live_moves_is_replayed_by_the_final_link(seed, moves):
     player = Player(TOY, default_scenario(TOY, seed=seed), {**LIMITS, "SNAPSHOT_EVERY": 2.0})
@@ -137,8 +139,10 @@ def test_any_sequence_of_live_moves_is_replayed_by_the_final_link(seed, moves):
             player.advance_to(player.now + t)
         elif move == "seek":
             player.seek(t)
-        elif move == "act":
-            player.act("bump", (("node", int(t) % 3), ("by", 1)))
+        elif move in ("act", "cut"):
+            player.act("bump", (("node", int(t) % 3), ("by", 1)), cut=move == "cut")
+        elif move == "remove" and player.scenario.script:
+            player.advance_to(player.remove(int(t) % len(player.scenario.script)))
         else:
             player.step()
     end = player.now + 5
@@ -177,3 +181,45 @@ def test_snapshots_thin_out_past_their_byte_budget():
     assert sizes[10**9] == (120, sizes[10**9][1], 1.0)
     count, total, every = sizes[20_000]
     assert total <= 20_000 and every > 1.0 and count >= 20_000 // (2 * max(1, sizes[10**9][1] // 120))
+
+
+SCRIPTED = [("rate", "20"), ("do", "3:bump:node=0,by=5"), ("do", "6:pause:node=1,on=true"), ("do", "9:label:name=end")]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("at", [2.0, 7.5, 12.0])
+def test_removing_a_step_re_simulates_the_run_as_if_it_had_never_been_scripted(index, at):
+    player = Player(TOY, decode(TOY, SCRIPTED), {**LIMITS, "SNAPSHOT_EVERY": 2.0})
+    player.advance_to(14.0)
+    player.seek(at)
+    player.drain()
+    removed = player.scenario.script[index]
+    player.advance_to(player.remove(index))  # back to where the run was, without the step
+    assert removed not in player.scenario.script and len(player.scenario.script) == 2
+    assert player.now == at and player.horizon == at
+    rest = list(event_lines(player, 14.0))
+    without = replay(player.scenario, 14.0)
+    assert rest == without[-len(rest) :] and _t(without[-len(rest) - 1]) <= at
+    assert removed.command not in [_command(line) for line in without if '"type":"command"' in line]
+    player.seek(1.0)  # every snapshot left is one of the run without the step
+    assert [event_json(e) for e in player.recent] + list(event_lines(player, 14.0)) == without
+
+
+def test_removing_a_step_that_is_not_there_is_refused_and_changes_nothing():
+    player = Player(TOY, decode(TOY, SCRIPTED), LIMITS)
+    player.advance_to(4.0)
+    for index in (-1, 3):
+        with pytest.raises(ValueError, match=r"the script has no step .* \(it has 3\)"):
+            player.remove(index)
+    assert len(player.scenario.script) == 3 and player.now == 4.0
+
+
+def test_a_live_action_after_a_seek_back_may_cut_the_later_steps_instead_of_keeping_them():
+    player = Player(TOY, decode(TOY, SCRIPTED), LIMITS)
+    player.advance_to(12.0)
+    player.seek(4.0)  # after the bump at 3 s, before the pause at 6 s and the label at 9 s
+    player.act("bump", (("node", 2), ("by", 1)), cut=True)
+    assert [(a.t, a.command) for a in player.scenario.script] == [(3.0, "bump"), (4.0, "bump")]
+    rest = list(event_lines(player, 12.0))
+    assert rest == replay(player.scenario, 12.0)[-len(rest) :]
+    assert [_command(line) for line in rest if '"type":"command"' in line] == ["bump"]  # no pause, no label
