@@ -160,9 +160,9 @@ class LiveRun:
         since this one saw it); the run re-simulates from there back to where it was, under the worker's budget."""
         player = self.player
         script = player.scenario.script
-        if not isinstance(index, int) or not 0 <= index < len(script):
-            raise ValueError(f"the script has no step {index} (it has {len(script)}): look at it again")
-        shown = script[index].text(player.pattern.command(script[index].command))
+        if not isinstance(index, int):
+            raise TypeError("index: expected a whole number")
+        shown = script[index].text(player.pattern.command(script[index].command)) if 0 <= index < len(script) else step
         if step != shown:
             raise ValueError(f"step {index + 1} of the script is now {shown}, not {step}: look at it again")
         self.replay_to = player.remove(index)

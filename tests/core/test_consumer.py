@@ -117,6 +117,10 @@ async def test_pause_step_seek_speed_and_a_perturbation_are_applied_and_shared()
         ('{"action": "start", "do": ["1:bump", 7]}', "'do': form fields must be text"),
         ('{"action": "start", "zzz": "1"}', "'zzz': not a parameter of Toy ticker"),
         ("x" * 9000, "too large"),
+        ('{"action": "remove", "index": -1, "step": "1:bump"}', "index: expected the step's place in the script"),
+        ('{"action": "remove", "index": true, "step": "1:bump"}', "index: expected the step's place in the script"),
+        ('{"action": "remove", "index": 0}', "step: expected the step's text"),
+        ('{"action": "command", "command": "bump", "cut_later": "yes"}', "cut_later: expected true or false"),
     ],
 )
 async def test_hostile_frames_get_a_clear_message_and_the_run_goes_on(frame, message):
@@ -132,6 +136,37 @@ async def test_hostile_frames_get_a_clear_message_and_the_run_goes_on(frame, mes
         assert message in html.unescape(text) and "Traceback" not in text
         after, _ = await next_frame(comm, where=lambda f: f["last_seq"] > before["last_seq"])
         assert after["run"] == before["run"] and after["playing"]
+        await comm.disconnect()
+
+
+async def test_a_step_is_removed_and_later_ones_are_cut_only_when_asked_and_bad_removals_are_refused():
+    with limits():
+        comm = await connect()
+        await send(comm, action="start", rate="20", do=["1:bump:node=0,by=5", "2:label:name=b", "3:label:name=c"])
+        await next_frame(comm, where=lambda f: f["t"] > 2.5)
+        await send(comm, action="pause")
+        await next_frame(comm, where=lambda f: not f["playing"])
+        for index, step, problem in [
+            (3, "3:label:name=c", "the script has no step 4 (it has 3)"),
+            (1, "1:bump:node=0,by=5", "step 2 of the script is now 2:label:name=b, not 1:bump:node=0,by=5"),
+        ]:
+            await send(comm, action="remove", index=index, step=step)
+            _, text = await next_frame(comm, where=lambda f: True)
+            while "the script" not in text:
+                _, text = await next_frame(comm)
+            assert problem in html.unescape(text)
+        await send(comm, action="remove", index=0, step="1:bump:node=0,by=5")
+        removed, text = await next_frame(comm, where=lambda f: "bump" not in f["link"])
+        assert removed["link"].endswith("do=2:label:name=b&do=3:label:name=c") and not removed["playing"]
+        assert 'id="timeline-steps"' in text and text.count('class="mark step live"') == 2  # no preset: both live
+        await send(comm, action="seek", t=1.5)
+        await next_frame(comm, where=lambda f: f["t"] == 1.5)
+        await send(comm, action="command", command="bump", node="1", by="1", cut_later=False)
+        kept, _ = await next_frame(comm, where=lambda f: "bump" in f["link"])
+        assert kept["link"].endswith("do=1.5:bump:node=1,by=1&do=2:label:name=b&do=3:label:name=c")
+        await send(comm, action="command", command="bump", node="2", by="1", cut_later=True)
+        cut, _ = await next_frame(comm, where=lambda f: "node=2" in f["link"])
+        assert cut["link"].endswith("do=1.5:bump:node=1,by=1&do=1.5:bump:node=2,by=1")
         await comm.disconnect()
 
 

@@ -84,3 +84,25 @@ def test_a_live_action_takes_the_run_off_the_script_and_a_bad_one_does_not():
     assert problem or story["off_script"]
     if not problem:
         assert "changed the run" in story["notice"]
+
+
+def test_removing_a_scripted_step_leaves_the_script_and_the_run_never_takes_it():
+    pattern = get_pattern("raft")
+    run = LiveRun("r1", pattern, "preset=leader-crash", "client")  # crash s1 at 2 s, restart at 4 s
+    run.apply({"action": "seek", "t": 3.0})  # past the time reached: the run simulates on to it
+    assert run.replay_to == 3.0
+    crashes = []
+    while run.replay_to is not None:
+        run.advance(0.5, 0.05)
+        crashes += [e for e in run.player.recent if e.type == "raft.crash"]
+    assert run.player.now == 3.0 and crashes and not frame_story(run)["off_script"]
+    assert run.apply({"action": "remove", "index": 0, "step": "2:restart:server=s1"})  # not that step: refused
+    assert run.apply({"action": "remove", "index": 0, "step": "2:crash:server=s1"}) is None
+    assert run.replay_to == 3.0 and run.player.now < 2.0  # back before the crash, to re-simulate without it
+    seen = []
+    while run.replay_to is not None:
+        run.advance(0.5, 0.05)
+        seen += list(run.player.recent)
+    assert run.player.now == 3.0 and not [e for e in seen if e.type == "raft.crash"]
+    assert [a.text(pattern.command(a.command)) for a in run.player.scenario.script] == ["4:restart:server=s1"]
+    assert frame_story(run)["off_script"] and "changed the run" in frame_story(run)["notice"]
