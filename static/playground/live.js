@@ -24,7 +24,11 @@
  *   - Errors: a refused action's message moves next to the control that sent it; the next action clears it.
  *   - Event log: filters by type and node, routine events hidden by default with a count, a click on an
  *     event's time seeks there.
- *   - Timeline slider, "now" label, share link, theme toggle, preset picker (a preset is a new page).
+ *   - Timeline: the slider and its "now" label; on its track, the script's steps (server HTML) and the story's
+ *     chapters as markers, each a button named by its label (also its tooltip) that seeks just before it; Delete
+ *     on a step's marker, or "Remove step" after clicking it, removes the step; "Cut later steps", offered while
+ *     steps are still to come, makes the next perturbation cut them (struck out meanwhile).
+ *   - Share link, theme toggle, preset picker (a preset is a new page).
  *
  * Hook: `htmx:wsAfterMessage`. The ws extension fires it once per message, after every OOB swap is done.
  * (`htmx:oobAfterSwap` fires once per OOB element on every element settled so far, so it is noisy and its
@@ -553,6 +557,7 @@
       if (now.textContent !== text) now.textContent = text;
     }
     const cutting = offerCut(f, t);
+    offerRemove(f);
     for (const mark of marks) {
       const at = Number(mark.dataset.t) || 0;
       const place = end > 0 ? at / end : 0;
@@ -576,6 +581,28 @@
     if (choice.hidden === offered) choice.hidden = !offered;
     if (!offered && box.checked) box.checked = false;
     return box.checked;
+  }
+
+  // The step whose marker was clicked last (the run went just before it): the run bar offers to remove it. After a
+  // removal by the keyboard, the focus goes to the marker now in its place, once the new markers have come.
+  let chosenStep = null;
+  let refocusStep = null;
+
+  function offerRemove(f) {
+    const button = document.getElementById("remove-step");
+    const steps = [...document.querySelectorAll("#timeline-steps .mark")];
+    const mark = chosenStep && steps.find((m) => m.dataset.index === chosenStep.index && m.dataset.label === chosenStep.label);
+    if (button) {
+      const shown = Boolean(mark && f.run);
+      if (button.hidden === shown) button.hidden = !shown;
+      const label = mark ? `Remove step ${Number(mark.dataset.index) + 1}: ${mark.dataset.label}` : "Remove step";
+      if (button.getAttribute("aria-label") !== label) button.setAttribute("aria-label", label);
+      button.title = label;
+    }
+    if (refocusStep !== null && !document.activeElement?.closest("#timeline-steps")) {
+      (steps[Math.min(refocusStep, steps.length - 1)] || document.getElementById("timeline"))?.focus();
+      refocusStep = null;
+    }
   }
 
   // One button per chapter with a time: reached (its time), or pinned to a time still to come (drawn hollow).
@@ -615,9 +642,9 @@
     socket.send(JSON.stringify({ action: "seek", t: Math.max(0, Number(mark.dataset.t) - SEEK_BEFORE) }));
   }
 
-  // Delete (or Backspace) on a step's marker removes the step, through its row of the script list.
-  function removeStep(mark) {
-    const row = document.querySelector(`#run-script li[data-index="${CSS.escape(mark.dataset.index)}"]`);
+  // A step is removed through its row of the script list (whose button sends the frame that names it).
+  function removeStep(index) {
+    const row = document.querySelector(`#run-script li[data-index="${CSS.escape(index)}"]`);
     row?.querySelector("button.remove")?.click();
   }
 
@@ -950,6 +977,11 @@
     else if (target.closest(".group-picker button")) cycleGroup(target.closest(".group-picker button"));
     else if (target.closest("#event-log button.seek")) seekTo(Number(target.closest("li").dataset.t));
     else if (target.closest("#timeline-chapters .mark")) seekBefore(target.closest(".mark"));
+    else if (target.closest("#timeline-steps .mark")) {
+      const mark = target.closest(".mark"); // its own ws-send seeks just before it
+      chosenStep = { index: mark.dataset.index, label: mark.dataset.label };
+      if (frame) applyTimeline(frame);
+    } else if (target.closest("#remove-step") && chosenStep) removeStep(chosenStep.index);
     else if (target.closest(".details-close")) {
       const box = target.closest(".diagram-details");
       for (const d of diagrams.values()) if (d.box === box) closeDetails(d);
@@ -966,7 +998,8 @@
     if ((event.key === "Delete" || event.key === "Backspace") && event.target instanceof Element &&
         event.target.matches("#timeline-steps .mark")) {
       event.preventDefault();
-      removeStep(event.target);
+      refocusStep = Number(event.target.dataset.index);
+      removeStep(event.target.dataset.index);
       return;
     }
     if (event.key !== "Enter" && event.key !== " ") return;
@@ -980,6 +1013,7 @@
   const touchTimeline = (event) => {
     if (!(event.target instanceof Element) || !event.target.closest("#timeline")) return;
     lastTimelineInput = performance.now();
+    chosenStep = null; // the slider moved: no step is chosen any more
     if (event.type === "pointerdown") pointerOnTimeline = true;
   };
   const releaseTimeline = () => {

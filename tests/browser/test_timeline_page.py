@@ -49,7 +49,7 @@ def test_the_script_and_the_chapters_are_markers_on_the_track_and_a_marker_seeks
     assert restart["x"] > crash["x"] + 100  # 4 s twice as far along as 2 s
     marker(page, CRASH).focus()  # keyboard reachable; its label shows as a tooltip, in legible type
     tip = marker(page, CRASH).evaluate(
-        "el => [getComputedStyle(el, '::after').display, getComputedStyle(el, '::after').fontSize, getComputedStyle(el, '::after').content]"
+        "el => { const s = getComputedStyle(el, '::after'); return [s.display, s.fontSize, s.content]; }"
     )
     assert tip[0] == "block" and float(tip[1][:-2]) >= 12 and "Crash (server=s1)" in tip[2]
 
@@ -79,11 +79,12 @@ def test_a_scripted_crash_removed_from_the_timeline_never_happens(live_server_ur
     wait_for_frame(page, "f.story.current === 0 && !f.playing")
     marker(page, CRASH).focus()
     page.keyboard.press("Delete")  # removes the step its marker stands for
-    f = wait_for_frame(page, "!f.link.includes(':crash:')")
-    assert "4:restart:server=s1" in f["link"]
+    f = wait_for_frame(page, "f.link.includes('do=4:restart:server=s1')")  # the link now spells the script out
+    assert ":crash:" not in f["link"]
     page.locator("#timeline-steps .mark").first.wait_for()
     assert page.locator("#timeline-steps .mark").count() == 1
     assert page.locator("#run-script li.step").count() == 1
+    page.wait_for_function("document.activeElement.matches('#timeline-steps .mark')")  # the keyboard stays there
     page.locator("select[name=speed]").select_option("5")
     play_until(page, "f.t > 3", timeout=40)
     cluster = page.locator("figure[data-diagram=cluster]")
@@ -91,10 +92,13 @@ def test_a_scripted_crash_removed_from_the_timeline_never_happens(live_server_ur
     up = page.locator("#metrics tr", has=page.locator("th", has_text="Up")).locator("td")
     assert up.inner_text() == "5 of 5"
     assert page.locator("#story-notice").is_visible()  # the story's remaining steps may not happen as told
-    # A row of the script list removes its step too.
-    page.locator("#run-script li.step").get_by_role("button", name="Remove step 1: 4 s: Restart (server=s1)").click()
+    # A click on a marker goes just before its step and offers, in the run bar, to remove it.
+    marker(page, "Step 1: 4 s: Restart (server=s1)").click()
+    wait_for_frame(page, "f.t === 3.999")
+    page.locator(".timebar").get_by_role("button", name="Remove step 1: 4 s: Restart (server=s1)").click()
     wait_for_frame(page, "!f.link.includes(':restart:')")
     page.locator("#timeline-steps .mark").first.wait_for(state="detached")
+    assert not page.locator("#remove-step").is_visible()
     assert page.errors == []
 
 
@@ -123,4 +127,8 @@ def test_acting_after_a_seek_back_keeps_the_later_steps_unless_cut(live_server_u
     page.wait_for_function("document.querySelectorAll('#timeline-steps .mark').length === 2")
     choice.wait_for(state="hidden")  # nothing left to cut
     assert not page.get_by_label("Cut later steps").is_checked()
+    # A row of the script list (under the workspace) removes its step too.
+    page.locator("#run-script").get_by_role("button", name="Remove step 2: 1.999 s: Time out (server=s4)").click()
+    f = wait_for_frame(page, "!f.link.includes(':timeout:server=s4')")
+    assert ":timeout:server=s3" in f["link"] and page.locator("#timeline-steps .mark").count() == 1
     assert page.errors == []
