@@ -20,6 +20,7 @@ from .player import Player
 from .scenario import decode, encode, format_time
 
 SEEK_BEFORE = 0.001  # virtual seconds: a step's marker seeks this much before it, where it is still to come
+
 # event fields that name a node: the log's node filter matches rows by these
 NODE_FIELDS = frozenset(
     {"server", "node", "src", "dst", "consumer", "service", "breaker", "hop", "lane", "leader", "candidate", "voter"}
