@@ -159,12 +159,12 @@ def test_a_killed_worker_s_run_goes_on_elsewhere_within_5_s_with_the_same_events
     from django.conf import settings
 
     player = Player(pattern, scenario_of(pattern, query), {**settings.PLAYGROUND, "EVENT_HISTORY": 10**6})
-    player.advance_to(frame["t"])
+    player.advance_to(frame["t"] + 0.0005)  # a frame's t is rounded to the millisecond, maybe down
     player.drain()
     expected = {row["seq"]: (row["t"], row["type"], row["detail"]) for row in log_rows(player, 10**6)}
     after = {seq: row for seq, row in rows.items() if seq > before["last_seq"]}
     assert len(after) > 20
-    assert after == {seq: expected[seq] for seq in after}
+    assert after == {seq: expected.get(seq) for seq in after}
 
 
 def test_a_viewer_of_a_killed_web_process_joins_again_from_the_other(redis_url, tmp_path_factory):
