@@ -147,6 +147,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_run(page: Any, base_url: str, pattern: str, preset: str) -> str:
+    """Open the pattern's page (with the preset), press Start and wait until the run plays; its id."""
+    page.add_init_script(INIT_SCRIPT)
+    query = f"?preset={preset}" if preset else ""
+    page.goto(f"{base_url}/patterns/{pattern}/{query}")
+    page.wait_for_function("window.__bench.wsOpen > 0 && !!window.playground", timeout=20000)
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_function("document.body.dataset.run && document.body.dataset.playing === 'true'", timeout=20000)
+    return page.evaluate("document.body.dataset.run")
+
+
 def metrics(cdp: Any) -> dict[str, float]:
     return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
@@ -174,16 +185,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
             page.on("console", lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}"))
             page.on("response", lambda resp: resp.status >= 400 and errors.append(f"HTTP {resp.status}: {resp.url}"))
-            page.add_init_script(INIT_SCRIPT)
-            query = f"?preset={args.preset}" if args.preset else ""
-            page.goto(f"{server.base_url}/patterns/{args.pattern}/{query}")
-            page.wait_for_function("window.__bench.wsOpen > 0 && !!window.playground", timeout=20000)
-
-            page.get_by_role("button", name="Start", exact=True).click()
-            page.wait_for_function(
-                "document.body.dataset.run && document.body.dataset.playing === 'true'", timeout=20000
-            )
-            result["run"] = page.evaluate("document.body.dataset.run")
+            result["run"] = start_run(page, server.base_url, args.pattern, args.preset)
             page.wait_for_timeout(args.warmup * 1000)
 
             # -- busy share while playing at 1x --------------------------------------------------------------

@@ -1,8 +1,12 @@
 """What a viewer sees of a run: one HTML frame of out-of-band fragments, rendered once per run, never per viewer.
 
-A frame carries the full current state of what it updates (status, metrics, recent events, every diagram), so
-a viewer who joins late or reconnects is right after one frame. Diagram data travels as JSON in a hidden
-element's attribute; the page's script re-renders a Mermaid diagram only when its source changed.
+A frame is made of named fragments (`FRAGMENTS`: status, script, metrics, the event log, a message, the frame
+data). A viewer who joins or reconnects gets a full frame of its own, every fragment whole; the frames every
+viewer of a run gets then carry only what changed (`patterns.core.runs.LiveRun.render`): the fragments whose HTML
+differs from the previous frame's, the diagrams whose drawing does, and of the event log only the events new since
+the previous frame, which the page puts on top of the rows it shows and trims to the same bound. Diagram data
+travels as JSON in a hidden element's attribute; the page's script re-renders a Mermaid diagram only when its
+source changed.
 """
 
 from __future__ import annotations
@@ -55,9 +59,10 @@ def frame_data(
     }
 
 
-def log_rows(player: Player, count: int) -> list[dict[str, Any]]:
+def log_rows(player: Player, count: int, after: int | None = None) -> list[dict[str, Any]]:
     """The newest ``count`` events and the newest ``count`` routine ones, newest first, each with its fields as
-    short text and the node names it mentions (for the page's filters).
+    short text and the node names it mentions (for the page's filters); with ``after``, of the events after that
+    sequence number only (what a page that lists the log up to it lacks).
 
     Routine events (heartbeats, deliveries) are most of a busy stream: taken apart, they cannot push the few
     events a learner looks for out of the log, and the page can hide them without an empty log.
@@ -66,6 +71,8 @@ def log_rows(player: Player, count: int) -> list[dict[str, Any]]:
     kept: list[Any] = []
     left = {True: count, False: count}
     for event in reversed(player.recent):
+        if after is not None and event.seq <= after:
+            break
         is_routine = event.type in routine
         if left[is_routine]:
             left[is_routine] -= 1
@@ -92,12 +99,13 @@ def context(
     viewers: int,
     message: str = "",
     diagrams: dict[str, Any] | None = None,
-    with_script: bool = True,
+    log_after: int | None = None,
     behind: bool = False,
     story: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now; ``story`` is the
-    story's `patterns.core.story.frame` when the run tells one."""
+    """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now; with ``log_after`` the
+    log holds only the events after that sequence number (see `log_rows`); ``story`` is the story's
+    `patterns.core.story.frame` when the run tells one."""
     diagrams = drawings(player) if diagrams is None else diagrams
     data = frame_data(player, run_id=run_id, frame=frame, playing=playing, speed=speed, diagrams=diagrams)
     data["story"] = story
@@ -106,11 +114,12 @@ def context(
         "data": data,
         "frame_json": json.dumps(data, separators=(",", ":")),
         "metrics": player.pattern.metrics(player.engine),
-        "log": log_rows(player, log),
+        "log": log_rows(player, log, log_after),
+        "log_after": log_after,
+        "log_keep": log,
         "viewers": viewers,
         "message": message,
-        "script": script_steps(player) if with_script else [],
-        "with_script": with_script,
+        "script": script_steps(player),
         "behind": behind,
     }
 
@@ -150,8 +159,26 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def render_frame(ctx: dict[str, Any]) -> str:
-    return render_to_string("core/frame.html", ctx)
+# a frame's out-of-band fragments, in the order they are sent: #frame-data last (the page reads it after the swaps)
+FRAGMENTS = {
+    "status": "core/_status.html",
+    "script": "core/_script.html",
+    "steps": "core/_steps.html",
+    "metrics": "core/_metrics.html",
+    "log": "core/_log.html",
+    "messages": "core/_messages.html",
+    "frame_data": "core/_frame_data.html",
+}
+
+
+def render_fragments(ctx: dict[str, Any]) -> dict[str, str]:
+    """A frame's fragments by name (`FRAGMENTS`), each an out-of-band swap; the message only when there is one,
+    and the log not when it is only the new events and there are none."""
+    ctx = {**ctx, "oob": True, "level": "info"}
+    skip = {"messages"} if not ctx["message"] else set()
+    if ctx["log_after"] is not None and not ctx["log"]:
+        skip.add("log")
+    return {name: render_to_string(template, ctx) for name, template in FRAGMENTS.items() if name not in skip}
 
 
 def render_message(text: str, *, level: str = "error") -> str:

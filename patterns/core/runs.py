@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 
-from .frames import context, drawings, render_frame, render_message
+from .frames import context, drawings, render_fragments, render_message
 from .player import Player
 from .registry import Pattern, get_pattern
 from .scenario import ScenarioError, decode, encode, parse_command
@@ -30,6 +30,7 @@ MAX_OWED = 3.0  # wall seconds a run taken over plays on to be where it would be
 SAVE_EVERY = 0.25  # wall seconds between saves of a playing run's position (a takeover resumes from the last)
 MIN_SLICE = 0.0005  # virtual seconds: the smallest slice, however heavy the run
 REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
+SENT_IF_CHANGED = ("status", "script", "steps", "metrics")  # fragments a group's frame leaves out when they did not change
 
 
 def cmd_group(run_id: str) -> str:
@@ -80,7 +81,8 @@ class LiveRun:
         self.cost = 0.001  # CPU seconds a virtual second of this run costs (measured as it plays)
         self.render_cost = 0.0  # CPU seconds its last frame took to render
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
-        self.published_script: tuple = ()  # and the script
+        self.sent: dict[str, str] = {}  # and the fragments that a frame sends only when they changed (SENT_IF_CHANGED)
+        self.log_seq: int | None = None  # the newest event their logs list (None: the next frame sends the whole log)
 
     @classmethod
     def resume(cls, run_id: str, state: dict[str, Any]) -> LiveRun:
@@ -166,12 +168,14 @@ class LiveRun:
         if step != shown:
             raise ValueError(f"step {index + 1} of the script is now {shown}, not {step}: look at it again")
         self.replay_to = player.remove(index)
-        self._rewind_story()
+        self._rewound()
         if self.story is not None:  # the run no longer plays the preset's script
             self.story.off_script = True
 
-    def _rewind_story(self) -> None:
-        """After the player went back to a snapshot: the story forgets what came after it (the replay finds it)."""
+    def _rewound(self) -> None:
+        """After the player went back to a snapshot: its events are simulated again, so the next frame sends the
+        whole log, and the story forgets what came after it (the replay finds it)."""
+        self.log_seq = None
         if self.story is not None:
             self.story.rewind(self.player.now, self.player.last_seq)
 
@@ -197,17 +201,21 @@ class LiveRun:
 
     # -- output -----------------------------------------------------------------------------------------------
     def render(self, message: str = "", *, full: bool) -> str:
-        """A frame: with every diagram for a joining viewer, else with the diagrams changed since the last one."""
-        current = drawings(self.player)
-        script = self.player.scenario.script
-        with_script = full or script != self.published_script
+        """A frame: whole for a joining viewer; else, for the group, what changed since the group's last frame.
+
+        A joiner's frame is newer than the group's last one, so the group's next frame is whole again but for the
+        log (the joiner's page skips the events it lists already): a fragment or drawing that changed back
+        meanwhile would otherwise stay as the joiner saw it."""
+        player = self.player
+        current = drawings(player)
         if full:
-            diagrams = current
+            diagrams, self.published, self.sent = current, {}, {}
         else:
             diagrams = {name: drawing for name, drawing in current.items() if self.published.get(name) != drawing}
-            self.published, self.published_script = current, script
+            self.published = current
+        whole_log = full or self.log_seq is None or self.log_seq > player.last_seq
         ctx = context(
-            self.player,
+            player,
             run_id=self.id,
             frame=self.frame,
             playing=self.playing,
@@ -216,11 +224,17 @@ class LiveRun:
             viewers=self.viewers,
             message=message,
             diagrams=diagrams,
-            with_script=with_script,
+            log_after=None if whole_log else self.log_seq,
             behind=(self.behind and self.playing) or self.replay_to is not None,
             story=story_frame(self.story) if self.story is not None else None,
         )
-        return render_frame(ctx)
+        fragments = render_fragments(ctx)
+        if full:
+            return "".join(fragments.values())
+        self.log_seq = player.last_seq
+        unchanged = {name for name in SENT_IF_CHANGED if self.sent.get(name) == fragments.get(name)}
+        self.sent.update((name, fragments[name]) for name in SENT_IF_CHANGED if name in fragments)
+        return "".join(html for name, html in fragments.items() if name not in unchanged)
 
     def next_frame(self, message: str = "") -> dict[str, Any]:
         self.frame += 1
@@ -270,7 +284,7 @@ class LiveRun:
                 t = float(message["t"]) if action == "seek" else 0.0
                 # past the furthest time reached (a step ahead on the timeline): simulated on to it
                 self.playing, self.replay_to = False, min(max(player.rewind(t), t), player.max_time)
-                self._rewind_story()
+                self._rewound()
             elif action == "command":
                 name, args = parse_command(player.pattern, message.get("command"), dict(message.get("args") or ()))
                 player.act(name, args, cut=message.get("cut_later") is True)

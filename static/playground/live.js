@@ -23,7 +23,10 @@
  *     without that node (a link's other end).
  *   - Errors: a refused action's message moves next to the control that sent it; the next action clears it.
  *   - Event log: filters by type and node, routine events hidden by default with a count, a click on an
- *     event's time seeks there.
+ *     event's time seeks there. A frame to a joining viewer (or after a rewind) carries the whole log; the others
+ *     carry only the events new since the previous frame (hx-swap-oob="afterbegin", data-keep): they go on top,
+ *     any already listed skipped (a viewer who joined got them in its whole log), and the oldest beyond data-keep
+ *     of each kind (routine or not) are dropped, so the page lists what a whole log would.
  *   - Timeline: the slider and its "now" label; on its track, the script's steps (server HTML) and the story's
  *     chapters as markers, each a button named by its label (also its tooltip) that seeks just before it; Delete
  *     on a step's marker, or "Remove step" after clicking it, removes the step; "Cut later steps", offered while
@@ -35,11 +38,11 @@
  * target is not reliably #frame-data.) Frames are de-duplicated by their raw JSON text, so also listening to
  * `htmx:afterSettle` (plain htmx requests that carry a frame) costs nothing.
  *
- * Swaps in place: #metrics and #event-log come whole with every frame (~10 a second) although only a few values
- * and rows change. Replacing them would cost htmx's clean-up of every old element and the style, layout and paint
- * of ~250 new ones per frame; on `htmx:oobBeforeSwap` this script updates them in place instead (same resulting
- * DOM, only what differs is touched; log rows are matched by data-seq) and tells htmx not to swap. Small
- * fragments, the live region #run-status, and anything carrying htmx attributes are swapped by htmx as sent.
+ * Swaps in place: #metrics (in a frame whenever it changed) and a whole #event-log change only in a few values and
+ * rows. Replacing them would cost htmx's clean-up of every old element and the style, layout and paint of ~250 new
+ * ones; on `htmx:oobBeforeSwap` this script updates them in place instead (same resulting DOM, only what differs
+ * is touched; log rows are matched by data-seq) and tells htmx not to swap. Small fragments, the live region
+ * #run-status, and anything carrying htmx attributes are swapped by htmx as sent.
  *
  * Test hook: window.playground (applyFrame, applyFrameHtml, idle, stats).
  */
@@ -722,10 +725,15 @@
   // (more than the log lists) are counted, so the reader knows the Events link has more.
   let seenRun = null, seenSeq = -1, unlisted = 0;
   function countUnlisted(f) {
-    const rows = document.querySelectorAll("#event-log li[data-seq]");
-    const oldest = rows.length ? Number(rows[rows.length - 1].dataset.seq) : null;
     if (f.run !== seenRun || f.last_seq < seenSeq) unlisted = 0; // another run, or a rewind
-    else if (oldest !== null && oldest > seenSeq + 1) unlisted += oldest - seenSeq - 1;
+    else if (f.last_seq > seenSeq) {
+      let listed = 0; // of the events since the previous frame (rows newest first)
+      for (const row of document.querySelectorAll("#event-log li[data-seq]")) {
+        if (Number(row.dataset.seq) <= seenSeq) break;
+        listed++;
+      }
+      unlisted += Math.max(0, f.last_seq - seenSeq - listed);
+    }
     seenRun = f.run;
     seenSeq = f.last_seq;
     const el = document.getElementById("log-gap");
@@ -828,10 +836,34 @@
     }
   }
 
+  // The events new since the previous frame (see the top of this file): on top, none twice, `keep` of each kind.
+  function addLogRows(log, fresh) {
+    const newest = log.querySelector("li[data-seq]");
+    const shown = newest ? Number(newest.dataset.seq) : -1;
+    const rows = [...fresh.children].filter((row) => Number(row.dataset.seq) > shown);
+    if (!rows.length) return;
+    for (const empty of log.querySelectorAll("li.empty")) empty.remove();
+    log.prepend(...rows);
+    const keep = Number(fresh.dataset.keep);
+    if (!(keep >= 0)) return;
+    const left = { true: keep, false: keep };
+    for (const row of [...log.children]) {
+      const routine = row.classList.contains("routine");
+      if (left[routine] > 0) left[routine]--;
+      else row.remove();
+    }
+  }
+
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const detail = event.detail;
     const target = detail && detail.target;
     if (!detail || !detail.shouldSwap || !(target instanceof Element) || !MORPH_IDS.has(target.id)) return;
+    // hx-swap-oob="afterbegin": the fragment is the (cloned) element whose children go on top.
+    if (target.id === "event-log" && detail.fragment instanceof Element && detail.fragment.id === "event-log") {
+      addLogRows(target, detail.fragment);
+      detail.shouldSwap = false;
+      return;
+    }
     // hx-swap-oob="true" (outerHTML): the fragment is a DocumentFragment holding the new element alone.
     const fragment = detail.fragment;
     const next = fragment instanceof DocumentFragment ? fragment.firstChild : null;

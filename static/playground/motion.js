@@ -26,7 +26,7 @@
   const stats = { frames: 0, patched: 0, ticks: 0, tickMs: 0 };
   const spare = []; // dot elements not in use, for the next tokens
   const MAX_FPS = 30; // dots move at most this often: smooth to the eye, half the work of a 60 Hz display
-  let raf = 0, lastTick = 0;
+  let raf = 0, timer = 0, lastTick = 0;
   const figures = new Map(); // diagram name -> state, see figure()
   const clock = { t: 0, at: 0, speed: 1, playing: false };
   let lastText = null;
@@ -324,7 +324,6 @@
 
   function tick(stamp) {
     raf = 0;
-    if (stamp - lastTick < 1000 / MAX_FPS - 4) return schedule(); // a display faster than MAX_FPS: skip this one
     lastTick = stamp;
     const started = performance.now();
     const now = virtualNow();
@@ -335,8 +334,13 @@
     if (pending && clock.playing) schedule();
   }
 
+  // The next tick at the first display frame that MAX_FPS allows: the wait is a timer, not display frames asked
+  // for and skipped (each one asked for makes the browser run its rendering steps, even for nothing).
   function schedule() {
-    if (!raf && clock.playing && !document.hidden) raf = requestAnimationFrame(tick);
+    if (raf || timer || !clock.playing || document.hidden) return;
+    const wait = lastTick + 1000 / MAX_FPS - 4 - performance.now();
+    if (wait <= 0) raf = requestAnimationFrame(tick);
+    else timer = setTimeout(() => { timer = 0; schedule(); }, wait);
   }
 
   // ------------------------------------------------------------------ frames

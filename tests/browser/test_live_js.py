@@ -545,3 +545,35 @@ def test_render_time_and_frame_cost_are_reported(page: Page, capsys):
         print(f"[live.js] share click to next painted frame: {latency:.1f} ms")
     assert page.evaluate("document.body.dataset.frame") == "39"
     assert task / wall < 0.25
+
+
+def log_frame(n: int, last_seq: int, rows, *, after: int | None = None, keep: int = 2) -> str:
+    """A message with a log, whole (``after`` None) or only the events after ``after``, and the frame data;
+    ``rows`` are (seq, routine) pairs, newest first."""
+    items = "".join(
+        f'<li data-seq="{seq}" data-t="{seq / 10}" data-type="{"tick" if routine else "note"}" data-nodes=""'
+        f"{' class=routine' if routine else ''}>#{seq}</li>"
+        for seq, routine in rows
+    )
+    swap = (
+        'hx-swap-oob="true"' if after is None else f'hx-swap-oob="afterbegin" data-after="{after}" data-keep="{keep}"'
+    )
+    data = html.escape(json.dumps({**make_frame(n), "last_seq": last_seq}), quote=True)
+    frame_data = f'<div id="frame-data" hidden data-frame="{data}" hx-swap-oob="true"></div>'
+    return f'<ol id="event-log" {swap}>{items}</ol>{frame_data}'
+
+
+def test_new_events_go_on_top_once_and_each_kind_keeps_its_bound(page: Page):
+    def push_log(n, *args, **kwargs):
+        page.evaluate("html => window.fakeServer.push(html)", log_frame(n, *args, **kwargs))
+        page.wait_for_function("n => document.body.dataset.frame === String(n)", arg=n)
+        return page.evaluate("[...document.querySelectorAll('#event-log li')].map(li => li.dataset.seq)")
+
+    assert push_log(1, 5, [(5, True), (4, False), (3, True)]) == ["5", "4", "3"]
+    # Overlapping what the page lists (a joiner's whole log is newer than the group's previous frame): none twice;
+    # two routine events kept (8, 7), the oldest dropped.
+    assert push_log(2, 8, [(8, True), (7, True), (5, True)], after=3) == ["8", "7", "4"]
+    assert page.locator("#log-gap").text_content().startswith("1 events went by")  # 6: neither listed nor shown
+    assert push_log(3, 20, [(20, False), (19, True)], after=8) == ["20", "19", "8", "4"]
+    assert page.locator("#log-gap").text_content().startswith("11 events went by")  # and 9 to 18
+    assert push_log(4, 21, [(21, False), (20, False)]) == ["21", "20"]  # whole again (a rewind, a joiner)
