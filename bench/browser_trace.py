@@ -12,7 +12,13 @@ the script function the browser called (`function@file:line`: the ws extension's
 animation frame callback...). With --js, a sampling JavaScript profile is taken over the same window and its
 functions listed by self time.
 
-    .venv/bin/python bench/browser_trace.py [--json] [--pattern raft] [--preset leader-crash] [--js] [--save T.json]
+With --replay FPS the server is taken out of the loop: the run's websocket messages are recorded first (at 1x,
+through the story), then a fresh page is opened with its websocket answered by this script, which sends the
+recorded messages one every 1/FPS s, and that page is traced. Every build then does the same work at the same
+pace, however slowly a loaded machine's server makes frames (a message's JavaScript then runs outside any
+`FunctionCall`: it is in RunTask's own time).
+
+    .venv/bin/python bench/browser_trace.py [--pattern raft] [--preset leader-crash] [--replay 10] [--js] [--save F]
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import argparse
 import collections
 import json
 import os
+import re
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of play before the window (default 3)")
     parser.add_argument("--top", type=int, default=25, help="rows of each table (default 25)")
     parser.add_argument("--js", action="store_true", help="also take a JavaScript sampling profile")
+    parser.add_argument(
+        "--replay",
+        type=float,
+        default=0.0,
+        metavar="FPS",
+        help="record the run's frames, then trace a fresh page fed those frames at FPS a second, with no server in "
+        "the loop (the same work at the same pace, however loaded the machine)",
+    )
     parser.add_argument(
         "--save", default="", help="also write the trace to this file (DevTools' Performance panel opens it)"
     )
@@ -106,6 +123,54 @@ def js_self_times(profile: dict[str, Any]) -> dict[str, float]:
     return dict(times)
 
 
+def record_frames(page: Any, base_url: str, args: argparse.Namespace) -> list[str]:
+    """Start a run and keep the messages its websocket brings, playing through the story, until there are enough
+    to replay --warmup and --seconds at --replay frames a second (or three times that long has passed)."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+    start_run(page, base_url, args.pattern, args.preset)
+    page.evaluate(STORY_AUTOPILOT)
+    wanted = (args.warmup + args.seconds) * args.replay + 2
+    deadline = time.monotonic() + 3 * (args.warmup + args.seconds) + 10
+    while len(frames) < wanted and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    page.evaluate(STOP_AUTOPILOT)
+    return frames
+
+
+def replay(page: Any, base_url: str, args: argparse.Namespace, frames: list[str]) -> Iterator[None]:
+    """Open the page again with its websocket answered here, not by the server: the recorded messages, one every
+    1/--replay s; yields after the warm-up, then once the rest was sent."""
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r"/ws/"), lambda ws: sockets.append(ws))  # nothing reaches the server
+    query = f"?preset={args.preset}" if args.preset else ""
+    page.goto(f"{base_url}/patterns/{args.pattern}/{query}")
+    page.wait_for_function("!!window.playground", timeout=20000)
+    while not sockets:
+        page.wait_for_timeout(50)
+    warm = int(args.warmup * args.replay)
+    due = time.monotonic()
+    for index, message in enumerate(frames[: warm + int(args.seconds * args.replay)]):
+        if index == warm:
+            yield
+            due = time.monotonic()
+        sockets[-1].send(message)
+        due += 1 / args.replay
+        page.wait_for_timeout(max(0.0, due - time.monotonic()) * 1000)
+    yield
+
+
+def live(page: Any, base_url: str, args: argparse.Namespace) -> Iterator[None]:
+    """The run played by the server at 1x, through its story: yields after the warm-up, then after --seconds."""
+    start_run(page, base_url, args.pattern, args.preset)
+    page.wait_for_timeout(args.warmup * 1000)
+    page.evaluate(STORY_AUTOPILOT)
+    yield
+    page.wait_for_timeout(args.seconds * 1000)
+    page.evaluate(STOP_AUTOPILOT)
+    yield
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"Chromium is not installed at {CHROMIUM} (Debian's chromium package)")
@@ -116,25 +181,30 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "url": f"/patterns/{args.pattern}/" + (f"?preset={args.preset}" if args.preset else ""),
         "machine": machine(),
         "top": args.top,
+        "replay": args.replay,
     }
     with Daphne() as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)
             page = context.new_page()
-            result["run"] = start_run(page, server.base_url, args.pattern, args.preset)
-            page.wait_for_timeout(args.warmup * 1000)
+            if args.replay:
+                frames = record_frames(page, server.base_url, args)
+                result["recorded"] = len(frames)
+                page = context.new_page()
+                steps = replay(page, server.base_url, args, frames)
+            else:
+                steps = live(page, server.base_url, args)
+            next(steps)
             cdp = context.new_cdp_session(page)
             if args.js:
                 cdp.send("Profiler.enable")
                 cdp.send("Profiler.start")
-            page.evaluate(STORY_AUTOPILOT)
             before = page.evaluate(STATS) or {}
             browser.start_tracing(page=page, categories=CATEGORIES)
-            page.wait_for_timeout(args.seconds * 1000)
+            next(steps)
             trace = browser.stop_tracing()
             after = page.evaluate(STATS) or {}
-            page.evaluate(STOP_AUTOPILOT)
             if args.js:
                 result["js_ms"] = js_self_times(cdp.send("Profiler.stop")["profile"])
         finally:
@@ -151,7 +221,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     span, frames = r["span_s"] or float("nan"), r["frames_applied"]
     whole = r["kinds"].get("RunTask", {"cpu_ms": 0.0, "wall_ms": 0.0})
-    print(f"browser_trace: {r['url']} in headless Chromium, run {r['run']} at 1x")
+    how = f"{r['recorded']} frames recorded at 1x, replayed at {r['replay']:g}/s" if r["replay"] else "a run at 1x"
+    print(f"browser_trace: {r['url']} in headless Chromium, {how}")
     print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
     print(
         f"  main thread over {span:.1f} s, {frames} frames applied ({frames / span:.1f}/s): "

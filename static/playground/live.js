@@ -137,7 +137,7 @@
       if (spec.svg !== d.svg) {
         d.svg = spec.svg;
         d.error = "";
-        setView(d, spec.svg);
+        patchView(d, spec.svg);
       }
     } else if (spec.mermaid) {
       d.svg = "";
@@ -165,6 +165,33 @@
     d.storyMarked = new Set();
     d.marksKey = null;
     d.detailsKey = null;
+  }
+
+  // A server SVG that changed is patched in place when its root (size, view box) is the same: the browser then
+  // restyles, lays out and repaints only what differs (most frames change a few labels of a picture), and motion.js
+  // keeps its tokens' ways. The page's own marks on it (pg-active, pg-story, details) are put back after.
+  function patchView(d, svgText) {
+    const old = d.view.firstElementChild;
+    const parsed = document.createElement("template");
+    parsed.innerHTML = svgText;
+    const next = parsed.content.firstElementChild;
+    if (d.view.childElementCount !== 1 || !next || next.nextElementSibling || !sameRoot(old, next)) {
+      return setView(d, svgText);
+    }
+    morphChildren(old, next);
+    d.index = null;
+    d.marked = new Set();
+    d.storyMarked = new Set();
+    d.marksKey = null;
+    d.detailsKey = null;
+  }
+
+  // Two SVG roots alike but for `style` (motion.js sizes the picture through it).
+  function sameRoot(el, next) {
+    if (el.nodeName !== "svg" || next.nodeName !== "svg") return false;
+    const names = (root) => root.getAttributeNames().filter((name) => name !== "style");
+    const mine = names(el);
+    return mine.length === names(next).length && mine.every((name) => el.getAttribute(name) === next.getAttribute(name));
   }
 
   function showCaption(d) {
@@ -803,6 +830,10 @@
       return;
     }
     syncAttributes(el, next);
+    morphChildren(el, next);
+  }
+
+  function morphChildren(el, next) {
     const keyed = new Map();
     for (let c = el.firstElementChild; c; c = c.nextElementSibling) {
       const key = keyOf(c);
