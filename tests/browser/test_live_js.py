@@ -577,3 +577,16 @@ def test_new_events_go_on_top_once_and_each_kind_keeps_its_bound(page: Page):
     assert push_log(3, 20, [(20, False), (19, True)], after=8) == ["20", "19", "8", "4"]
     assert page.locator("#log-gap").text_content().startswith("11 events went by")  # and 9 to 18
     assert push_log(4, 21, [(21, False), (20, False)]) == ["21", "20"]  # whole again (a rewind, a joiner)
+
+
+def test_a_server_svg_that_changed_is_patched_in_place_unless_its_size_changed(page: Page):
+    svg = "document.querySelector('[data-diagram=rates] svg')"
+    push(page, make_frame(3))
+    before = page.evaluate_handle(svg)
+    moved = RATES_SVG.replace("50,20", "50,10")
+    push(page, make_frame(4, rates=moved))
+    assert page.evaluate(f"el => el === {svg}", before)  # the same element: only what differs was touched
+    assert page.locator("[data-diagram=rates] polyline").get_attribute("points") == "0,40 50,10 100,30"
+    push(page, make_frame(5, rates=moved.replace("0 0 100 40", "0 0 100 50")))
+    assert not page.evaluate("el => el.isConnected", before)  # another view box: a new picture
+    assert page.evaluate(f"{svg}.getAttribute('viewBox')") == "0 0 100 50"
