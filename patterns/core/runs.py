@@ -30,7 +30,8 @@ MAX_OWED = 3.0  # wall seconds a run taken over plays on to be where it would be
 SAVE_EVERY = 0.25  # wall seconds between saves of a playing run's position (a takeover resumes from the last)
 MIN_SLICE = 0.0005  # virtual seconds: the smallest slice, however heavy the run
 REPLAY_STEP = 0.2  # virtual seconds simulated between looks at the clock while seeking or taking over
-SENT_IF_CHANGED = ("status", "script", "steps", "metrics")  # fragments a group's frame leaves out when they did not change
+# fragments a group's frame leaves out when they did not change
+SENT_IF_CHANGED = ("status", "script", "steps", "metrics")
 
 
 def cmd_group(run_id: str) -> str:
