@@ -58,11 +58,11 @@ def test_a_joiner_gets_everything_and_the_group_s_next_frame_is_whole_but_for_th
     run.next_frame()
     play(run, 0.3)
     whole = run.full_frame("viewer-2")["html"]
-    assert fragment_ids(whole) == ["run-status", "run-script", "metrics", "event-log", "frame-data"]
+    assert fragment_ids(whole) == ["run-status", "run-script", "timeline-steps", "metrics", "event-log", "frame-data"]
     assert log_of(whole)[0] == "true"
     play(run, 0.3)
     html = run.next_frame()["html"]
-    assert fragment_ids(html) == ["run-status", "run-script", "metrics", "event-log", "frame-data"]
+    assert fragment_ids(html) == ["run-status", "run-script", "timeline-steps", "metrics", "event-log", "frame-data"]
     assert log_of(html)[0] == "afterbegin"
 
 
