@@ -11,6 +11,7 @@ loop's (the issue asks for at least a quarter), the median over --repeat runs of
 (`engine_speed.run_side_by_side`, as bench/raft_speed.py measures it).
 
     .venv/bin/python bench/lb_speed.py [--json] [--virtual-seconds 60] [--rate 400] [--servers 10] [--repeat 5]
+        [--algorithms peak_ewma,bounded_load,compare]
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_parser, machine, run_benchmark, setup_django
-from engine_speed import run_bare, run_side_by_side
+from engine_speed import comma_list, run_bare, run_side_by_side
 
 COMPARE = "round_robin.p2c_least_request.ring_hash.maglev"
+COMPARE_ROW = "compare"  # what --algorithms calls the compare-mode row
 CHUNK = 1.0
 TARGET_SHARE_OF_BARE = 0.25
 
@@ -40,7 +42,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=5, help="repetitions: the least CPU counts, the median ratio (default 5)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--algorithms",
+        type=comma_list,
+        default=None,
+        help=f"comma-separated rows to measure: algorithm names and '{COMPARE_ROW}' (default: every row)",
+    )
+    args = parser.parse_args(argv)
+    rows = all_rows()
+    if args.algorithms is None:
+        args.algorithms = rows
+    elif unknown := [name for name in args.algorithms if name not in rows]:
+        parser.error(f"unknown --algorithms {', '.join(unknown)}; choose from {', '.join(rows)}")
+    return args
+
+
+def all_rows() -> list[str]:
+    """Every row the bench can measure, by the name --algorithms takes, in the printed order."""
+    from patterns.load_balancing.balancers import ALGORITHMS
+
+    return [*ALGORITHMS, COMPARE_ROW]
 
 
 def lanes_scenario(pattern: Any, algorithms: str, args: argparse.Namespace) -> Any:
@@ -70,12 +91,11 @@ def run_lanes(pattern: Any, scenario: Any, args: argparse.Namespace) -> tuple[fl
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     setup_django()
     from patterns.core.registry import get_pattern
-    from patterns.load_balancing.balancers import ALGORITHMS
 
     pattern = get_pattern("load-balancing")
     span = args.virtual_seconds
     rows = {}
-    for name in [*ALGORITHMS, COMPARE]:
+    for name in (COMPARE if row == COMPARE_ROW else row for row in args.algorithms):
         scenario = lanes_scenario(pattern, name, args)
         cpu, requests, events = min(
             (run_lanes(pattern, scenario, args) for _ in range(args.repeat)), key=lambda r: r[0]
