@@ -20,7 +20,7 @@ from typing import Any
 
 from patterns.core.sim import Simulation
 
-from .balancers import Balancer, Pick, ServerView
+from .balancers import Balancer, Pick, ServerView, shown
 from .health import Health
 from .metrics import bucket
 from .servers import Server, ServerSpec
@@ -28,6 +28,7 @@ from .traffic import Request, key_name
 
 KEY_SAMPLE = tuple(key_name(i) for i in range(1000))  # the keys whose owners membership events compare
 EWMA_WEIGHT = 0.2  # of a new latency in the engine's own per-server average, shown to the balancer
+EWMA_KEEP = 1 - EWMA_WEIGHT  # of the average so far
 CHART_POINTS = 31  # per-second load samples kept (half a minute)
 
 
@@ -95,7 +96,7 @@ class Lane:
         if self._last is None:
             return None
         request, pick, server, outcome = self._last
-        return LastPick(request.id, request.key, server, pick.trail, pick.detail, outcome)
+        return LastPick(request.id, request.key, server, pick.trail, shown(pick.detail), outcome)
 
     # -- membership -------------------------------------------------------------------------------------------
     def _join(self, spec: ServerSpec) -> None:
@@ -189,8 +190,8 @@ class Lane:
         self.sim.emit("lb.drop", lane=self.name, request=request.id, server=server, reason=reason)
 
     def _start(self, server: Server, request: Request) -> None:
-        failed = server.spec.fails(request)
-        self.sim.schedule(server.spec.service_time(request, failed), self._finish, server.id, request, failed)
+        failed, seconds = server.spec.serve(request)
+        self.sim.schedule(seconds, self._finish, server.spec.id, request, failed)
 
     def _finish(self, server_id: str, request: Request, failed: bool) -> None:
         now = self.sim.now
@@ -205,19 +206,19 @@ class Lane:
         self.failed += failed
         self.latencies[bucket_index] += 1
         self._trim(self.completions, now).append((now, server_id, latency, ok))
-        self.ewma[server_id] = self.ewma.get(server_id, latency) * (1 - EWMA_WEIGHT) + latency * EWMA_WEIGHT
+        self.ewma[server_id] = self.ewma.get(server_id, latency) * EWMA_KEEP + latency * EWMA_WEIGHT
         self.sim.emit("lb.complete", lane=self.name, request=request.id, server=server_id, latency=latency, ok=ok)
         self.balancer.on_finish(server_id, latency, now)
         following = server.release()
         if following is not None:
             self._start(server, following)
-        self._outcome(server_id, ok)
+        length = self.health.outcome(server_id, ok, self.order, now)
+        if length is not None:
+            self._eject(server_id, length)
 
     # -- health -----------------------------------------------------------------------------------------------
-    def _outcome(self, server: str, ok: bool) -> None:
-        length = self.health.outcome(server, ok, self.order, self.sim.now)
-        if length is None:
-            return
+    def _eject(self, server: str, length: float) -> None:
+        """Outlier detection ejected ``server`` for ``length`` seconds."""
         host = self.health.hosts[server]
         self.sim.emit(
             "lb.eject",

@@ -40,12 +40,11 @@ class ServerSpec:
             "present": self.present,
         }
 
-    def fails(self, request: Request) -> bool:
-        return request.luck < self.fail_probability
-
-    def service_time(self, request: Request, failed: bool) -> float:
+    def serve(self, request: Request) -> tuple[bool, float]:
+        """Whether this server fails the request, and the seconds it works on it (one call per request started)."""
+        failed = request.luck < self.fail_probability
         work = request.cost * (FAIL_WORK if failed else 1.0)
-        return work * self.slow / self.speed
+        return failed, work * self.slow / self.speed
 
 
 @dataclass

@@ -7,7 +7,7 @@ rendezvous); `base` holds what they share.
 
 from __future__ import annotations
 
-from .base import Balancer, Flow, FlowEdge, FlowNode, Pick, ServerView
+from .base import Balancer, Flow, FlowEdge, FlowNode, Pick, ServerView, shown
 from .hashed import BoundedLoad, HashingBalancer, Maglev, Rendezvous, RingHash
 from .load_aware import LeastConnections, LeastRequest, PeakEwma
 from .randomized import RandomChoice, WeightedRandom
@@ -31,4 +31,15 @@ ALGORITHMS: dict[str, type[Balancer]] = {
 }
 HASHING = frozenset(name for name, cls in ALGORITHMS.items() if cls.hashing)
 
-__all__ = ["ALGORITHMS", "HASHING", "Balancer", "Flow", "FlowEdge", "FlowNode", "HashingBalancer", "Pick", "ServerView"]
+__all__ = [
+    "ALGORITHMS",
+    "HASHING",
+    "Balancer",
+    "Flow",
+    "FlowEdge",
+    "FlowNode",
+    "HashingBalancer",
+    "Pick",
+    "ServerView",
+    "shown",
+]

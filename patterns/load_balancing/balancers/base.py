@@ -26,11 +26,32 @@ class ServerView:
 
 class Pick(NamedTuple):
     """A balancer's answer: the server (None: nobody eligible), the flowchart nodes the decision passed through
-    (each once, in the order first reached, from the start node to a terminal node) and JSON-able details."""
+    (each once, in the order first reached, from the start node to a terminal node) and JSON-able details, their
+    numbers unrounded (see `shown`)."""
 
     server: str | None
     trail: tuple[str, ...]
     detail: dict[str, Any]
+
+
+SHOWN_DIGITS = 6  # decimals of a float in a pick's detail as shown
+
+
+def shown(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A pick's detail as shown: its floats, alone or in a list, rounded to `SHOWN_DIGITS` decimals.
+
+    Rounded when shown, not when picked (lazy rounding): a lane routes thousands of requests between two frames
+    and only its last pick is ever shown, while rounding a float to a number of decimals costs about as much as
+    a whole pick of the simpler algorithms.
+    """
+    return {
+        name: [_rounded(item) for item in value] if isinstance(value, list) else _rounded(value)
+        for name, value in detail.items()
+    }
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, SHOWN_DIGITS) if isinstance(value, float) else value
 
 
 class FlowNode(NamedTuple):

@@ -15,14 +15,14 @@ from ..hashing import (
     maglev_table,
     stable_hash,
 )
-from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, flow, option
+from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, ServerView, flow, option
 
 HASH_KEY = ("hash", "hash = stable 64-bit hash of the request key (user or session id)", "step")
 
 
 def position(h: int) -> float:
     """Where a hash sits on the ring, as a fraction of a turn (JSON-safe, unlike a 64-bit integer)."""
-    return round(h / HASH_SPACE, 6)
+    return h / HASH_SPACE
 
 
 class HashingBalancer(Balancer):
@@ -78,6 +78,7 @@ class RingHash(HashingBalancer):
         self.vnodes = option(options, "vnodes", 100, int, low=1)
         self.ring = Ring((), self.vnodes)
         self.eligible_set: frozenset[str] = frozenset()
+        self.trails = ((*self.TRAIL, "send"), (*self.TRAIL, "next", "send"))  # stopped at once, or passed points
 
     def rebuild(self, members_changed: bool) -> None:
         self.eligible_set = frozenset(self.eligible)
@@ -103,14 +104,15 @@ class RingHash(HashingBalancer):
         if not self.eligible:
             return self.nobody("start", "any")
         h, start, passed, server = self.place(key)
+        points = self.ring.points
         detail = {
             "position": position(h),
-            "point": position(self.ring.points[start]),
+            "point": position(points[start]),
             "passed": passed,
-            "stopped": position(self.ring.points[(start + passed) % len(self.ring)]),
+            "stopped": position(points[(start + passed) % len(points)]),
             **self.load_detail(server),
         }
-        return Pick(server, (*self.TRAIL, *(["next"] if passed else []), "send"), detail)
+        return Pick(server, self.trails[passed > 0], detail)
 
     def place(self, key: str) -> tuple[int, int, int, str | None]:
         """The walk a pick takes (see `walk`): on the plain ring, to the first eligible owner clockwise."""
@@ -172,11 +174,29 @@ class BoundedLoad(RingHash):
         factor = Fraction(str(option(options, "bounded_load_factor", 1.25, float, low=1.0))).limit_denominator(10**6)
         self.factor = (factor.numerator, factor.denominator)  # exact integer ceilings: no 2.0000000001 -> 3
         self.total_weight = 0
+        self.in_flight = 0  # requests active on the eligible servers
         self.placing = 1  # in flight + the request being placed, set by each pick
+        self.room = (0, 1)  # (factor numerator x placing, factor denominator x total weight), set by each pick
 
     def rebuild(self, members_changed: bool) -> None:
         super().rebuild(members_changed)
         self.total_weight = sum(self.weights[s] for s in self.eligible)
+
+    # Counted in flight: kept current by every start and finish, instead of summing every eligible server's load
+    # at every pick (the sum is retaken whenever the balancer is given its servers and their loads).
+    def set_servers(self, servers: Sequence[ServerView]) -> None:
+        super().set_servers(servers)
+        self.in_flight = sum(self.active[s] for s in self.eligible)
+
+    def on_start(self, server: str) -> None:
+        super().on_start(server)
+        if server in self.eligible_set:
+            self.in_flight += 1
+
+    def on_finish(self, server: str, latency: float, now: float) -> None:
+        if self.active.get(server, 0) > 0 and server in self.eligible_set:
+            self.in_flight -= 1
+        super().on_finish(server, latency, now)
 
     def capacity(self, server: str, placing: int) -> int:
         """How many requests ``server`` may hold once ``placing`` (in flight + the new one) are placed."""
@@ -184,11 +204,16 @@ class BoundedLoad(RingHash):
         return -(-numerator * placing * self.weights[server] // (denominator * self.total_weight))
 
     def has_room(self, server: str) -> bool:
-        return self.active.get(server, 0) < self.capacity(server, self.placing)
+        """``active < capacity(server, placing)``, cross-multiplied (room test without the ceiling): for a whole
+        number of requests, ``active < ceil(x)`` is ``active < x``, so no division, rounding or call is needed."""
+        scaled_placing, scaled_total = self.room
+        return self.active.get(server, 0) * scaled_total < scaled_placing * self.weights[server]
 
     def place(self, key: str) -> tuple[int, int, int, str | None]:
         """The walk clockwise passes full servers too, the capacities counting the request being placed."""
-        self.placing = sum(map(self.active.__getitem__, self.eligible)) + 1  # every server given has an active count
+        self.placing = self.in_flight + 1
+        numerator, denominator = self.factor
+        self.room = (numerator * self.placing, denominator * self.total_weight)
         return self.walk(key, self.has_room)
 
     def load_detail(self, server: str) -> dict[str, int]:
@@ -281,4 +306,4 @@ class Rendezvous(HashingBalancer):
         server, score = self.scores.owner(key)
         if server is None:
             return self.nobody("start", "any")
-        return Pick(server, ("start", "any", "score", "highest", "send"), {"score": round(score, 6)})
+        return Pick(server, ("start", "any", "score", "highest", "send"), {"score": score})

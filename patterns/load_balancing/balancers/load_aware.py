@@ -91,17 +91,19 @@ def sample_two(rng: random.Random, items: Sequence[str]) -> list[str]:
     """``rng.sample(items, 2)``, the same draws and the same result, at half the cost (random.sample's checks and
     copies take longer than its two draws). As CPython draws them: from 21 items or fewer, the second index comes
     from the ``n - 1`` left, the last item having taken the first one's place; from more, repeats are redrawn.
-    ``rng.randrange(n)`` is exactly the ``_randbelow(n)`` that sample uses."""
+    Each index is drawn by ``rng._randbelow``, as sample draws it (direct draws: ``randrange(n)`` would only check
+    its argument and call the same, one more Python call per draw)."""
+    below = rng._randbelow
     n = len(items)
-    first = rng.randrange(n)
+    first = below(n)
     if n <= 21:
-        second = rng.randrange(n - 1)
+        second = below(n - 1)
         if second == first:
             second = n - 1
     else:
-        second = rng.randrange(n)
+        second = below(n)
         while second == first:
-            second = rng.randrange(n)
+            second = below(n)
     return [items[first], items[second]]
 
 
@@ -124,7 +126,7 @@ class PowerOfChoices(Balancer):
             return self.nobody("start", "any")
         if len(eligible) == 1:
             server = eligible[0]
-            detail = {"candidates": [server], "loads": [round(self.load(server, now), 6)]}
+            detail = {"candidates": [server], "loads": [self.load(server, now)]}
             return Pick(server, ("start", "any", "one", "send"), detail)
         if self.choices == 2:
             candidates = sample_two(self.rng, eligible)
@@ -132,7 +134,7 @@ class PowerOfChoices(Balancer):
             candidates = self.rng.sample(eligible, min(self.choices, len(eligible)))
         loads = [self.load(server, now) for server in candidates]
         best = loads.index(min(loads))  # the first drawn of equals
-        detail = {"candidates": candidates, "loads": [round(load, 6) for load in loads]}
+        detail = {"candidates": candidates, "loads": loads}
         return Pick(candidates[best], self.trail, detail)
 
     def load(self, server: str, now: float | None) -> float:

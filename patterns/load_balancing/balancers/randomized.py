@@ -67,4 +67,4 @@ class WeightedRandom(Balancer):
             return self.nobody("start", "any")
         r = self.rng.random() * self.cumulative[-1]
         index = bisect_right(self.cumulative, r)
-        return Pick(self.eligible[index], ("start", "any", "draw", "walk", "send"), {"r": round(r, 6)})
+        return Pick(self.eligible[index], ("start", "any", "draw", "walk", "send"), {"r": r})
