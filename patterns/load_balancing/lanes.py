@@ -72,7 +72,10 @@ class Lane:
         self.epoch_at = 0.0  # when the current whole window began, for the diagram's shares
         self.epoch_counts: dict[str, int] = {}  # each server's routed count then
         self.epoch_shares: dict[str, float] = {}  # each server's share of the requests of the last whole window
-        self.routes: deque[tuple[float, str]] = deque()  # (t, server) in the window
+        # The window's routes, completions and drops, trimmed once a second by `sample_load` and again by
+        # `windowed` before any figure is read (lazy trimming, not at every append): in between they may hold up
+        # to a second more than the window.
+        self.routes: deque[tuple[float, str]] = deque()  # (t, server)
         self.completions: deque[tuple[float, str, float, bool]] = deque()  # (t, server, latency, ok)
         self.drops: deque[tuple[float, str | None]] = deque()  # (t, server or None)
         self.offered = 0  # requests this lane was handed (routed, or dropped for want of a server)
@@ -174,7 +177,7 @@ class Lane:
         outcome = server.admit(request)
         self._last = (request, pick, name, outcome)
         self.sim.emit("lb.route", lane=self.name, request=request.id, server=name)
-        self._trim(self.routes, now).append((now, name))
+        self.routes.append((now, name))
         if outcome == "drop":
             self._drop(request, name, "queue_full")
             return
@@ -186,7 +189,7 @@ class Lane:
 
     def _drop(self, request: Request, server: str | None, reason: str) -> None:
         self.dropped[reason] += 1
-        self._trim(self.drops, self.sim.now).append((self.sim.now, server))
+        self.drops.append((self.sim.now, server))
         self.sim.emit("lb.drop", lane=self.name, request=request.id, server=server, reason=reason)
 
     def _start(self, server: Server, request: Request) -> None:
@@ -205,7 +208,7 @@ class Lane:
         self.completed += 1
         self.failed += failed
         self.latencies[bucket_index] += 1
-        self._trim(self.completions, now).append((now, server_id, latency, ok))
+        self.completions.append((now, server_id, latency, ok))
         self.ewma[server_id] = self.ewma.get(server_id, latency) * EWMA_KEEP + latency * EWMA_WEIGHT
         self.sim.emit("lb.complete", lane=self.name, request=request.id, server=server_id, latency=latency, ok=ok)
         self.balancer.on_finish(server_id, latency, now)
@@ -247,8 +250,10 @@ class Lane:
 
     # -- windows ----------------------------------------------------------------------------------------------
     def sample_load(self) -> None:
-        """Every second: each server's load for the chart; every whole window, the split of its requests."""
+        """Every second: each server's load for the chart, the window's records trimmed; every whole window, the
+        split of its requests."""
         now = self.sim.now
+        self.windowed()
         self.loads.append((now, {s: self.servers[s].active for s in self.order}))
         if now - self.epoch_at < self.window - 1e-9 and self.epoch_counts:
             return

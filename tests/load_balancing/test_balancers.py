@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patterns.load_balancing.balancers import ALGORITHMS, HASHING, Balancer, Pick, ServerView
+from patterns.load_balancing.balancers import ALGORITHMS, HASHING, Balancer, Pick, ServerView, shown
+from patterns.load_balancing.balancers.hashed import TURN
 from patterns.load_balancing.balancers.load_aware import PENALTY, PeakEwmaEstimate, sample_two
+from patterns.load_balancing.hashing import HASH_SPACE
 
 SEEDS = int(os.environ.get("LB_TEST_SEEDS", "5"))  # seeded repetitions of the statistical tests
 SMALL_TABLE = {"maglev_table_size": 251}  # a small prime keeps Maglev's rebuilds cheap in property tests
@@ -365,3 +367,19 @@ def test_sample_two_draws_exactly_what_random_sample_draws(n):
         for _ in range(4):
             assert sample_two(ours, items) == theirs.sample(items, 2), (n, seed)
         assert ours.getstate() == theirs.getstate()
+
+
+@given(st.integers(min_value=0, max_value=(1 << 64) - 1))
+def test_a_ring_position_is_the_exact_fraction_of_a_turn(h):
+    """Dividing by the float TURN (2.0**64) gives the correctly rounded h / 2**64, bit for bit."""
+    assert h / TURN == h / HASH_SPACE
+
+
+def test_a_pick_is_shown_with_its_floats_rounded_and_the_rest_as_given():
+    detail = {"loads": [2, 0.12345678, PENALTY + 1], "r": 0.98765432, "candidates": ["a", "b"], "server": None}
+    assert shown(detail) == {
+        "loads": [2, 0.123457, PENALTY + 1],
+        "r": 0.987654,
+        "candidates": ["a", "b"],
+        "server": None,
+    }

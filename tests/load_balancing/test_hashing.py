@@ -320,3 +320,28 @@ def test_bounded_loads_own_keys_as_the_plain_ring_when_idle():
     assert balancer("bounded_load", servers).key_owners(KEYS[:2000]) == balancer("ring_hash", servers).key_owners(
         KEYS[:2000]
     )
+
+
+def test_bounded_loads_count_in_flight_and_test_room_as_the_formula_says():
+    """The running count of requests in flight on the eligible servers and the cross-multiplied room test agree,
+    at every pick, with the sum and ``active < capacity`` they stand for, through starts, finishes, health and
+    weight changes (unequal weights: the ceilings bite)."""
+    rng = random.Random(5)
+    weights = {s: w for s, w in zip(names(6), (1, 3, 2, 1, 4, 2), strict=True)}
+    b = balancer("bounded_load", [ServerView(s, w) for s, w in weights.items()], bounded_load_factor=1.1)
+    started: list[str] = []
+    for step, key in enumerate(zipf_keys(rng, 800)):
+        if step % 97 == 0:  # a health or weight change: the balancer is given its servers and their loads again
+            weights["s2"] = rng.choice((1, 3, 5))
+            healthy = {s: rng.random() < 0.8 for s in weights}
+            views = [ServerView(s, w, b.active.get(s, 0), healthy=healthy[s]) for s, w in weights.items()]
+            b.set_servers(views)
+        while started and rng.random() < 0.4:
+            b.on_finish(started.pop(rng.randrange(len(started))), 0.1, 0.0)
+        server = b.pick(key).server
+        assert b.in_flight == sum(b.active[s] for s in b.eligible)
+        for s in b.eligible:
+            assert b.has_room(s) == (b.active[s] < b.capacity(s, b.in_flight + 1))
+        if server is not None:
+            b.on_start(server)
+            started.append(server)

@@ -18,11 +18,11 @@ from ..hashing import (
 from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, ServerView, flow, option
 
 HASH_KEY = ("hash", "hash = stable 64-bit hash of the request key (user or session id)", "step")
-
-
-def position(h: int) -> float:
-    """Where a hash sits on the ring, as a fraction of a turn (JSON-safe, unlike a 64-bit integer)."""
-    return h / HASH_SPACE
+# Where a hash h sits on the ring is h / TURN, a fraction of a turn (JSON-safe, unlike a 64-bit integer). TURN is
+# a float (float division by a power of two): h / 2.0**64 is exactly the correctly rounded h / 2**64, as the float
+# of h is correctly rounded and dividing it by a power of two is exact, at a quarter of the cost of dividing two
+# integers.
+TURN = float(HASH_SPACE)
 
 
 class HashingBalancer(Balancer):
@@ -106,10 +106,10 @@ class RingHash(HashingBalancer):
         h, start, passed, server = self.place(key)
         points = self.ring.points
         detail = {
-            "position": position(h),
-            "point": position(points[start]),
+            "position": h / TURN,
+            "point": points[start] / TURN,
             "passed": passed,
-            "stopped": position(points[(start + passed) % len(points)]),
+            "stopped": points[(start + passed) % len(points)] / TURN,
             **self.load_detail(server),
         }
         return Pick(server, self.trails[passed > 0], detail)

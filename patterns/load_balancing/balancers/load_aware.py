@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from itertools import repeat
 from typing import ClassVar
 
 from .base import ANY_ELIGIBLE, NONE_AVAILABLE, SEND, START, Balancer, Pick, flow, option
@@ -132,7 +133,7 @@ class PowerOfChoices(Balancer):
             candidates = sample_two(self.rng, eligible)
         else:
             candidates = self.rng.sample(eligible, min(self.choices, len(eligible)))
-        loads = [self.load(server, now) for server in candidates]
+        loads = list(map(self.load, candidates, repeat(now)))  # a map: a comprehension is one more call (< 3.12)
         best = loads.index(min(loads))  # the first drawn of equals
         detail = {"candidates": candidates, "loads": loads}
         return Pick(candidates[best], self.trail, detail)
