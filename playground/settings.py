@@ -138,7 +138,7 @@ PLAYGROUND = {
     "MAX_EVENTS_PER_RUN": 2_000_000,  # events one run may simulate in all
     "EVENT_HISTORY": 2000,  # recent events a run keeps in memory
     "LOG_EVENTS_PER_FRAME": 30,
-    "FRAME_INTERVAL": float(os.environ.get("PLAYGROUND_FRAME_INTERVAL", 0.1)),  # seconds between frames of a run
+    "FRAME_INTERVAL": float(os.environ.get("PLAYGROUND_FRAME_INTERVAL", 0.15)),  # seconds between frames of a run
     "SNAPSHOT_EVERY": 5.0,  # virtual seconds between snapshots used to seek
     "SNAPSHOT_BYTES": 8 * 2**20,  # snapshots kept per run, in bytes: past it their spacing doubles
     "IDLE_REAP_SECONDS": float(os.environ.get("PLAYGROUND_IDLE_REAP_SECONDS", 60)),  # no viewer this long: stop

@@ -328,7 +328,9 @@ def _client_node(client: Client, place: tuple) -> str:
     )
 
 
-MIN_GLIDE = 0.12  # virtual seconds a message is shown travelling at the least (a 10 ms hop would not be seen)
+# virtual seconds a message is shown travelling at the least: a 10 ms hop would not be seen, and one sent just
+# after a frame must still be on its way at the next (FRAME_INTERVAL apart at 1x)
+MIN_GLIDE = 0.2
 
 
 def _tokens(engine: RaftEngine, at: Mapping[str, tuple]) -> tuple[Mapping[str, Any], ...]:
