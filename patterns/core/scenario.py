@@ -2,7 +2,8 @@
 
 A link looks like ``?seed=7&failure_rate=0.3&do=12.5:outage:on=true&do=40:outage:on=false``: the seed, every
 parameter that differs from its default, and the script of timed perturbations in order. ``preset=SLUG`` may stand
-in for a preset's seed, parameters and script; anything written beside it overrides or extends it. Decoding never
+in for a preset's seed, parameters and script; anything written beside it overrides or extends it, and ``skip=``
+leaves out one of its steps (written as ``do=`` writes it). Decoding never
 raises anything but `ScenarioError`, whose message names every bad part.
 """
 
@@ -86,17 +87,23 @@ def default_scenario(pattern: Pattern, seed: int = 1) -> Scenario:
 def encode(pattern: Pattern, scenario: Scenario) -> str:
     """The canonical query string (no leading ``?``): seed, non-default parameters, script.
 
-    A scenario started from a preset is written as ``preset=SLUG`` and what differs from it, so that the link
-    keeps the preset's story; when that cannot say the same (a scripted step was cut), it is written in full.
+    A scenario started from a preset is written as ``preset=SLUG`` and what differs from it (``skip=`` for each of
+    the preset's steps it has not, ``do=`` for each step it adds), so that the link keeps the preset's story;
+    when that cannot say the same, it is written in full.
     """
     if pattern.preset(scenario.preset) is not None:
         base = decode(pattern, [("preset", scenario.preset)])
         extra = Counter(scenario.script)
         extra.subtract(base.script)
-        if min(extra.values(), default=0) >= 0:
-            pairs = [("preset", scenario.preset), *_differences(pattern, scenario, base, extra, from_preset=True)]
-            if decode(pattern, pairs, max_actions=len(scenario.script)) == scenario:
-                return urlencode(pairs, safe=":,=")
+        missing = Counter({action: -count for action, count in extra.items() if count < 0})
+        skips = []
+        for action in base.script:  # in the preset's order
+            if missing[action] > 0:
+                missing[action] -= 1
+                skips.append(("skip", action.text(pattern.command(action.command))))
+        pairs = [("preset", scenario.preset), *skips, *_differences(pattern, scenario, base, extra, from_preset=True)]
+        if decode(pattern, pairs, max_actions=len(base.script) + len(scenario.script)) == scenario:
+            return urlencode(pairs, safe=":,=")
     pairs = _differences(pattern, scenario, default_scenario(pattern), Counter(scenario.script), from_preset=False)
     return urlencode(pairs, safe=":,=")
 
@@ -136,7 +143,7 @@ def decode(
     problems: list[str] = []
     ignored = set(ignore)
     pairs = [(k, v) for k, v in pairs if k not in ignored]
-    seed, values, script, story = 1, pattern.defaults(), [], ""
+    seed, values, planned, script, story = 1, pattern.defaults(), [], [], ""
 
     preset_slugs = [v for k, v in pairs if k == "preset"]
     if preset_slugs:
@@ -147,23 +154,28 @@ def decode(
         else:
             seed, story = preset.seed, preset.slug
             values.update(preset.params)
-            script = [
+            planned = [
                 Action(float(t), name, _ordered_args(pattern.command(name), args)) for t, name, args in preset.script
             ]
 
     seen: set[str] = set()
+    skipped: list[Action] = []
     for key, text in pairs:
         if key == "preset":
             continue
         if key == "seed":
             seed = _parse_seed(text, problems)
         elif key == "do":
-            if len(script) >= max_actions:
+            if len(planned) + len(script) >= max_actions:
                 problems.append(f"do: too many perturbations (at most {max_actions})")
                 break
             action = _parse_action(pattern, text, problems)
             if action is not None:
                 script.append(action)
+        elif key == "skip":
+            action = _parse_action(pattern, text, problems, key)
+            if action is not None:
+                skipped.append(action)
         elif (param := pattern.param(key)) is not None:
             if key in seen:
                 problems.append(f"{key}: given more than once")
@@ -177,7 +189,12 @@ def decode(
             problems.append(f"{_shown(key)}: not a parameter of {pattern.title} (see the form for the ones there are)")
         if len(problems) >= 10:
             break
-    script.sort(key=lambda a: a.t)  # stable: actions at the same time keep their written order
+    for action in skipped:  # one of the preset's steps left out
+        if action in planned:
+            planned.remove(action)
+        else:
+            problems.append(f"skip: {action.text(pattern.command(action.command))} is not a step of the preset")
+    script = sorted(planned + script, key=lambda a: a.t)  # stable: actions at the same time keep their written order
     if not problems:
         problems = pattern.conflicts(values, script)[:10]
     if problems:
@@ -240,35 +257,35 @@ def _parse_seed(text: str, problems: list[str]) -> int:
     return 1
 
 
-def _parse_action(pattern: Pattern, text: str, problems: list[str]) -> Action | None:
-    """``T:command`` or ``T:command:arg=value,arg=value``."""
+def _parse_action(pattern: Pattern, text: str, problems: list[str], key: str = "do") -> Action | None:
+    """``T:command`` or ``T:command:arg=value,arg=value`` (the value of a ``key`` pair: ``do`` or ``skip``)."""
     parts = text.split(":", 2)
     if len(parts) < 2:
-        problems.append(f"do: {_shown(text)} should look like TIME:COMMAND[:ARG=VALUE,...]")
+        problems.append(f"{key}: {_shown(text)} should look like TIME:COMMAND[:ARG=VALUE,...]")
         return None
     try:
         t = float(parts[0])
     except ValueError:
         t = -1.0
     if not (math.isfinite(t) and t >= 0) or len(parts[0]) > 16:
-        problems.append(f"do: time {_shown(parts[0])} should be a number of seconds >= 0")
+        problems.append(f"{key}: time {_shown(parts[0])} should be a number of seconds >= 0")
         return None
     raw: dict[str, str] = {}
     for item in parts[2].split(",") if len(parts) == 3 and parts[2] else []:
         name, sep, value = item.partition("=")
         if not sep:
-            problems.append(f"do: argument {_shown(item)} should look like NAME=VALUE")
+            problems.append(f"{key}: argument {_shown(item)} should look like NAME=VALUE")
             return None
         raw[name.strip()] = value
     try:
         name, args = parse_command(pattern, parts[1].strip(), raw)
     except ScenarioError as exc:
-        problems.extend(f"do {format_time(t)}: {p}" for p in exc.problems)
+        problems.extend(f"{key} {format_time(t)}: {p}" for p in exc.problems)
         return None
     command = pattern.command(name)
     unknown = sorted(set(raw) - {a.name for a in command.args})
     if unknown:
-        problems.append(f"do {format_time(t)}: {name} has no argument {', '.join(map(_shown, unknown))}")
+        problems.append(f"{key} {format_time(t)}: {name} has no argument {', '.join(map(_shown, unknown))}")
         return None
     return Action(float(format_time(t)), name, args)
 

@@ -79,8 +79,8 @@ def test_a_scripted_crash_removed_from_the_timeline_never_happens(live_server_ur
     wait_for_frame(page, "f.story.current === 0 && !f.playing")
     marker(page, CRASH).focus()
     page.keyboard.press("Delete")  # removes the step its marker stands for
-    f = wait_for_frame(page, "f.link.includes('do=4:restart:server=s1')")  # the link now spells the script out
-    assert ":crash:" not in f["link"]
+    f = wait_for_frame(page, "f.link.includes('skip=2:crash:server=s1')")  # the link keeps the preset, less a step
+    assert "preset=leader-crash" in f["link"] and "do=" not in f["link"]
     page.locator("#timeline-steps .mark").first.wait_for()
     assert page.locator("#timeline-steps .mark").count() == 1
     assert page.locator("#run-script li.step").count() == 1
@@ -96,7 +96,7 @@ def test_a_scripted_crash_removed_from_the_timeline_never_happens(live_server_ur
     marker(page, "Step 1: 4 s: Restart (server=s1)").click()
     wait_for_frame(page, "f.t === 3.999")
     page.locator(".timebar").get_by_role("button", name="Remove step 1: 4 s: Restart (server=s1)").click()
-    wait_for_frame(page, "!f.link.includes(':restart:')")
+    wait_for_frame(page, "f.link.includes('skip=4:restart:server=s1')")
     page.locator("#timeline-steps .mark").first.wait_for(state="detached")
     assert not page.locator("#remove-step").is_visible()
     assert page.errors == []
@@ -123,7 +123,9 @@ def test_acting_after_a_seek_back_keeps_the_later_steps_unless_cut(live_server_u
     box = open_node(page, "cluster", "s4")
     box.get_by_role("button", name="Time out", exact=True).click()
     f = wait_for_frame(page, "f.link.includes(':timeout:server=s4')")
-    assert ":crash:" not in f["link"] and ":restart:" not in f["link"]
+    # the link keeps the preset (and its story) and says which of its steps were cut
+    assert "preset=leader-crash" in f["link"] and "do=2:crash" not in f["link"]
+    assert "skip=2:crash:server=s1" in f["link"] and "skip=4:restart:server=s1" in f["link"]
     page.wait_for_function("document.querySelectorAll('#timeline-steps .mark').length === 2")
     choice.wait_for(state="hidden")  # nothing left to cut
     assert not page.get_by_label("Cut later steps").is_checked()

@@ -1,5 +1,8 @@
 """Links: canonical round-trips, clear messages for every bad part, and no crash on any input."""
 
+from dataclasses import replace
+from urllib.parse import parse_qsl
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +35,15 @@ def test_presets_are_a_base_that_the_link_extends():
     assert scenario.script[1].args == (("node", 0), ("by", 1))
 
 
+def test_a_preset_s_step_left_out_is_a_skip_in_the_link_which_keeps_the_preset():
+    busy = decode(TOY, [("preset", "busy")])
+    added = Action(3.0, "bump", (("node", 0), ("by", 1)))
+    cut = replace(busy, script=(added,))  # the preset's step at 1 s removed, one added at 3 s
+    link = encode(TOY, cut)
+    assert link.startswith("preset=busy&skip=1:bump") and link.endswith("do=3:bump:node=0,by=1")
+    assert decode(TOY, parse_qsl(link)) == cut
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -51,6 +63,9 @@ def test_presets_are_a_base_that_the_link_extends():
         ("do=3:bump:node", "do: argument 'node' should look like NAME=VALUE"),
         ("do=bump", "do: 'bump' should look like TIME:COMMAND"),
         ("preset=nope", "preset: no preset 'nope' (known: busy, calm)"),
+        ("preset=busy&skip=2:bump", "skip: 2:bump:node=0,by=1 is not a step of the preset"),
+        ("skip=1:bump", "skip: 1:bump:node=0,by=1 is not a step of the preset"),
+        ("preset=busy&skip=bump", "skip: 'bump' should look like TIME:COMMAND"),
         ("do=3:label:name=A.B", "do 3: label name: expected text like 'n1.n2|n3', got 'A.B'"),
         ("do=3:label:name=a%2Bb", "do 3: label name: expected text like 'n1.n2|n3', got 'a+b'"),
         ("rate=1&rate=2", "rate: given more than once"),
