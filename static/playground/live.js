@@ -160,6 +160,11 @@
 
   function setView(d, svgText) {
     d.view.innerHTML = svgText; // one step: the old SVG is replaced by a finished one
+    forgetMarks(d);
+  }
+
+  // The picture changed: what the page knew of it (its node index, the marks it put on it) is to be made again.
+  function forgetMarks(d) {
     d.index = null;
     d.marked = new Set();
     d.storyMarked = new Set();
@@ -179,11 +184,7 @@
       return setView(d, svgText);
     }
     morphChildren(old, next);
-    d.index = null;
-    d.marked = new Set();
-    d.storyMarked = new Set();
-    d.marksKey = null;
-    d.detailsKey = null;
+    forgetMarks(d);
   }
 
   // Two SVG roots alike but for `style` (motion.js sizes the picture through it).
