@@ -35,6 +35,20 @@ CHROMIUM_ARGS = [
 ]
 free_port = support.free_port
 
+
+def require_chromium() -> None:
+    """A browser benchmark stops at once, saying why, where Debian's Chromium is missing."""
+    if not os.path.exists(CHROMIUM):
+        raise SystemExit(f"Chromium is not installed at {CHROMIUM} (Debian's chromium package)")
+
+
+def open_screen(pw: Any, *, headed: bool = False) -> tuple[Any, Any]:
+    """Chromium and a 1366x800 context in it: the screen the pages are laid out for. ``bypass_csp``: the probes
+    are strings Playwright evaluates, which the page's CSP forbids (no eval)."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=not headed, args=CHROMIUM_ARGS)
+    return browser, browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)
+
+
 # Reference figures from docs/ARCHITECTURE.md, "How a frame travels" (2 KB frames, 200 viewers).
 REF_RAW_WEBSOCKETS_US = (25.0, 30.0)
 REF_NAIVE_CHANNELS_US = 450.0

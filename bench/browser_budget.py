@@ -22,7 +22,6 @@ The window is 1366x800, the screen the page is laid out for.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CHROMIUM, CHROMIUM_ARGS, SLUG, Daphne, bench_parser, machine, run_benchmark, summary
+from _common import SLUG, Daphne, bench_parser, machine, open_screen, require_chromium, run_benchmark, summary
 
 BUSY_BUDGET = 0.25
 CLICK_BUDGET_MS = 150.0
@@ -163,8 +162,7 @@ def metrics(cdp: Any) -> dict[str, float]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    if not os.path.exists(CHROMIUM):
-        raise SystemExit(f"Chromium is not installed at {CHROMIUM} (Debian's chromium package)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {
@@ -177,10 +175,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     errors: list[str] = []
     with Daphne() as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=not args.headed, args=CHROMIUM_ARGS)
+        browser, context = open_screen(pw, headed=args.headed)
         try:
-            # bypass_csp: the probes below are strings Playwright evaluates, which the page's CSP forbids (no eval).
-            context = browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)
             page = context.new_page()
             page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
             page.on("console", lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import sys
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CHROMIUM, CHROMIUM_ARGS, SLUG, Daphne, bench_parser, machine, run_benchmark
+from _common import SLUG, Daphne, bench_parser, machine, open_screen, require_chromium, run_benchmark
 from browser_budget import STATS, STOP_AUTOPILOT, STORY_AUTOPILOT, start_run
 
 CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
@@ -172,8 +171,7 @@ def live(page: Any, base_url: str, args: argparse.Namespace) -> Iterator[None]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    if not os.path.exists(CHROMIUM):
-        raise SystemExit(f"Chromium is not installed at {CHROMIUM} (Debian's chromium package)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {
@@ -184,9 +182,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "replay": args.replay,
     }
     with Daphne() as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser, context = open_screen(pw)
         try:
-            context = browser.new_context(viewport={"width": 1366, "height": 800}, bypass_csp=True)
             page = context.new_page()
             if args.replay:
                 frames = record_frames(page, server.base_url, args)
