@@ -100,12 +100,14 @@ def context(
     message: str = "",
     diagrams: dict[str, Any] | None = None,
     log_after: int | None = None,
+    with_script: bool = True,
     behind: bool = False,
     story: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a frame template needs; ``diagrams`` defaults to all of them, drawn now; with ``log_after`` the
-    log holds only the events after that sequence number (see `log_rows`); ``story`` is the story's
-    `patterns.core.story.frame` when the run tells one."""
+    log holds only the events after that sequence number (see `log_rows`); without ``with_script`` the script's
+    fragments are left out (their viewers have them); ``story`` is the story's `patterns.core.story.frame` when
+    the run tells one."""
     diagrams = drawings(player) if diagrams is None else diagrams
     data = frame_data(player, run_id=run_id, frame=frame, playing=playing, speed=speed, diagrams=diagrams)
     data["story"] = story
@@ -119,7 +121,7 @@ def context(
         "log_keep": log,
         "viewers": viewers,
         "message": message,
-        "script": script_steps(player),
+        "script": script_steps(player) if with_script else None,
         "behind": behind,
     }
 
@@ -173,9 +175,11 @@ FRAGMENTS = {
 
 def render_fragments(ctx: dict[str, Any]) -> dict[str, str]:
     """A frame's fragments by name (`FRAGMENTS`), each an out-of-band swap; the message only when there is one,
-    and the log not when it is only the new events and there are none."""
+    the script's only when the context has it, and the log not when it is only the new events and there are none."""
     ctx = {**ctx, "oob": True, "level": "info"}
     skip = {"messages"} if not ctx["message"] else set()
+    if ctx["script"] is None:
+        skip.update(("script", "steps"))
     if ctx["log_after"] is not None and not ctx["log"]:
         skip.add("log")
     return {name: render_to_string(template, ctx) for name, template in FRAGMENTS.items() if name not in skip}

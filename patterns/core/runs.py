@@ -83,6 +83,7 @@ class LiveRun:
         self.render_cost = 0.0  # CPU seconds its last frame took to render
         self.published: dict[str, Any] = {}  # the drawings every viewer in the group has now
         self.sent: dict[str, str] = {}  # and the fragments that a frame sends only when they changed (SENT_IF_CHANGED)
+        self.sent_script: tuple | None = None  # the script whose fragments `sent` holds (not rendered again meanwhile)
         self.log_seq: int | None = None  # the newest event their logs list (None: the next frame sends the whole log)
 
     @classmethod
@@ -210,7 +211,7 @@ class LiveRun:
         player = self.player
         current = drawings(player)
         if full:
-            diagrams, self.published, self.sent = current, {}, {}
+            diagrams, self.published, self.sent, self.sent_script = current, {}, {}, None
         else:
             diagrams = {name: drawing for name, drawing in current.items() if self.published.get(name) != drawing}
             self.published = current
@@ -226,13 +227,14 @@ class LiveRun:
             message=message,
             diagrams=diagrams,
             log_after=None if whole_log else self.log_seq,
+            with_script=full or player.scenario.script != self.sent_script,
             behind=(self.behind and self.playing) or self.replay_to is not None,
             story=story_frame(self.story) if self.story is not None else None,
         )
         fragments = render_fragments(ctx)
         if full:
             return "".join(fragments.values())
-        self.log_seq = player.last_seq
+        self.log_seq, self.sent_script = player.last_seq, player.scenario.script
         unchanged = {name for name in SENT_IF_CHANGED if self.sent.get(name) == fragments.get(name)}
         self.sent.update((name, fragments[name]) for name in SENT_IF_CHANGED if name in fragments)
         return "".join(html for name, html in fragments.items() if name not in unchanged)
