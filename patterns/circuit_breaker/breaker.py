@@ -29,6 +29,17 @@ DISABLED never record.
 
 Time comes from the simulation; a breaker has at most one timer (the end of the OPEN wait or of the HALF_OPEN
 limit), called off by any move.
+
+Speed tricks (a breaker is asked and told once per call; each keeps the events exactly what the plain code gives):
+
+- *Running sums*: both windows keep the sums of their calls, failures and slow calls as outcomes come and go, so
+  judging an outcome reads three numbers instead of building a `Tally` (or summing the buckets).
+- *Numbers on a verdict*: the counts and rounded rates that a transition or ``would_open`` event shows are built
+  only when a line is crossed (`_numbers`), not for every outcome.
+- *Settings read once*: the effective minimum and the recording rule are taken from the config when the breaker
+  is built (a breaker's config never changes).
+- *One admission per generation*: every call let through outside HALF_OPEN gets the same `Admission`, built at
+  each move (`admission`); the fixed rejections are module constants.
 """
 
 from __future__ import annotations
@@ -119,6 +130,10 @@ class Admission(NamedTuple):
     trial: bool = False
 
 
+FORCED_OPEN_REJECTION = Admission(False, "forced_open")
+HALF_OPEN_FULL_REJECTION = Admission(False, "half_open_full")
+
+
 class Tally(NamedTuple):
     """What the breaker is judging: recorded calls, failed ones, slow ones, and the rates they make."""
 
@@ -145,44 +160,59 @@ class Tally(NamedTuple):
 
 
 class CountWindow:
-    """The outcomes of the last ``size`` recorded calls."""
+    """The outcomes of the last ``size`` recorded calls, with their running sums (``calls``, ``failures``,
+    ``slow``), what the breaker judges after each outcome."""
 
     def __init__(self, size: int):
         self.ring: deque[tuple[bool, bool]] = deque(maxlen=size)
+        self.calls = 0
         self.failures = 0
         self.slow = 0
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
-        if len(self.ring) == self.ring.maxlen:
+        if self.calls == self.ring.maxlen:
             old_failed, old_slow = self.ring[0]
             self.failures -= old_failed
             self.slow -= old_slow
+        else:
+            self.calls += 1
         self.ring.append((failed, slow))
         self.failures += failed
         self.slow += slow
 
     def tally(self, now: float) -> Tally:
-        return Tally(len(self.ring), self.failures, self.slow)
+        return Tally(self.calls, self.failures, self.slow)
 
 
 class TimeWindow:
     """Outcomes of the last ``size`` seconds in one-second buckets: a call drops out ``size`` seconds after its
-    second began, as in resilience4j's time-based window."""
+    second began, as in resilience4j's time-based window. The running sums (``calls``, ``failures``, ``slow``)
+    are those of the buckets kept, which are the live ones right after an `add`; `tally` tells them at any time."""
 
     def __init__(self, size: int):
         self.size = size
         self.buckets: deque[list[int]] = deque()  # [second, calls, failures, slow], oldest first
+        self.calls = 0
+        self.failures = 0
+        self.slow = 0
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
         second = epoch_second(now)
-        while self.buckets and self.buckets[0][0] <= second - self.size:
-            self.buckets.popleft()
-        if not self.buckets or self.buckets[-1][0] != second:
-            self.buckets.append([second, 0, 0, 0])
-        bucket = self.buckets[-1]
+        buckets = self.buckets
+        while buckets and buckets[0][0] <= second - self.size:
+            _second, calls, failures, slow_calls = buckets.popleft()
+            self.calls -= calls
+            self.failures -= failures
+            self.slow -= slow_calls
+        if not buckets or buckets[-1][0] != second:
+            buckets.append([second, 0, 0, 0])
+        bucket = buckets[-1]
         bucket[1] += 1
         bucket[2] += failed
         bucket[3] += slow
+        self.calls += 1
+        self.failures += failed
+        self.slow += slow
 
     def tally(self, now: float) -> Tally:
         oldest = epoch_second(now) - self.size
@@ -197,6 +227,8 @@ class Breaker:
         self.sim = sim
         self.hop = hop
         self.config = config
+        self.minimum = config.effective_minimum
+        self.any_generation = config.recording_rule == "current_state"
         self.initial = state
         self.state = state
         self.gen = 0
@@ -214,6 +246,7 @@ class Breaker:
         self.trials_admitted = 0
         self.trials = Tally(0, 0, 0)
         self.would_open = False
+        self.admission = Admission(True, None, None, self.gen, False)  # for every call let through outside trials
 
     # -- asking ---------------------------------------------------------------------------------------------------
     def admit(self) -> Admission:
@@ -223,21 +256,21 @@ class Breaker:
             self._half_open()
         state = self.state
         if state in (CLOSED, METRICS_ONLY, DISABLED):
-            return Admission(True, gen=self.gen)
+            return self.admission
         if state == FORCED_OPEN:
-            return Admission(False, reason="forced_open")
+            return FORCED_OPEN_REJECTION
         if state == OPEN:
-            return Admission(False, reason="open", remaining=(micros(self.open_until) - micros(now)) / 1e6)
+            return Admission(False, "open", (micros(self.open_until) - micros(now)) / 1e6)
         if self.trials_admitted < self.config.half_open_calls:
             self.trials_admitted += 1
-            return Admission(True, gen=self.gen, trial=True)
-        return Admission(False, reason="half_open_full")
+            return Admission(True, None, None, self.gen, True)
+        return HALF_OPEN_FULL_REJECTION
 
     def accepts(self, gen: int | None) -> bool:
         """Whether the outcome of a call let through in generation ``gen`` counts now (see the recording rule)."""
         if gen is None or self.state not in RECORDING_STATES:
             return False
-        return self.config.recording_rule == "current_state" or gen == self.gen
+        return self.any_generation or gen == self.gen
 
     def window_tally(self) -> Tally:
         """What CLOSED (or METRICS_ONLY) is judging now; the trials so far in HALF_OPEN."""
@@ -249,32 +282,39 @@ class Breaker:
         if self.state == HALF_OPEN:
             self._record_trial(failed, slow)
             return
-        verdict, numbers = self._judge(failed, slow)
+        verdict = self._judge(failed, slow)
         if self.state == CLOSED:
             if verdict:
-                self._open(verdict, numbers)
+                self._open(verdict, self._numbers())
             return
         if verdict and not self.would_open:  # METRICS_ONLY: say it once per crossing, never act
-            self.sim.emit("cb.would_open", hop=self.hop, reason=verdict, **numbers)
+            self.sim.emit("cb.would_open", hop=self.hop, reason=verdict, **self._numbers())
         self.would_open = verdict is not None
 
-    def _judge(self, failed: bool, slow: bool) -> tuple[str | None, dict[str, Any]]:
+    def _judge(self, failed: bool, slow: bool) -> str | None:
+        """Count the outcome; the line it crosses, if any."""
         config = self.config
         if config.policy == "consecutive":
             self.consecutive = self.consecutive + 1 if failed else 0
-            numbers = {"consecutive": self.consecutive}
-            return ("consecutive_failures" if self.consecutive >= config.consecutive_failures else None), numbers
-        self.window.add(self.sim.now, failed, slow)
-        tally = self.window.tally(self.sim.now)
-        numbers = tally.fields()
-        if tally.calls < config.effective_minimum:
-            return None, numbers
-        return self._rates_verdict(tally), numbers
+            return "consecutive_failures" if self.consecutive >= config.consecutive_failures else None
+        window = self.window
+        window.add(self.sim.now, failed, slow)
+        if window.calls < self.minimum:
+            return None
+        return self._rates_verdict(window.calls, window.failures, window.slow)
 
-    def _rates_verdict(self, tally: Tally) -> str | None:
-        if tally.failure_rate >= self.config.failure_threshold:
+    def _numbers(self) -> dict[str, Any]:
+        """The counts `_judge` has just judged, as a crossing's event shows them."""
+        if self.config.policy == "consecutive":
+            return {"consecutive": self.consecutive}
+        window = self.window
+        return Tally(window.calls, window.failures, window.slow).fields()
+
+    def _rates_verdict(self, calls: int, failures: int, slow: int) -> str | None:
+        """The rate at or over its threshold (`Tally`'s rates; ``calls`` >= 1: the outcome just counted)."""
+        if failures * 100.0 / calls >= self.config.failure_threshold:
             return "failure_rate"
-        if tally.slow_rate >= self.config.slow_threshold:
+        if slow * 100.0 / calls >= self.config.slow_threshold:
             return "slow_rate"
         return None
 
@@ -287,7 +327,7 @@ class Breaker:
             elif done:
                 self._to(CLOSED, "trials_passed", trials.fields())
         elif done:
-            verdict = self._rates_verdict(trials)
+            verdict = self._rates_verdict(*trials)
             if verdict:
                 self._open(verdict, trials.fields())
             else:
