@@ -32,6 +32,7 @@ overflow policies or x-delivery-limit: polled queues go without them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,9 +66,14 @@ DLX = "dlx"
 SQS_HAS_NO = {"max_length": 0, "delivery_limit": 0}  # RabbitMQ queue arguments a polled (SQS) queue goes without
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
-    """An open consumer connection (with its one channel and one consumer)."""
+    """An open consumer connection (with its one channel and one consumer).
+
+    ``limit``: the unacked deliveries it may hold, 0 once cancelled, unlimited for auto-ack or a prefetch of 0; set
+    when the prefetch or the cancel changes it ("credit limit at hand"), so the round-robin walk tells whether a
+    session has credit with one comparison. Compared by identity: the walk finds a session in its queue's ring.
+    """
 
     consumer: str
     session: int
@@ -76,9 +82,26 @@ class Session:
     auto_ack: bool
     cancelled: bool = False
     pending: dict[int, Entry] = field(default_factory=dict)  # tag -> unacked copy
+    limit: float = field(init=False)
 
-    def has_credit(self) -> bool:
-        return not self.cancelled and (self.auto_ack or self.prefetch == 0 or len(self.pending) < self.prefetch)
+    def __post_init__(self) -> None:
+        self._set_limit()
+
+    def set_prefetch(self, prefetch: int) -> None:
+        self.prefetch = prefetch
+        self._set_limit()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._set_limit()
+
+    def _set_limit(self) -> None:
+        if self.cancelled:
+            self.limit = 0
+        elif self.auto_ack or self.prefetch == 0:
+            self.limit = math.inf
+        else:
+            self.limit = self.prefetch
 
 
 @dataclass
@@ -106,8 +129,6 @@ class Broker(FrameReceiver):
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.sessions: dict[str, Session] = {}
-        self.subscribers: dict[str, list[str]] = {}  # queue -> consumers in round-robin order
-        self._next: dict[str, int] = {}  # queue -> round-robin position
         self.polls: dict[str, list[Poll]] = {}  # SQS queue -> waiting long polls, oldest first
         self._seq = 0
         self._tag = 0
@@ -141,7 +162,6 @@ class Broker(FrameReceiver):
             **{**self.policy, **(SQS_HAS_NO if polled else {})},
         )
         self.queues[name] = queue
-        self.subscribers.setdefault(name, [])
         self.polls.setdefault(name, [])
         return queue
 
@@ -196,25 +216,33 @@ class Broker(FrameReceiver):
             self.links.send(BROKER, producer, build_confirm((message_id, accepted)))
 
     def _enqueue_new(self, message: Message, queue: Queue) -> bool:
-        """Add a copy; False if the queue's overflow policy refused it (reject-publish, reject-publish-dlx).
+        """Add a copy; False if the queue's max length refused it."""
+        self._seq += 1
+        entry = Entry(message, queue.name, self._seq, self.sim.now)
+        self.ledger.entries += 1
+        if queue.max_length and self._refused(queue, entry):
+            return False
+        queue.push(entry)
+        self.sim.emit("msg.enqueued", id=entry.id, queue=queue.name, ready=queue.ready)
+        if queue.ttl > 0:
+            self._arm_expiry(queue)
+        self._serve(queue)
+        return True
+
+    def _refused(self, queue: Queue, entry: Entry) -> bool:
+        """x-max-length on a publish: True if the overflow policy refused the new copy (reject-publish,
+        reject-publish-dlx), which is then dropped or dead-lettered.
 
         drop-head never refuses: RabbitMQ enqueues the new copy, then drops heads until the queue is within its
         limit. Making room first ends the same way (the new copy is the newest, so never a head that goes).
         """
-        self._seq += 1
-        entry = Entry(message, queue.name, self._seq, self.sim.now)
         self._drop_heads(queue, room=1)
-        self.ledger.entries += 1
-        if queue.full():
-            if queue.overflow == "reject-publish" or queue.dead_letter_queue is None:
-                self.drop(entry, "overflow_rejected")
-            else:
-                self._discard(entry, "maxlen")
+        if not queue.full():
             return False
-        queue.push(entry)
-        self.sim.emit("msg.enqueued", id=message.id, queue=queue.name, ready=queue.ready)
-        self._arm_expiry(queue)
-        self._serve(queue)
+        if queue.overflow == "reject-publish" or queue.dead_letter_queue is None:
+            self.drop(entry, "overflow_rejected")
+        else:
+            self._discard(entry, "maxlen")
         return True
 
     # -- fates ----------------------------------------------------------------------------------------------------
@@ -274,7 +302,8 @@ class Broker(FrameReceiver):
         queue.push(entry)
         event = self.sim.emit("msg.requeued", id=entry.id, queue=queue.name, reason=reason, consumer=consumer)
         self.rec.step(event, consumer, queue.name, reason)
-        self._arm_expiry(queue)
+        if queue.ttl > 0:
+            self._arm_expiry(queue)
         return True
 
     def _settled(self, entry: Entry, consumer: str) -> None:
@@ -284,9 +313,8 @@ class Broker(FrameReceiver):
 
     # -- TTL ------------------------------------------------------------------------------------------------------
     def _arm_expiry(self, queue: Queue) -> None:
-        """Make sure a timer fires when the head is due (a requeued copy may be due before the armed time)."""
-        if queue.ttl <= 0:
-            return
+        """Make sure a timer fires when the head is due (a requeued copy may be due before the armed time); callers
+        ask only for a queue with a TTL."""
         head = queue.peek()
         if head is None:
             return
@@ -298,14 +326,14 @@ class Broker(FrameReceiver):
     def _expire(self, queue: Queue, due: float) -> None:
         if queue.expiry_at == due and not queue.deleted:
             queue.expiry_at = None
-            self._expire_heads(queue)
+            self._expire_heads(queue)  # armed only on a queue with a TTL
             self._arm_expiry(queue)
 
     def _expire_heads(self, queue: Queue) -> None:
-        if queue.ttl > 0:
-            now = self.sim.now
-            while (head := queue.peek()) is not None and head.enqueued_at + queue.ttl <= now:
-                self._discard(queue.pop(), "expired")
+        """Expire the heads past their TTL (callers ask only queues with a TTL: most have none)."""
+        now = self.sim.now
+        while (head := queue.peek()) is not None and head.enqueued_at + queue.ttl <= now:
+            self._discard(queue.pop(), "expired")
 
     # -- push delivery --------------------------------------------------------------------------------------------
     def _serve(self, queue: Queue) -> None:
@@ -318,23 +346,26 @@ class Broker(FrameReceiver):
             self._dispatch(queue)
 
     def _dispatch(self, queue: Queue) -> None:
-        names = self.subscribers[queue.name]
-        if not names:
+        if not queue.ring:
             return
-        self._expire_heads(queue)
+        if queue.ttl > 0:
+            self._expire_heads(queue)
         while queue.ready:
-            session = self._next_with_credit(queue.name, names)
+            session = self._next_with_credit(queue)
             if session is None:
                 return
             self._deliver(queue, queue.pop(), session)
 
-    def _next_with_credit(self, queue: str, names: list[str]) -> Session | None:
-        start = self._next.get(queue, 0)
-        for i in range(len(names)):
-            index = (start + i) % len(names)
-            session = self.sessions[names[index]]
-            if session.has_credit():
-                self._next[queue] = index + 1
+    def _next_with_credit(self, queue: Queue) -> Session | None:
+        """The next session in round-robin order that may take one more delivery, or None."""
+        ring = queue.ring
+        count = len(ring)
+        start = queue.turn
+        for i in range(count):
+            index = (start + i) % count
+            session = ring[index]
+            if len(session.pending) < session.limit:
+                queue.turn = index + 1
                 return session
         return None
 
@@ -345,15 +376,16 @@ class Broker(FrameReceiver):
     def _handout(self, queue: Queue, entry: Entry, consumer: str, session: Session | None) -> Deliver:
         """Number a delivery (tag, delivery count), put the copy where in-flight copies are kept, and emit it."""
         self._tag += 1
+        tag = self._tag
         redelivered = entry.redelivered
         entry.deliveries += 1
         entry.consumer = consumer
         if session is not None and session.auto_ack:
-            self.links.receivers[consumer].sent_auto(self._tag, entry, session.session)
+            self.links.receivers[consumer].sent_auto(tag, entry, session.session)
         else:
-            queue.pending[(consumer, self._tag)] = entry
+            queue.pending[(consumer, tag)] = entry
             if session is not None:
-                session.pending[self._tag] = entry
+                session.pending[tag] = entry
         key = entry.message.key
         if self.ledger.was_processed(queue.name, key):
             self.ledger.duplicates_delivered += 1
@@ -363,12 +395,12 @@ class Broker(FrameReceiver):
             queue=queue.name,
             key=key,
             consumer=consumer,
-            tag=self._tag,
+            tag=tag,
             redelivered=redelivered,
             deliveries=entry.deliveries,
         )
         self.rec.step(event, queue.name, consumer, "redelivered" if redelivered else "")
-        return build_deliver((entry, self._tag, session.session if session is not None else 0, redelivered))
+        return build_deliver((entry, tag, session.session if session is not None else 0, redelivered))
 
     # -- connections ----------------------------------------------------------------------------------------------
     def on_connect(self, frame: Connect) -> None:
@@ -382,7 +414,7 @@ class Broker(FrameReceiver):
             self.sim.emit("queue.declared", queue=frame.queue, exclusive=True, bindings=list(frame.bindings))
         session = Session(frame.consumer, frame.session, frame.queue, frame.prefetch, frame.auto_ack)
         self.sessions[frame.consumer] = session
-        self.subscribers[frame.queue].append(frame.consumer)
+        queue.ring.append(session)
         self.links.send(BROKER, frame.consumer, ConnectOk(frame.session), reliable=True)
         self._dispatch(queue)
 
@@ -412,17 +444,17 @@ class Broker(FrameReceiver):
             self._dispatch(queue)
 
     def _stop_dispatching(self, session: Session) -> None:
-        names = self.subscribers[session.queue]
-        if session.consumer in names:
-            index = names.index(session.consumer)
-            names.remove(session.consumer)
-            if self._next.get(session.queue, 0) > index:
-                self._next[session.queue] -= 1
+        queue = self.queues[session.queue]
+        if session in queue.ring:
+            index = queue.ring.index(session)
+            del queue.ring[index]
+            if queue.turn > index:
+                queue.turn -= 1
 
     def on_cancel(self, frame: Cancel) -> None:
         session = self.session_of(frame.consumer, frame.session)
         if session is not None:
-            session.cancelled = True
+            session.cancel()
             self._stop_dispatching(session)
 
     def on_reset(self, frame: Reset) -> None:
@@ -434,29 +466,28 @@ class Broker(FrameReceiver):
     def on_qos(self, frame: Qos) -> None:
         session = self.session_of(frame.consumer, frame.session)
         if session is not None:
-            session.prefetch = frame.prefetch
+            session.set_prefetch(frame.prefetch)
             self._dispatch(self.queues[session.queue])
 
     # -- settling -------------------------------------------------------------------------------------------------
     def on_settle(self, frame: Settle) -> None:
-        queue = self.queues[frame.queue]
-        key = (frame.consumer, frame.tag)
-        session = None if queue.polled else self.session_of(frame.consumer, frame.session)
+        consumer, session_id, queue_name, tag, message_id, ack, requeue = frame  # "unpack once", as in `on_publish`
+        queue = self.queues[queue_name]
+        key = (consumer, tag)
+        session = None if queue.polled else self.session_of(consumer, session_id)
         entry = queue.pending.get(key) if queue.polled or session is not None else None
         if entry is None:
-            self.sim.emit("msg.ack_stale", id=frame.id, queue=frame.queue, consumer=frame.consumer, tag=frame.tag)
+            self.sim.emit("msg.ack_stale", id=message_id, queue=queue_name, consumer=consumer, tag=tag)
             return
-        if not frame.ack:
-            event = self.sim.emit(
-                "msg.nacked", id=entry.id, queue=queue.name, consumer=frame.consumer, requeue=frame.requeue
-            )
-            self.rec.step(event, frame.consumer, queue.name, "requeue" if frame.requeue else "reject")
+        if not ack:
+            event = self.sim.emit("msg.nacked", id=entry.id, queue=queue.name, consumer=consumer, requeue=requeue)
+            self.rec.step(event, consumer, queue.name, "requeue" if requeue else "reject")
         del queue.pending[key]
         if session is not None:
-            del session.pending[frame.tag]
-        if frame.ack:
-            self._settled(entry, frame.consumer)
-        elif frame.requeue:
+            del session.pending[tag]
+        if ack:
+            self._settled(entry, consumer)
+        elif requeue:
             self._requeue(entry, "nack")
             self._drop_heads(queue)
         else:
@@ -475,7 +506,8 @@ class Broker(FrameReceiver):
         self.sim.schedule(frame.wait, self._poll_expired, queue, frame.consumer, frame.poll)
 
     def _receive(self, queue: Queue, consumer: str, count: int) -> tuple[Deliver, ...]:
-        self._expire_heads(queue)
+        if queue.ttl > 0:
+            self._expire_heads(queue)
         out = []
         while queue.ready and len(out) < count:
             entry = queue.pop()
