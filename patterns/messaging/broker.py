@@ -354,31 +354,28 @@ class Broker(FrameReceiver):
             session = self._next_with_credit(queue)
             if session is None:
                 return
-            self._deliver(queue, queue.pop(), session)
+            frame = self._handout(queue, queue.pop(), session.consumer, session)
+            self.links.send(BROKER, session.consumer, frame, reliable=True)
 
     def _next_with_credit(self, queue: Queue) -> Session | None:
         """The next session in round-robin order that may take one more delivery, or None."""
         ring = queue.ring
         count = len(ring)
         start = queue.turn
-        for i in range(count):
-            index = (start + i) % count
-            session = ring[index]
+        for turn in range(start, start + count):
+            session = ring[turn % count]
             if len(session.pending) < session.limit:
-                queue.turn = index + 1
+                queue.turn = turn % count + 1
                 return session
         return None
-
-    def _deliver(self, queue: Queue, entry: Entry, session: Session) -> None:
-        frame = self._handout(queue, entry, session.consumer, session)
-        self.links.send(BROKER, session.consumer, frame, reliable=True)
 
     def _handout(self, queue: Queue, entry: Entry, consumer: str, session: Session | None) -> Deliver:
         """Number a delivery (tag, delivery count), put the copy where in-flight copies are kept, and emit it."""
         self._tag += 1
         tag = self._tag
-        redelivered = entry.redelivered
-        entry.deliveries += 1
+        deliveries = entry.deliveries + 1
+        redelivered = deliveries > 1  # `Entry.redelivered` before this one, without the property's call
+        entry.deliveries = deliveries
         entry.consumer = consumer
         if session is not None and session.auto_ack:
             self.links.receivers[consumer].sent_auto(tag, entry, session.session)
@@ -397,7 +394,7 @@ class Broker(FrameReceiver):
             consumer=consumer,
             tag=tag,
             redelivered=redelivered,
-            deliveries=entry.deliveries,
+            deliveries=deliveries,
         )
         self.rec.step(event, queue.name, consumer, "redelivered" if redelivered else "")
         return build_deliver((entry, tag, session.session if session is not None else 0, redelivered))

@@ -105,7 +105,12 @@ class Consumer(AutoAckHolder):
         self.ack_mode = params["ack_mode"]
         self.auto = self.ack_mode == "auto" and not self.polled
         self.prefetch = params["prefetch"]
+        self.requeue_failures = params["on_failure"] == "requeue"
+        # "Duration at hand": the median processing time, made when the slow factor changes, not per message.
+        self._process_s = params["process_ms"] / 1000.0
+        self._spread = params["process_spread"]
         self.slow_factor = 1.0
+        self._median = self._process_s * self.slow_factor
         self.state = "connecting"
         self.crashed = False
         self.cut = False
@@ -234,29 +239,29 @@ class Consumer(AutoAckHolder):
 
     # -- processing -----------------------------------------------------------------------------------------------
     def _next(self) -> None:
+        engine = self.engine
         while self.working is None and not self.crashed:
             if not self.buffer:
                 self._idle()
                 return
             delivery = self.buffer.popleft()
             entry = delivery.entry
-            if self.engine.dedupe and self.engine.accounts.was_processed(entry.origin, entry.message.key):
+            if engine.dedupe and engine.accounts.was_processed(entry.origin, entry.message.key):
                 self._deduplicated(delivery)
                 continue
             self.working = delivery
-            self.busy_since = self.engine.sim.now
-            self.processing = self.engine.sim.schedule(self._duration(), self._finished)
+            self.busy_since = engine.sim.now
+            self.processing = engine.sim.schedule(self._duration(), self._finished)
 
     def _duration(self) -> float:
-        params = self.engine.params
-        median = params["process_ms"] / 1000.0 * self.slow_factor
-        spread = params["process_spread"]
-        return median * self.engine.sim.rng.lognormvariate(0.0, spread) if spread > 0 else median
+        spread = self._spread
+        return self._median * self.engine.sim.rng.lognormvariate(0.0, spread) if spread > 0 else self._median
 
     def _finished(self) -> None:
         engine = self.engine
+        now = engine.sim.now
         delivery, self.working = self.working, None
-        self.busy += engine.sim.now - self.busy_since
+        self.busy += now - self.busy_since
         entry = delivery.entry
         message = entry.message
         failure = engine.failure_probability
@@ -266,15 +271,15 @@ class Consumer(AutoAckHolder):
         elif ok:
             self.processed += 1
             duplicate = engine.accounts.record_processed(entry.origin, message.key)
-            latency = engine.sim.now - message.published_at
-            engine.rec.series.latency(engine.sim.now, latency)
+            latency = now - message.published_at
+            engine.rec.series.latency(now, latency)
             self._emit_processed(delivery, True, duplicate, latency)
             if self.replies:
                 self._reply(message)
             self._settle(delivery, ack=True)
         else:
             self.failed += 1
-            self._emit_processed(delivery, False, False, engine.sim.now - message.published_at)
+            self._emit_processed(delivery, False, False, now - message.published_at)
             self._settle(delivery, ack=False)
         self._next()
 
@@ -332,7 +337,7 @@ class Consumer(AutoAckHolder):
     def _settle(self, delivery: Deliver, *, ack: bool) -> None:
         engine = self.engine
         entry = delivery.entry
-        requeue = engine.params["on_failure"] == "requeue"
+        requeue = self.requeue_failures
         if self.auto:
             del self.held[delivery.tag]
             if ack:
@@ -422,6 +427,7 @@ class Consumer(AutoAckHolder):
 
     def set_slow(self, factor: float) -> None:
         self.slow_factor = factor
+        self._median = self._process_s * factor
         self.announce("slow")
 
     def announce(self, change: str) -> None:

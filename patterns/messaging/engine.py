@@ -187,15 +187,17 @@ class MessagingEngine(Commands):
 
     def _tick(self) -> None:
         now = self.sim.now
-        live = [c for c in self.consumers if c.state in ("up", "draining")]
+        seen = self._busy_seen
         busy = 0.0
-        for consumer in live:
-            total = consumer.busy_total(now)
-            busy += total - self._busy_seen.get(consumer.name, total)
+        live = 0
         for consumer in self.consumers:
-            self._busy_seen[consumer.name] = consumer.busy_total(now)
+            total = consumer.busy_total(now)
+            if consumer.state in ("up", "draining"):
+                live += 1
+                busy += total - seen.get(consumer.name, total)
+            seen[consumer.name] = total
         queued, in_flight, _ = self._places()
-        self.rec.series.sample(now, queued, in_flight, busy / (TICK * len(live)) if live else 0.0)
+        self.rec.series.sample(now, queued, in_flight, busy / (TICK * live) if live else 0.0)
         self.sim.schedule(TICK, self._tick)
 
     # -- commands -------------------------------------------------------------------------------------------------

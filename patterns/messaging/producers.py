@@ -72,12 +72,13 @@ class Producer(FrameReceiver):
         engine.links.send(self.name, BROKER, build_publish((message, self.confirms)))
 
     def on_confirm(self, frame: Confirm) -> None:
-        if frame.ack:
+        message_id, ack = frame
+        if ack:
             self.confirmed += 1
         else:
             self.nacked += 1
-        event = self.engine.sim.emit("msg.confirmed", id=frame.id, producer=self.name, ack=frame.ack)
-        self.engine.rec.step(event, BROKER, self.name, "ack" if frame.ack else "nack")
+        event = self.engine.sim.emit("msg.confirmed", id=message_id, producer=self.name, ack=ack)
+        self.engine.rec.step(event, BROKER, self.name, "ack" if ack else "nack")
 
 
 class Client(AutoAckHolder):

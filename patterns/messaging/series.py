@@ -23,24 +23,25 @@ class Series:
         self.latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_SAMPLES)  # (second, seconds)
         self.totals = dict.fromkeys(COUNTED, 0)
         # "Current row at hand": the newest row and the time its second ends, so that counting an event (several
-        # per message) costs one comparison while the clock is still in that second (it only moves forward).
+        # per message) costs one comparison, and no call, while the clock is still in that second (it only moves
+        # forward).
         self._current: dict = {}
         self._current_ends = -math.inf
 
-    def _row(self, now: float) -> dict:
-        if now >= self._current_ends:
-            second = int(now)
-            self._current = {"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}
-            self._current_ends = second + 1
-            self.rows.append(self._current)
+    def _new_row(self, now: float) -> dict:
+        second = int(now)
+        self._current = {"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}
+        self._current_ends = second + 1
+        self.rows.append(self._current)
         return self._current
 
     def count(self, now: float, name: str) -> None:
-        self._row(now)[name] += 1
+        row = self._current if now < self._current_ends else self._new_row(now)
+        row[name] += 1
         self.totals[name] += 1
 
     def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
-        row = self._row(now)
+        row = self._current if now < self._current_ends else self._new_row(now)
         row["ready"], row["in_flight"], row["utilization"] = ready, in_flight, utilization
 
     def latency(self, now: float, seconds: float) -> None:
