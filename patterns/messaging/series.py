@@ -21,14 +21,23 @@ class Series:
     def __init__(self) -> None:
         self.rows: deque[dict] = deque(maxlen=HISTORY_SECONDS)  # {"second", counts..., gauges...}
         self.latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_SAMPLES)  # (second, seconds)
-        self.totals = dict.fromkeys(COUNTED, 0)
+        # "Totals on reading": the counts of the rows before the current one, added up when a row is closed, so
+        # that counting an event adds to one dict, not two; `totals` adds the current row.
+        self._closed = dict.fromkeys(COUNTED, 0)
         # "Current row at hand": the newest row and the time its second ends, so that counting an event (several
         # per message) costs one comparison, and no call, while the clock is still in that second (it only moves
         # forward).
         self._current: dict = {}
         self._current_ends = -math.inf
 
+    @property
+    def totals(self) -> dict[str, int]:
+        """The run totals of the counted series."""
+        return {name: self._closed[name] + self._current.get(name, 0) for name in COUNTED}
+
     def _new_row(self, now: float) -> dict:
+        for name in COUNTED:
+            self._closed[name] += self._current.get(name, 0)
         second = int(now)
         self._current = {"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}
         self._current_ends = second + 1
@@ -38,7 +47,6 @@ class Series:
     def count(self, now: float, name: str) -> None:
         row = self._current if now < self._current_ends else self._new_row(now)
         row[name] += 1
-        self.totals[name] += 1
 
     def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
         row = self._current if now < self._current_ends else self._new_row(now)
