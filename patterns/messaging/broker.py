@@ -203,7 +203,7 @@ class Broker(FrameReceiver):
             queue = self.queues.get(routing_key)
             names = [routing_key] if queue is not None and not queue.deleted else []
         event = self.sim.emit("msg.routed", id=message_id, exchange=exchange, routing_key=routing_key, queues=names)
-        self.rec.step(event, target, ",".join(names) or "nowhere", routing_key)
+        self.rec.step(event, target, names, routing_key)
         accepted = True
         if not names:
             self.ledger.entries += 1

@@ -14,6 +14,7 @@ deliveries up to its prefetch, and reconnects after a lost connection. Poll mode
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -254,8 +255,10 @@ class Consumer(AutoAckHolder):
             self.processing = engine.sim.schedule(self._duration(), self._finished)
 
     def _duration(self) -> float:
+        """The median times a lognormal draw: ``exp(normalvariate(...))`` is what ``lognormvariate`` returns, one call
+        fewer ("lognormal by hand")."""
         spread = self._spread
-        return self._median * self.engine.sim.rng.lognormvariate(0.0, spread) if spread > 0 else self._median
+        return self._median * math.exp(self.engine.sim.rng.normalvariate(0.0, spread)) if spread > 0 else self._median
 
     def _finished(self) -> None:
         engine = self.engine

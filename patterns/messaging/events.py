@@ -258,11 +258,12 @@ class Recorder:
 
     def __init__(self, sim: Simulation):
         self.sim = sim
-        self._steps: deque[tuple[float, Event, str | None, str | None, str]] = deque(maxlen=TRAIL_LENGTH)
+        self._steps: deque[tuple[float, Event, str | None, str | list[str] | None, str]] = deque(maxlen=TRAIL_LENGTH)
         self.series = Series()
 
-    def step(self, event: Event, src: str | None = None, dst: str | None = None, label: str = "") -> None:
-        """Note a message step just emitted: ``src``/``dst``/``label`` place it on the sequence diagram's trail."""
+    def step(self, event: Event, src: str | None = None, dst: str | list[str] | None = None, label: str = "") -> None:
+        """Note a message step just emitted: ``src``/``dst``/``label`` place it on the sequence diagram's trail; a
+        list of queues as ``dst`` (a routed step's) is joined when the trail is read ("nowhere" if empty)."""
         now = self.sim.now
         self._steps.append((now, event, src, dst, label))
         counted = _STEPS[event.type]
@@ -275,6 +276,13 @@ class Recorder:
     def trail(self) -> list[dict[str, Any]]:
         """The recent message steps, oldest first: ``{"t", "step", "id", "src", "dst", "label"}``."""
         return [
-            {"t": t, "step": event.type[4:], "id": event.fields.get("id"), "src": src, "dst": dst, "label": label}
+            {
+                "t": t,
+                "step": event.type[4:],
+                "id": event.fields.get("id"),
+                "src": src,
+                "dst": (",".join(dst) or "nowhere") if isinstance(dst, list) else dst,
+                "label": label,
+            }
             for t, event, src, dst, label in self._steps
         ]
