@@ -219,9 +219,9 @@ class Broker(FrameReceiver):
         """Add a copy; False if the queue's max length refused it."""
         self._seq += 1
         entry = Entry(message, queue.name, self._seq, self.sim.now)
-        self.ledger.entries += 1
         if queue.max_length and self._refused(queue, entry):
             return False
+        self.ledger.entries += 1
         queue.push(entry)
         self.sim.emit("msg.enqueued", id=entry.id, queue=queue.name, ready=queue.ready)
         if queue.ttl > 0:
@@ -239,6 +239,7 @@ class Broker(FrameReceiver):
         self._drop_heads(queue, room=1)
         if not queue.full():
             return False
+        self.ledger.entries += 1  # the refused copy is counted, and ends at once
         if queue.overflow == "reject-publish" or queue.dead_letter_queue is None:
             self.drop(entry, "overflow_rejected")
         else:

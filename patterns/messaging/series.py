@@ -15,6 +15,7 @@ LATENCY_SAMPLES = 400
 COUNTED = ("published", "delivered", "acked", "redelivered", "dead_lettered", "expired", "dropped")
 GAUGES = ("ready", "in_flight", "utilization")
 PERCENTILES = (50, 95, 99)
+BLANK_ROW = {"second": -1, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}  # copied for each second
 
 
 class Series:
@@ -27,22 +28,24 @@ class Series:
         # "Current row at hand": the newest row and the time its second ends, so that counting an event (several
         # per message) costs one comparison, and no call, while the clock is still in that second (it only moves
         # forward).
-        self._current: dict = {}
+        self._current = dict(BLANK_ROW)  # a row before the first: never listed, all counts 0
         self._current_ends = -math.inf
 
     @property
     def totals(self) -> dict[str, int]:
         """The run totals of the counted series."""
-        return {name: self._closed[name] + self._current.get(name, 0) for name in COUNTED}
+        return {name: self._closed[name] + self._current[name] for name in COUNTED}
 
     def _new_row(self, now: float) -> dict:
+        closed, current = self._closed, self._current
         for name in COUNTED:
-            self._closed[name] += self._current.get(name, 0)
+            closed[name] += current[name]
         second = int(now)
-        self._current = {"second": second, **dict.fromkeys(COUNTED, 0), **dict.fromkeys(GAUGES, math.nan)}
+        self._current = row = BLANK_ROW.copy()
+        row["second"] = second
         self._current_ends = second + 1
-        self.rows.append(self._current)
-        return self._current
+        self.rows.append(row)
+        return row
 
     def count(self, now: float, name: str) -> None:
         row = self._current if now < self._current_ends else self._new_row(now)
