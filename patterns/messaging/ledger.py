@@ -36,16 +36,21 @@ class Ledger:
         self.dropped_by = dict.fromkeys(DROP_REASONS, 0)
         self.duplicates_delivered = 0
         self.duplicates_processed = 0
-        self.processed: dict[tuple[str, str], int] = {}  # (queue, key) -> successful processings
+        # queue -> key -> successful processings ("keys by queue": a check hashes the key alone, where a (queue, key)
+        # pair would be a tuple made and hashed for every delivery and every processing)
+        self.processed: dict[str, dict[str, int]] = {}
 
     def was_processed(self, queue: str, key: str) -> bool:
-        return (queue, key) in self.processed
+        counts = self.processed.get(queue)
+        return counts is not None and key in counts
 
     def record_processed(self, queue: str, key: str) -> bool:
         """Count a successful processing; True if it is a duplicate."""
-        slot = (queue, key)
-        count = self.processed.get(slot, 0) + 1
-        self.processed[slot] = count
+        counts = self.processed.get(queue)
+        if counts is None:
+            counts = self.processed[queue] = {}
+        count = counts.get(key, 0) + 1
+        counts[key] = count
         if count > 1:
             self.duplicates_processed += 1
         return count > 1

@@ -13,6 +13,7 @@ attempts and SQS's HTTP requests are not buffered: a request sent over a cut lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from patterns.core.network import Network
@@ -134,6 +135,9 @@ class Links:
     def __init__(self, net: Network):
         self.net = net
         self.receivers: dict[str, FrameReceiver] = {}
+        # "Handlers at hand": node -> frame handler name -> the receiver's bound method, found once per node and
+        # frame type (a getattr by name makes a new bound method for every frame).
+        self._handlers: dict[str, dict[str, Callable[[Any], None]]] = {}
         self._cut: dict[str, list[tuple[int | None, str, str, Any]]] = {}  # node -> frames to resend on restore
         # One bound method made once and passed with every send (one callback): the network checks a callback
         # that differs from the previous one, and `self.hand_over` would be a new bound method each time.
@@ -142,12 +146,17 @@ class Links:
     def hand_over(self, message: Any) -> None:
         """The network's callback: give an arrived frame to its receiver's handler for it."""
         frame = message.payload
-        getattr(self.receivers[message.dst], frame.handler)(frame)
+        handlers = self._handlers[message.dst]
+        handle = handlers.get(frame.handler)
+        if handle is None:
+            handle = handlers[frame.handler] = getattr(self.receivers[message.dst], frame.handler)
+        handle(frame)
 
     def add(self, node: str, receiver: FrameReceiver) -> None:
         if node not in self.receivers:
             self.net.add_node(node)
         self.receivers[node] = receiver
+        self._handlers[node] = {}
 
     def send(self, src: str, dst: str, frame: Any, *, reliable: bool = False) -> None:
         """Send a frame; ``reliable`` frames belong to an open connection and survive a cut link."""
