@@ -268,9 +268,11 @@ class Recorder:
         self._steps.append((now, event, src, dst, label))
         counted = _STEPS[event.type]
         if counted is not None:
-            self.series.count(now, counted)
+            series = self.series
+            row = series.current if now < series.current_ends else series.new_row(now)
+            row[counted] += 1
             if counted == "delivered" and event.fields["redelivered"]:
-                self.series.count(now, "redelivered")
+                row["redelivered"] += 1
 
     @property
     def trail(self) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Bounded per-second history for the charts: event counts, sampled gauges, end-to-end latency.
 
-Counts are added as events happen; gauges (ready, in flight, busy seconds of live consumers) are sampled by a
+Counts are added as events happen (`events.Recorder.step` adds them to the current row); gauges (ready, in flight, busy seconds of live consumers) are sampled by a
 one-second tick of the engine. Everything is bounded (two minutes of seconds, the last latencies), so a long run
 costs the same memory as a short one.
 """
@@ -25,34 +25,31 @@ class Series:
         # "Totals on reading": the counts of the rows before the current one, added up when a row is closed, so
         # that counting an event adds to one dict, not two; `totals` adds the current row.
         self._closed = dict.fromkeys(COUNTED, 0)
-        # "Current row at hand": the newest row and the time its second ends, so that counting an event (several
-        # per message) costs one comparison, and no call, while the clock is still in that second (it only moves
-        # forward).
-        self._current = dict(BLANK_ROW)  # a row before the first: never listed, all counts 0
-        self._current_ends = -math.inf
+        # "Current row at hand": the newest row and the time its second ends. While the clock is still in that
+        # second (it only moves forward), counting an event (several per message) is one comparison and one
+        # increment, and no call: `events.Recorder.step` counts straight into ``current``.
+        self.current = dict(BLANK_ROW)  # a row before the first: never listed, all counts 0
+        self.current_ends = -math.inf
 
     @property
     def totals(self) -> dict[str, int]:
         """The run totals of the counted series."""
-        return {name: self._closed[name] + self._current[name] for name in COUNTED}
+        return {name: self._closed[name] + self.current[name] for name in COUNTED}
 
-    def _new_row(self, now: float) -> dict:
-        closed, current = self._closed, self._current
+    def new_row(self, now: float) -> dict:
+        """Start the row of the second of ``now`` (a later one than the current row's) and return it."""
+        closed, current = self._closed, self.current
         for name in COUNTED:
             closed[name] += current[name]
         second = int(now)
-        self._current = row = BLANK_ROW.copy()
+        self.current = row = BLANK_ROW.copy()
         row["second"] = second
-        self._current_ends = second + 1
+        self.current_ends = second + 1
         self.rows.append(row)
         return row
 
-    def count(self, now: float, name: str) -> None:
-        row = self._current if now < self._current_ends else self._new_row(now)
-        row[name] += 1
-
     def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
-        row = self._current if now < self._current_ends else self._new_row(now)
+        row = self.current if now < self.current_ends else self.new_row(now)
         row["ready"], row["in_flight"], row["utilization"] = ready, in_flight, utilization
 
     def latency(self, now: float, seconds: float) -> None:
