@@ -307,11 +307,6 @@ class Broker(FrameReceiver):
             self._arm_expiry(queue)
         return True
 
-    def _settled(self, entry: Entry, consumer: str) -> None:
-        self.ledger.acked += 1
-        event = self.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=consumer, auto=False)
-        self.rec.step(event, consumer, entry.queue)
-
     # -- TTL ------------------------------------------------------------------------------------------------------
     def _arm_expiry(self, queue: Queue) -> None:
         """Make sure a timer fires when the head is due (a requeued copy may be due before the armed time); callers
@@ -338,9 +333,7 @@ class Broker(FrameReceiver):
 
     # -- push delivery --------------------------------------------------------------------------------------------
     def _serve(self, queue: Queue) -> None:
-        """Hand out what is ready (after most acks nothing is: "nothing ready, nothing to do" saves the walk)."""
-        if not queue.ready:
-            return
+        """Hand out what is ready (callers call it only when something is)."""
         if queue.polled:
             self._answer_polls(queue)
         else:
@@ -484,14 +477,17 @@ class Broker(FrameReceiver):
         if session is not None:
             del session.pending[tag]
         if ack:
-            self._settled(entry, consumer)
+            self.ledger.acked += 1
+            event = self.sim.emit("msg.acked", id=entry.id, queue=queue_name, consumer=consumer, auto=False)
+            self.rec.step(event, consumer, queue_name)
         elif requeue:
             self._requeue(entry, "nack")
             self._drop_heads(queue)
         else:
             entry.consumer = None
             self._discard(entry, "rejected")
-        self._serve(queue)
+        if queue.ready:  # after most acks nothing is ready: "nothing ready, nothing to do" saves the walk
+            self._serve(queue)
 
     # -- SQS polling ----------------------------------------------------------------------------------------------
     def on_receive(self, frame: Receive) -> None:

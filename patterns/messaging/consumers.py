@@ -271,33 +271,29 @@ class Consumer(AutoAckHolder):
         ok = not message.poison and not (failure > 0 and engine.sim.rng.random() < failure)
         if ok and engine.dedupe and engine.accounts.was_processed(entry.origin, message.key):
             self._deduplicated(delivery)  # another consumer committed it while this one worked
-        elif ok:
-            self.processed += 1
-            duplicate = engine.accounts.record_processed(entry.origin, message.key)
-            latency = now - message.published_at
-            engine.rec.series.latency(now, latency)
-            self._emit_processed(delivery, True, duplicate, latency)
-            if self.replies:
-                self._reply(message)
-            self._settle(delivery, ack=True)
         else:
-            self.failed += 1
-            self._emit_processed(delivery, False, False, now - message.published_at)
-            self._settle(delivery, ack=False)
+            latency = now - message.published_at
+            duplicate = False
+            if ok:
+                self.processed += 1
+                duplicate = engine.accounts.record_processed(entry.origin, message.key)
+                engine.rec.series.latency(now, latency)
+            else:
+                self.failed += 1
+            engine.sim.emit(
+                "msg.processed",
+                id=entry.id,
+                queue=entry.origin,
+                key=message.key,
+                consumer=self.name,
+                ok=ok,
+                duplicate=duplicate,
+                latency=round(latency, 6),
+            )
+            if ok and self.replies:
+                self._reply(message)
+            self._settle(delivery, ack=ok)
         self._next()
-
-    def _emit_processed(self, delivery: Deliver, ok: bool, duplicate: bool, latency: float) -> None:
-        entry = delivery.entry
-        self.engine.sim.emit(
-            "msg.processed",
-            id=entry.id,
-            queue=entry.origin,
-            key=entry.message.key,
-            consumer=self.name,
-            ok=ok,
-            duplicate=duplicate,
-            latency=round(latency, 6),
-        )
 
     def _deduplicated(self, delivery: Deliver) -> None:
         self.deduplicated += 1
