@@ -340,28 +340,24 @@ class Broker(FrameReceiver):
             self._dispatch(queue)
 
     def _dispatch(self, queue: Queue) -> None:
-        if not queue.ring:
+        """Deliver ready copies to the queue's sessions in round-robin order, each up to its credit."""
+        ring = queue.ring
+        if not ring:
             return
         if queue.ttl > 0:
             self._expire_heads(queue)
+        count = len(ring)
         while queue.ready:
-            session = self._next_with_credit(queue)
-            if session is None:
-                return
+            start = queue.turn
+            for turn in range(start, start + count):  # from the session whose turn it is, once round the ring
+                session = ring[turn % count]
+                if len(session.pending) < session.limit:
+                    break
+            else:
+                return  # no session has credit
+            queue.turn = turn % count + 1
             frame = self._handout(queue, queue.pop(), session.consumer, session)
             self.links.send(BROKER, session.consumer, frame, reliable=True)
-
-    def _next_with_credit(self, queue: Queue) -> Session | None:
-        """The next session in round-robin order that may take one more delivery, or None."""
-        ring = queue.ring
-        count = len(ring)
-        start = queue.turn
-        for turn in range(start, start + count):
-            session = ring[turn % count]
-            if len(session.pending) < session.limit:
-                queue.turn = turn % count + 1
-                return session
-        return None
 
     def _handout(self, queue: Queue, entry: Entry, consumer: str, session: Session | None) -> Deliver:
         """Number a delivery (tag, delivery count), put the copy where in-flight copies are kept, and emit it."""

@@ -34,6 +34,7 @@ class Producer(FrameReceiver):
         self.exchange = exchange
         self.keys = keys
         self.confirms = engine.params["confirms"]
+        self.size = engine.params["payload_bytes"]
         self.published = 0
         self.confirmed = 0
         self.nacked = 0
@@ -61,7 +62,7 @@ class Producer(FrameReceiver):
                 self.name,
                 self.exchange,
                 key,
-                engine.params["payload_bytes"],
+                self.size,
                 engine.sim.now,
                 poison,
                 None,  # reply_to
