@@ -186,6 +186,7 @@ class MessagingEngine(Commands):
         self.sim.schedule(TICK, self._tick)
 
     def _tick(self) -> None:
+        """Sample the gauges: one pass over the consumers takes each one's busy total once."""
         now = self.sim.now
         seen = self._busy_seen
         busy = 0.0

@@ -253,7 +253,8 @@ class Recorder:
     with where it goes on the sequence diagram ("no relay": a recorder that emitted on the engine's behalf packed
     and unpacked every event's fields once more, a tenth of the engine's time). The trail keeps the events
     themselves and makes its dicts when read ("trail made on reading"): a frame reads 40 steps, a busy second
-    records thousands.
+    records thousands; a routed step keeps its list of queues, joined only then. A counted step is added straight
+    to the series' current row ("current row at hand", see `series`).
     """
 
     def __init__(self, sim: Simulation):

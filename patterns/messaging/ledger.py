@@ -17,7 +17,8 @@ nowhere counts as one copy, dropped as unroutable. At any moment every copy is i
 The engine computes queued, in_flight and dead_lettered from its live queues and consumers, and the ends from these
 counters; ``balanced`` says the places add up to the copies created. Duplicates are counted per (queue, key): a
 delivery of a key already processed from that queue is a duplicate delivery, a second successful processing a
-duplicate processing.
+duplicate processing. *Keys by queue* (a speed trick): the processed keys are kept per queue, so a check (one per
+delivery and per processing) hashes the key alone, where a (queue, key) pair was a tuple made and hashed each time.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ class Ledger:
         self.dropped_by = dict.fromkeys(DROP_REASONS, 0)
         self.duplicates_delivered = 0
         self.duplicates_processed = 0
-        # queue -> key -> successful processings ("keys by queue": a check hashes the key alone, where a (queue, key)
-        # pair would be a tuple made and hashed for every delivery and every processing)
-        self.processed: dict[str, dict[str, int]] = {}
+        self.processed: dict[str, dict[str, int]] = {}  # queue -> key -> successful processings
 
     def was_processed(self, queue: str, key: str) -> bool:
         counts = self.processed.get(queue)

@@ -104,9 +104,8 @@ class Queue:
         self.ready = 0
         self.pending: dict[tuple[str, int], Entry] = {}  # (consumer, tag) -> copy delivered and not settled
         self.expiry_at: float | None = None  # when the TTL timer for the head fires, if one is armed
-        # Push delivery, kept here for the broker ("ring on the queue"): the open sessions consuming from it, in
-        # round-robin order, and the index of the next one's turn; one attribute read, not two dict look-ups by
-        # name and one per consumer asked.
+        # Push delivery, kept here for the broker ("ring on the queue", see `broker`): the open sessions consuming
+        # from it, in round-robin order, and the index of the one whose turn is next.
         self.ring: list = []  # of `broker.Session`
         self.turn = 0
 

@@ -1,8 +1,17 @@
 """Bounded per-second history for the charts: event counts, sampled gauges, end-to-end latency.
 
-Counts are added as events happen (`events.Recorder.step` adds them to the current row); gauges (ready, in flight, busy seconds of live consumers) are sampled by a
+Counts are added as events happen; gauges (ready, in flight, busy seconds of live consumers) are sampled by a
 one-second tick of the engine. Everything is bounded (two minutes of seconds, the last latencies), so a long run
 costs the same memory as a short one.
+
+Speed tricks (several events per message are counted):
+
+- *Current row at hand*: the newest row and the time its second ends are plain attributes. While the clock is still
+  in that second (it only moves forward), counting an event is one comparison and one increment, with no call:
+  `events.Recorder.step` counts straight into ``current``.
+- *Totals on reading*: the run totals of the rows before the current one are added up once, when a row is closed,
+  and `totals` adds the current row, so counting an event adds to one dict, not two.
+- *Blank row*: a new second's row is a copy of a blank one, not built from the names each second.
 """
 
 from __future__ import annotations
@@ -22,13 +31,9 @@ class Series:
     def __init__(self) -> None:
         self.rows: deque[dict] = deque(maxlen=HISTORY_SECONDS)  # {"second", counts..., gauges...}
         self.latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_SAMPLES)  # (second, seconds)
-        # "Totals on reading": the counts of the rows before the current one, added up when a row is closed, so
-        # that counting an event adds to one dict, not two; `totals` adds the current row.
-        self._closed = dict.fromkeys(COUNTED, 0)
-        # "Current row at hand": the newest row and the time its second ends. While the clock is still in that
-        # second (it only moves forward), counting an event (several per message) is one comparison and one
-        # increment, and no call: `events.Recorder.step` counts straight into ``current``.
-        self.current = dict(BLANK_ROW)  # a row before the first: never listed, all counts 0
+        self._closed = dict.fromkeys(COUNTED, 0)  # totals of the rows before the current one ("totals on reading")
+        # "current row at hand"; before the first second, a row never listed, all counts 0
+        self.current = dict(BLANK_ROW)
         self.current_ends = -math.inf
 
     @property
