@@ -83,7 +83,10 @@ class RaftEngine(Commands):
     def judge(self, event: Event) -> None:
         """Have the checker judge a raft.* or client.* event that tells state, just emitted (every such event is
         emitted as ``judge(sim.emit(...))``: one call, not a wrapper that copies the fields once more)."""
-        for violation in self.checker.judge(event):
+        violations = self.checker.judge(event)
+        if not violations:  # nearly always: no loop to set up
+            return
+        for violation in violations:
             self.sim.emit(
                 "invariant.undecided" if violation.get("undecided") else "invariant.violated",
                 invariant=violation["invariant"],

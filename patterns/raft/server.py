@@ -524,7 +524,7 @@ class Server:
             self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
-        self._answer_append(src, request, f"term {self.current_term}, ok, match {match}", match=match)
+        self._answer_append(src, request, f"term {self.current_term}, ok, match {match}", match)
 
     def _answer_append(
         self,
@@ -558,12 +558,14 @@ class Server:
     def _store(self, index: int, entries: list[dict[str, Any]]) -> None:
         """Append what is new; truncate from the first entry whose term differs (never a matching entry)."""
         log = self.log
+        held, offset = log.entries, index - log.snapshot_index - 1  # where ``index`` is in the log's list
         for k, entry in enumerate(entries):
             at = index + k
-            if at > log.last_index:
+            if offset + k >= len(held):
                 self._append(at, entries[k:])
                 return
-            if log.term_at(at) != entry["term"]:
+            mine = held[offset + k]
+            if mine is not entry and mine["term"] != entry["term"]:  # *shared entries*: the very same object matches
                 log.truncate_from(at)
                 self.cluster.judge(self.sim.emit("raft.truncate", server=self.id, index=at))
                 if self.config_index >= at:
