@@ -20,7 +20,7 @@ def apply(pattern: Pattern, sim: Simulation, engine: Any, command: str, args: Ma
     spec = pattern.command(command)
     assert spec is not None, command
     checked = {a.name: a.parse(args[a.name]) if a.name in args else a.default for a in spec.args}
-    sim.emit("command", command=command, args=checked)
+    sim.emit("command", {"command": command, "args": checked})
     engine.apply(command, checked)
 
 

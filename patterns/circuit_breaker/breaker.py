@@ -288,7 +288,7 @@ class Breaker:
                 self._open(verdict, self._numbers())
             return
         if verdict and not self.would_open:  # METRICS_ONLY: say it once per crossing, never act
-            self.sim.emit("cb.would_open", hop=self.hop, reason=verdict, **self._numbers())
+            self.sim.emit("cb.would_open", {"hop": self.hop, "reason": verdict, **self._numbers()})
         self.would_open = verdict is not None
 
     def _judge(self, failed: bool, slow: bool) -> str | None:
@@ -369,4 +369,4 @@ class Breaker:
         key = (before, state, reason == "command")
         self.transitions[key] = self.transitions.get(key, 0) + 1
         self._fresh_counts()
-        self.sim.emit("cb.transition", **{"hop": self.hop, "from": before, "to": state, "reason": reason}, **numbers)
+        self.sim.emit("cb.transition", {"hop": self.hop, "from": before, "to": state, "reason": reason, **numbers})

@@ -80,11 +80,11 @@ class CircuitBreakerEngine(Commands):
     # -- commands -------------------------------------------------------------------------------------------------
     def _do_set_request_rate(self, rate: float) -> None:
         self.arrivals.rate = float(rate)
-        self.sim.emit("cb.traffic", rate=self.arrivals.rate, burst=0)
+        self.sim.emit("cb.traffic", {"rate": self.arrivals.rate, "burst": 0})
         self.arrivals.start()
 
     def _do_burst(self, count: int) -> None:
-        self.sim.emit("cb.traffic", rate=self.arrivals.rate, burst=count)
+        self.sim.emit("cb.traffic", {"rate": self.arrivals.rate, "burst": count})
         for _ in range(count):
             self._request()
 
@@ -114,7 +114,7 @@ class CircuitBreakerEngine(Commands):
             return
         for name, value in settings.items():
             setattr(service, name, value)
-        self.sim.emit("cb.service", **service.settings())
+        self.sim.emit("cb.service", service.settings())
 
     def _do_force_open(self, breaker: str) -> None:
         self._force("force_open", breaker, FORCED_OPEN)
@@ -146,4 +146,4 @@ class CircuitBreakerEngine(Commands):
         return next((item for item in items if item.name == name), None)
 
     def _ignore(self, command: str, reason: str) -> None:
-        self.sim.emit("command.ignored", command=command, reason=reason)
+        self.sim.emit("command.ignored", {"command": command, "reason": reason})

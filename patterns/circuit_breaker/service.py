@@ -119,7 +119,7 @@ class Service:
 
     def _start(self, work: Work, waited: float) -> None:
         self.busy += 1
-        self.sim.emit("cb.serve", call=work.token, service=self.name, waited=waited)
+        self.sim.emit("cb.serve", {"call": work.token, "service": self.name, "waited": waited})
         self.sim.schedule(self.latency(), self._worked, work)
 
     def _worked(self, work: Work) -> None:
@@ -292,13 +292,15 @@ class Hop:
     def _emit_call(self, call: int, invocation: Invocation, number: int, state: str | None, trial: bool) -> None:
         self.sim.emit(
             "cb.call",
-            call=call,
-            request=invocation.request,
-            parent=invocation.parent,
-            hop=self.name,
-            attempt=number,
-            state=state,
-            trial=trial,
+            {
+                "call": call,
+                "request": invocation.request,
+                "parent": invocation.parent,
+                "hop": self.name,
+                "attempt": number,
+                "state": state,
+                "trial": trial,
+            },
         )
 
     def _refuse(
@@ -351,11 +353,13 @@ class Hop:
             delay = self.retry_backoff * 2 ** (attempt.number - 1)
             self.sim.emit(
                 "cb.retry",
-                call=attempt.call,
-                request=invocation.request,
-                hop=self.name,
-                attempt=attempt.number + 1,
-                delay=round(delay, 6),
+                {
+                    "call": attempt.call,
+                    "request": invocation.request,
+                    "hop": self.name,
+                    "attempt": attempt.number + 1,
+                    "delay": round(delay, 6),
+                },
             )
             self.sim.schedule(delay, self._attempt, invocation, attempt.number + 1)
             return
@@ -378,16 +382,18 @@ class Hop:
         slow, timed nor recorded."""
         return self.sim.emit(
             "cb.outcome",
-            call=call,
-            request=invocation.request,
-            hop=self.name,
-            attempt=number,
-            outcome=outcome,
-            reason=reason,
-            slow=slow,
-            duration=duration,
-            recorded=recorded,
-            remaining=remaining,
+            {
+                "call": call,
+                "request": invocation.request,
+                "hop": self.name,
+                "attempt": number,
+                "outcome": outcome,
+                "reason": reason,
+                "slow": slow,
+                "duration": duration,
+                "recorded": recorded,
+                "remaining": remaining,
+            },
         )
 
     @staticmethod

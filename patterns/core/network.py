@@ -201,7 +201,7 @@ class Network:
             return False
         self._down[node] = True
         self._whole = self._sure = False
-        self.sim.emit("net.crash", node=node)
+        self.sim.emit("net.crash", {"node": node})
         return True
 
     def restart(self, node: str) -> bool:
@@ -209,7 +209,7 @@ class Network:
             return False
         self._down[node] = False
         self._check_whole()
-        self.sim.emit("net.restart", node=node)
+        self.sim.emit("net.restart", {"node": node})
         return True
 
     # -- partitions and cuts ----------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class Network:
             return False
         self._partition, self._group = listed, {node: seen[node] for node in self._nodes if node in seen}
         self._check_whole()
-        self.sim.emit("net.partition", groups=self.groups())
+        self.sim.emit("net.partition", {"groups": self.groups()})
         return True
 
     def heal(self) -> bool:
@@ -259,7 +259,7 @@ class Network:
                 del self._cuts[pair]
         if changed:
             self._check_whole()
-            self.sim.emit(event, src=a, dst=b, both_ways=both_ways)
+            self.sim.emit(event, {"src": a, "dst": b, "both_ways": both_ways})
         return bool(changed)
 
     # -- rates and latency ------------------------------------------------------------------------------------
@@ -304,7 +304,9 @@ class Network:
 
     def _emit_config(self, setting: str, src: str | None, dst: str | None, both_ways: bool, value: Any) -> None:
         shown = value.describe() if isinstance(value, LatencyModel) else value
-        self.sim.emit("net.config", setting=setting, src=src, dst=dst, both_ways=both_ways, value=shown)
+        self.sim.emit(
+            "net.config", {"setting": setting, "src": src, "dst": dst, "both_ways": both_ways, "value": shown}
+        )
 
     # -- messages ---------------------------------------------------------------------------------------------
     def send(self, src: str, dst: str, payload: Any, deliver: Callable[[Message], Any]) -> Message:
@@ -347,7 +349,7 @@ class Network:
             raise ValueError(f"message {message_id!r} is not in flight")
         message, _ = self._in_flight.pop(message_id)
         self.counts["dropped"] += 1
-        self.sim.emit("net.drop", id=message.id, src=message.src, dst=message.dst, reason="manual")
+        self.sim.emit("net.drop", {"id": message.id, "src": message.src, "dst": message.dst, "reason": "manual"})
         return message
 
     def _launch(self, src, dst, payload, deliver, on_wire: bool, duplicate_of: int | None) -> Message:
@@ -372,12 +374,14 @@ class Network:
         if duplicate_of is None:
             self.counts["sent"] += 1
             if self.trace:
-                sim.emit("net.send", id=message_id, src=src, dst=dst, deliver_at=_shown(deliver_at))
+                sim.emit("net.send", {"id": message_id, "src": src, "dst": dst, "deliver_at": _shown(deliver_at)})
         else:
             self.counts["duplicated"] += 1
             if self.trace:
                 shown = _shown(deliver_at)
-                sim.emit("net.duplicate", id=message_id, src=src, dst=dst, of=duplicate_of, deliver_at=shown)
+                sim.emit(
+                    "net.duplicate", {"id": message_id, "src": src, "dst": dst, "of": duplicate_of, "deliver_at": shown}
+                )
         return message
 
     def _arrive(self, message_id: int) -> None:
@@ -393,13 +397,13 @@ class Network:
         self.counts["delivered"] += 1
         if self.trace:
             shown = _shown(message.sent_at)
-            self.sim.emit("net.deliver", id=message.id, src=message.src, dst=message.dst, sent_at=shown)
+            self.sim.emit("net.deliver", {"id": message.id, "src": message.src, "dst": message.dst, "sent_at": shown})
         deliver(message)
 
     def _lose(self, message: Message, reason: str) -> None:
         self.counts["dropped"] += 1
         if self.trace:
-            self.sim.emit("net.drop", id=message.id, src=message.src, dst=message.dst, reason=reason)
+            self.sim.emit("net.drop", {"id": message.id, "src": message.src, "dst": message.dst, "reason": reason})
 
     def _roll(self, probability: float) -> bool:
         """True with ``probability``; draws nothing when the answer is certain, so 0 leaves the rng alone."""

@@ -34,7 +34,7 @@ LIMIT_CHECK_EVERY = 1.0  # virtual seconds between checks of the event limit
 def apply_action(sim: Simulation, engine: Any, action: Action) -> None:
     """Apply one perturbation: a `command` event first, so the stream alone tells what the user did."""
     args = dict(action.args)
-    sim.emit("command", command=action.command, args=args)
+    sim.emit("command", {"command": action.command, "args": args})
     engine.apply(action.command, args)
 
 

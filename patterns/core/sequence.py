@@ -13,6 +13,7 @@ variables), so the picture reads in the light and the dark theme alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -94,7 +95,8 @@ def sequence_svg(
     x = {key: MARGIN + i * COLUMN_W + COLUMN_W / 2 for i, key in enumerate(columns)}
     labels = [_cut(row.label, LABEL_CHARS) for row in rows]
     longest = max((len(label) for label in labels), default=len(empty))
-    width = max(2 * MARGIN + len(columns) * COLUMN_W, 2 * MARGIN + round(longest * CHAR_W))
+    # Rounded up: rounded to nearest, a long label could stick out of the margin by a fraction of a pixel.
+    width = max(2 * MARGIN + len(columns) * COLUMN_W, 2 * MARGIN + math.ceil(longest * CHAR_W))
     heads = {band.start: band.label for band in bands}
     body, y = [], ACTOR_H + MARGIN
     for index, (row, label) in enumerate(zip(rows, labels, strict=True)):

@@ -114,13 +114,15 @@ class LoadBalancingEngine(Commands):
     def start(self) -> None:
         self.sim.emit(
             "lb.setup",
-            lanes=[lane.name for lane in self.lanes],
-            hashing=[lane.name for lane in self.lanes if lane.hashing],
-            servers=[spec.describe() for spec in self.present],
-            concurrency=self.params["concurrency"],
-            queue_limit=self.params["queue_limit"],
-            window_s=self.params["window_s"],
-            sample_keys=len(KEY_SAMPLE),
+            {
+                "lanes": [lane.name for lane in self.lanes],
+                "hashing": [lane.name for lane in self.lanes if lane.hashing],
+                "servers": [spec.describe() for spec in self.present],
+                "concurrency": self.params["concurrency"],
+                "queue_limit": self.params["queue_limit"],
+                "window_s": self.params["window_s"],
+                "sample_keys": len(KEY_SAMPLE),
+            },
         )
         self.arrivals.start()
         if self.health_config.checks:
@@ -131,12 +133,12 @@ class LoadBalancingEngine(Commands):
 
     def _request(self) -> None:
         request = self.traffic.request(self.sim.now)
-        self.sim.emit("lb.arrive", request=request.id, key=request.key, cost=request.cost)
+        self.sim.emit("lb.arrive", {"request": request.id, "key": request.key, "cost": request.cost})
         for lane in self.lanes:
             lane.route(request)
 
     def _burst(self, count: int) -> None:
-        self.sim.emit("lb.traffic", rate=self.arrivals.rate, burst=count, hot_share=self.traffic.hot_share)
+        self.sim.emit("lb.traffic", {"rate": self.arrivals.rate, "burst": count, "hot_share": self.traffic.hot_share})
         for _ in range(count):
             self._request()
 
@@ -160,7 +162,9 @@ class LoadBalancingEngine(Commands):
     # -- commands ---------------------------------------------------------------------------------------------
     def _do_add_server(self, speed: float, weight: int) -> None:
         if len(self.present) >= MAX_SERVERS:
-            self.sim.emit("command.ignored", command="add_server", reason=f"there are {MAX_SERVERS} servers already")
+            self.sim.emit(
+                "command.ignored", {"command": "add_server", "reason": f"there are {MAX_SERVERS} servers already"}
+            )
             return
         spec = self._new_spec(float(speed), int(weight))
         self._server_event("add", spec)
@@ -184,7 +188,7 @@ class LoadBalancingEngine(Commands):
         present = [spec.id for spec in self.present]
         if server not in present:
             known = ", ".join(present) or "none"
-            self.sim.emit("command.ignored", command=command, reason=f"no server {server} (present: {known})")
+            self.sim.emit("command.ignored", {"command": command, "reason": f"no server {server} (present: {known})"})
             return None
         return self.specs[server]
 
@@ -219,7 +223,7 @@ class LoadBalancingEngine(Commands):
                     lane.set_weight(spec.id)
 
     def _server_event(self, change: str, spec: ServerSpec) -> None:
-        self.sim.emit("lb.server", change=change, **spec.describe())
+        self.sim.emit("lb.server", {"change": change, **spec.describe()})
 
     def _traffic_event(self) -> None:
-        self.sim.emit("lb.traffic", rate=self.arrivals.rate, burst=0, hot_share=self.traffic.hot_share)
+        self.sim.emit("lb.traffic", {"rate": self.arrivals.rate, "burst": 0, "hot_share": self.traffic.hot_share})

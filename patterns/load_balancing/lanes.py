@@ -122,7 +122,9 @@ class Lane:
         self.eligible = self.health.eligible(self.order)
         if self.health.panic != was_panic:
             healthy = sum(1 for s in self.order if self.health.hosts[s].usable)
-            self.sim.emit("lb.panic", lane=self.name, on=self.health.panic, healthy=healthy, servers=len(self.order))
+            self.sim.emit(
+                "lb.panic", {"lane": self.name, "on": self.health.panic, "healthy": healthy, "servers": len(self.order)}
+            )
             change = "panic" if change in ("health", "eject", "uneject") else change
         after = {s: self.servers[s].spec.weight for s in self.eligible}
         if before == after and change not in ("initial", "add", "remove", "weight"):
@@ -140,13 +142,15 @@ class Lane:
             return
         event = self.sim.emit(
             "lb.membership",
-            lane=self.name,
-            change=change,
-            server=server,
-            eligible=list(self.eligible),
-            moved_keys=moved,
-            moved_share=share,
-            ideal_share=round(ideal_share(before, after), 6),
+            {
+                "lane": self.name,
+                "change": change,
+                "server": server,
+                "eligible": list(self.eligible),
+                "moved_keys": moved,
+                "moved_share": share,
+                "ideal_share": round(ideal_share(before, after), 6),
+            },
         )
         if self.hashing:
             self.moved = event.fields
@@ -176,7 +180,7 @@ class Lane:
         server = self.servers[name]
         outcome = server.admit(request)
         self._last = (request, pick, name, outcome)
-        self.sim.emit("lb.route", lane=self.name, request=request.id, server=name)
+        self.sim.emit("lb.route", {"lane": self.name, "request": request.id, "server": name})
         self.routes.append((now, name))
         if outcome == "drop":
             self._drop(request, name, "queue_full")
@@ -185,12 +189,14 @@ class Lane:
         if outcome == "start":
             self._start(server, request)
         else:
-            self.sim.emit("lb.queue", lane=self.name, request=request.id, server=name, depth=len(server.queue))
+            self.sim.emit(
+                "lb.queue", {"lane": self.name, "request": request.id, "server": name, "depth": len(server.queue)}
+            )
 
     def _drop(self, request: Request, server: str | None, reason: str) -> None:
         self.dropped[reason] += 1
         self.drops.append((self.sim.now, server))
-        self.sim.emit("lb.drop", lane=self.name, request=request.id, server=server, reason=reason)
+        self.sim.emit("lb.drop", {"lane": self.name, "request": request.id, "server": server, "reason": reason})
 
     def _start(self, server: Server, request: Request) -> None:
         failed, seconds = server.spec.serve(request)
@@ -210,7 +216,9 @@ class Lane:
         self.latencies[bucket_index] += 1
         self.completions.append((now, server_id, latency, ok))
         self.ewma[server_id] = self.ewma.get(server_id, latency) * EWMA_KEEP + latency * EWMA_WEIGHT
-        self.sim.emit("lb.complete", lane=self.name, request=request.id, server=server_id, latency=latency, ok=ok)
+        self.sim.emit(
+            "lb.complete", {"lane": self.name, "request": request.id, "server": server_id, "latency": latency, "ok": ok}
+        )
         self.balancer.on_finish(server_id, latency, now)
         following = server.release()
         if following is not None:
@@ -225,11 +233,13 @@ class Lane:
         host = self.health.hosts[server]
         self.sim.emit(
             "lb.eject",
-            lane=self.name,
-            server=server,
-            ejections=host.ejections,
-            seconds=length,
-            until=round(host.ejected_until, 6),
+            {
+                "lane": self.name,
+                "server": server,
+                "ejections": host.ejections,
+                "seconds": length,
+                "until": round(host.ejected_until, 6),
+            },
         )
         self.sim.schedule(length, self._uneject, server, host.ejections)
         self.refresh("eject", server)
@@ -238,14 +248,14 @@ class Lane:
         if self.health.hosts[server].ejections != ejection:
             return
         self.health.uneject(server)
-        self.sim.emit("lb.uneject", lane=self.name, server=server)
+        self.sim.emit("lb.uneject", {"lane": self.name, "server": server})
         if server in self.order:
             self.refresh("uneject", server)
 
     def probe(self, server: str, ok: bool) -> None:
         state = self.health.probe(server, ok)
         if state is not None:
-            self.sim.emit("lb.health", lane=self.name, server=server, state=state, reason="active_check")
+            self.sim.emit("lb.health", {"lane": self.name, "server": server, "state": state, "reason": "active_check"})
             self.refresh("health", server)
 
     # -- windows ----------------------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ class Broker(FrameReceiver):
         for exchange in self.exchanges.values():
             if exchange.name != DLX:
                 exchange.unbind_queue(queue.name)
-        self.sim.emit("queue.deleted", queue=queue.name, dropped=dropped)
+        self.sim.emit("queue.deleted", {"queue": queue.name, "dropped": dropped})
 
     # -- publishing -----------------------------------------------------------------------------------------------
     def on_publish(self, frame: Publish) -> None:
@@ -200,15 +200,17 @@ class Broker(FrameReceiver):
         target = exchange or "(default)"
         event = self.sim.emit(
             "msg.published",
-            id=message_id,
-            key=key,
-            producer=producer,
-            exchange=exchange,
-            routing_key=routing_key,
-            size=size,
-            poison=poison,
-            correlation_id=correlation_id,
-            reply_to=reply_to,
+            {
+                "id": message_id,
+                "key": key,
+                "producer": producer,
+                "exchange": exchange,
+                "routing_key": routing_key,
+                "size": size,
+                "poison": poison,
+                "correlation_id": correlation_id,
+                "reply_to": reply_to,
+            },
         )
         self.rec.step(event, producer, target, correlation_id or routing_key)
         if exchange:
@@ -216,13 +218,15 @@ class Broker(FrameReceiver):
         else:
             queue = self.queues.get(routing_key)
             names = [routing_key] if queue is not None and not queue.deleted else []
-        event = self.sim.emit("msg.routed", id=message_id, exchange=exchange, routing_key=routing_key, queues=names)
+        event = self.sim.emit(
+            "msg.routed", {"id": message_id, "exchange": exchange, "routing_key": routing_key, "queues": names}
+        )
         self.rec.step(event, target, names, routing_key)
         accepted = True
         if not names:
             self.ledger.entries += 1
             self.ledger.dropped_by["unroutable"] += 1
-            event = self.sim.emit("msg.dropped", id=message_id, queue=None, reason="unroutable")
+            event = self.sim.emit("msg.dropped", {"id": message_id, "queue": None, "reason": "unroutable"})
             self.rec.step(event, target, None, "unroutable")
         for name in names:
             accepted = self._enqueue_new(m, self.queues[name]) and accepted
@@ -237,7 +241,7 @@ class Broker(FrameReceiver):
             return False
         self.ledger.entries += 1
         queue.push(entry)
-        self.sim.emit("msg.enqueued", id=entry.id, queue=queue.name, ready=queue.ready)
+        self.sim.emit("msg.enqueued", {"id": entry.id, "queue": queue.name, "ready": queue.ready})
         if queue.ttl > 0:
             self._arm_expiry(queue)
         self._serve(queue)
@@ -272,16 +276,18 @@ class Broker(FrameReceiver):
             dlq.push(entry)
             event = self.sim.emit(
                 "msg.dead_lettered",
-                id=entry.id,
-                queue=source,
-                dead_letter_queue=dlq.name,
-                reason=reason,
-                deliveries=entry.deliveries,
+                {
+                    "id": entry.id,
+                    "queue": source,
+                    "dead_letter_queue": dlq.name,
+                    "reason": reason,
+                    "deliveries": entry.deliveries,
+                },
             )
             self.rec.step(event, source, dlq.name, reason)
         elif reason == "expired":
             self.ledger.expired += 1
-            event = self.sim.emit("msg.expired", id=entry.id, queue=entry.queue)
+            event = self.sim.emit("msg.expired", {"id": entry.id, "queue": entry.queue})
             self.rec.step(event, entry.queue, None, "ttl")
         else:
             self.drop(entry, {"maxlen": "overflow"}.get(reason, reason))  # maxlen: a head that drop-head let go
@@ -289,7 +295,9 @@ class Broker(FrameReceiver):
     def drop(self, entry: Entry, reason: str, consumer: str | None = None) -> None:
         """End a copy by a stated policy (auto-ack losses name the consumer that held it)."""
         self.ledger.dropped_by[reason] += 1
-        event = self.sim.emit("msg.dropped", id=entry.id, queue=entry.queue, reason=reason, consumer=consumer)
+        event = self.sim.emit(
+            "msg.dropped", {"id": entry.id, "queue": entry.queue, "reason": reason, "consumer": consumer}
+        )
         self.rec.step(event, entry.queue, None, reason)
 
     def _drop_heads(self, queue: Queue, room: int = 0) -> None:
@@ -315,7 +323,9 @@ class Broker(FrameReceiver):
             self._discard(entry, "delivery_limit")
             return False
         queue.push(entry)
-        event = self.sim.emit("msg.requeued", id=entry.id, queue=queue.name, reason=reason, consumer=consumer)
+        event = self.sim.emit(
+            "msg.requeued", {"id": entry.id, "queue": queue.name, "reason": reason, "consumer": consumer}
+        )
         self.rec.step(event, consumer, queue.name, reason)
         if queue.ttl > 0:
             self._arm_expiry(queue)
@@ -392,13 +402,15 @@ class Broker(FrameReceiver):
             self.ledger.duplicates_delivered += 1
         event = self.sim.emit(
             "msg.delivered",
-            id=entry.id,
-            queue=queue.name,
-            key=key,
-            consumer=consumer,
-            tag=tag,
-            redelivered=redelivered,
-            deliveries=deliveries,
+            {
+                "id": entry.id,
+                "queue": queue.name,
+                "key": key,
+                "consumer": consumer,
+                "tag": tag,
+                "redelivered": redelivered,
+                "deliveries": deliveries,
+            },
         )
         self.rec.step(event, queue.name, consumer, "redelivered" if redelivered else "")
         return build_deliver((entry, tag, session.session if session is not None else 0, redelivered))
@@ -412,7 +424,7 @@ class Broker(FrameReceiver):
             queue = self.declare_queue(frame.queue, "subscriber", exclusive=True)
             for key in frame.bindings:
                 self.exchanges[frame.exchange].bind(frame.queue, key)
-            self.sim.emit("queue.declared", queue=frame.queue, exclusive=True, bindings=list(frame.bindings))
+            self.sim.emit("queue.declared", {"queue": frame.queue, "exclusive": True, "bindings": list(frame.bindings)})
         session = Session(frame.consumer, frame.session, frame.queue, frame.prefetch, frame.auto_ack)
         self.sessions[frame.consumer] = session
         queue.ring.append(session)
@@ -438,7 +450,7 @@ class Broker(FrameReceiver):
         self._drop_heads(queue)
         self.links.reset(consumer)
         self.links.receivers[consumer].session_closed(current.session)
-        self.sim.emit("consumer.disconnected", consumer=consumer, reason=reason, requeued=requeued)
+        self.sim.emit("consumer.disconnected", {"consumer": consumer, "reason": reason, "requeued": requeued})
         if queue.exclusive and queue.auto_delete:
             self._delete_queue(queue)
         else:
@@ -478,17 +490,21 @@ class Broker(FrameReceiver):
         session = None if queue.polled else self.session_of(consumer, session_id)
         entry = queue.pending.get(key) if queue.polled or session is not None else None
         if entry is None:
-            self.sim.emit("msg.ack_stale", id=message_id, queue=queue_name, consumer=consumer, tag=tag)
+            self.sim.emit("msg.ack_stale", {"id": message_id, "queue": queue_name, "consumer": consumer, "tag": tag})
             return
         if not ack:
-            event = self.sim.emit("msg.nacked", id=entry.id, queue=queue.name, consumer=consumer, requeue=requeue)
+            event = self.sim.emit(
+                "msg.nacked", {"id": entry.id, "queue": queue.name, "consumer": consumer, "requeue": requeue}
+            )
             self.rec.step(event, consumer, queue.name, "requeue" if requeue else "reject")
         del queue.pending[key]
         if session is not None:
             del session.pending[tag]
         if ack:
             self.ledger.acked += 1
-            event = self.sim.emit("msg.acked", id=entry.id, queue=queue_name, consumer=consumer, auto=False)
+            event = self.sim.emit(
+                "msg.acked", {"id": entry.id, "queue": queue_name, "consumer": consumer, "auto": False}
+            )
             self.rec.step(event, consumer, queue_name)
         elif requeue:
             self._requeue(entry, "nack")

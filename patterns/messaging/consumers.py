@@ -160,7 +160,7 @@ class Consumer(AutoAckHolder):
     def start(self) -> None:
         if self.polled:
             self.state = "up"
-            self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.queue, session=0)
+            self.engine.sim.emit("consumer.connected", {"consumer": self.name, "queue": self.queue, "session": 0})
             self._poll()
         else:
             self._connect()
@@ -180,7 +180,9 @@ class Consumer(AutoAckHolder):
     def on_connect_ok(self, frame: ConnectOk) -> None:
         if frame.session == self.session and self.state == "connecting" and not self.crashed:
             self.state = "up"
-            self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.queue, session=self.session)
+            self.engine.sim.emit(
+                "consumer.connected", {"consumer": self.name, "queue": self.queue, "session": self.session}
+            )
             if self.prefetch != self.requested_prefetch:  # changed while connecting
                 self.engine.links.send(self.name, BROKER, Qos(self.name, self.session, self.prefetch), reliable=True)
 
@@ -287,13 +289,15 @@ class Consumer(AutoAckHolder):
                 self.failed += 1
             engine.sim.emit(
                 "msg.processed",
-                id=entry.id,
-                queue=entry.origin,
-                key=message.key,
-                consumer=self.name,
-                ok=ok,
-                duplicate=duplicate,
-                latency=round(latency, 6),
+                {
+                    "id": entry.id,
+                    "queue": entry.origin,
+                    "key": message.key,
+                    "consumer": self.name,
+                    "ok": ok,
+                    "duplicate": duplicate,
+                    "latency": round(latency, 6),
+                },
             )
             if ok and self.replies:
                 self._reply(message)
@@ -304,7 +308,7 @@ class Consumer(AutoAckHolder):
         self.deduplicated += 1
         entry = delivery.entry
         self.engine.sim.emit(
-            "msg.deduplicated", id=entry.id, queue=entry.origin, key=entry.message.key, consumer=self.name
+            "msg.deduplicated", {"id": entry.id, "queue": entry.origin, "key": entry.message.key, "consumer": self.name}
         )
         if self.replies:
             self._reply(entry.message)  # a request-reply worker answers a duplicate from its stored result
@@ -329,11 +333,13 @@ class Consumer(AutoAckHolder):
         )
         event = engine.sim.emit(
             "msg.replied",
-            id=reply_id,
-            request=request.id,
-            correlation_id=request.correlation_id,
-            worker=self.name,
-            reply_to=request.reply_to,
+            {
+                "id": reply_id,
+                "request": request.id,
+                "correlation_id": request.correlation_id,
+                "worker": self.name,
+                "reply_to": request.reply_to,
+            },
         )
         engine.rec.step(event, self.name, request.reply_to, request.correlation_id)
         engine.links.send(self.name, BROKER, Publish(reply, False), reliable=not self.polled)
@@ -346,7 +352,9 @@ class Consumer(AutoAckHolder):
             del self.held[delivery.tag]
             if ack:
                 engine.accounts.acked += 1
-                event = engine.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=self.name, auto=True)
+                event = engine.sim.emit(
+                    "msg.acked", {"id": entry.id, "queue": entry.queue, "consumer": self.name, "auto": True}
+                )
                 engine.rec.step(event, self.name, entry.queue)
             else:
                 engine.broker.drop(entry, "auto_ack_failure", self.name)
@@ -388,7 +396,7 @@ class Consumer(AutoAckHolder):
         links.net.crash(self.name)
         self.crashed = True
         self.state = "crashed"
-        self.engine.sim.emit("consumer.crash", consumer=self.name, held=held)
+        self.engine.sim.emit("consumer.crash", {"consumer": self.name, "held": held})
         return True
 
     def restart(self) -> bool:
@@ -396,7 +404,7 @@ class Consumer(AutoAckHolder):
             return False
         self.crashed = False
         self.engine.links.net.restart(self.name)
-        self.engine.sim.emit("consumer.restart", consumer=self.name)
+        self.engine.sim.emit("consumer.restart", {"consumer": self.name})
         self.start()
         return True
 
@@ -436,5 +444,6 @@ class Consumer(AutoAckHolder):
 
     def announce(self, change: str) -> None:
         self.engine.sim.emit(
-            "consumer.config", consumer=self.name, change=change, prefetch=self.prefetch, slow_factor=self.slow_factor
+            "consumer.config",
+            {"consumer": self.name, "change": change, "prefetch": self.prefetch, "slow_factor": self.slow_factor},
         )

@@ -212,7 +212,7 @@ class MessagingEngine(Commands):
         self._publish(count, poison=True)
 
     def _publish(self, count: int, poison: bool) -> None:
-        self.sim.emit("msg.traffic", rate=self._rate(), burst=count, poison=poison)
+        self.sim.emit("msg.traffic", {"rate": self._rate(), "burst": count, "poison": poison})
         for index in range(count):
             self._publish_one(index, poison)
 
@@ -220,11 +220,11 @@ class MessagingEngine(Commands):
         senders = self.producers or self.clients
         for sender in senders:
             sender.arrivals.set_rate(rate / len(senders))
-        self.sim.emit("msg.traffic", rate=self._rate(), burst=0, poison=False)
+        self.sim.emit("msg.traffic", {"rate": self._rate(), "burst": 0, "poison": False})
 
     def _do_set_failure_probability(self, probability: float) -> None:
         self.failure_probability = probability
-        self.sim.emit("msg.config", setting="failure_probability", value=self.failure_probability)
+        self.sim.emit("msg.config", {"setting": "failure_probability", "value": self.failure_probability})
 
     def _rate(self) -> float:
         return sum(sender.arrivals.rate for sender in (*self.producers, *self.clients))
@@ -266,7 +266,7 @@ class MessagingEngine(Commands):
         target.cut = False
         self.sim.cancel(target.heartbeat_timer)
         resent = self.links.restore(target.name)
-        self.sim.emit("consumer.restored", consumer=target.name, resent=resent)
+        self.sim.emit("consumer.restored", {"consumer": target.name, "resent": resent})
 
     def _do_slow_consumer(self, consumer: str, factor: float) -> None:
         if target := self._consumer("slow_consumer", consumer):
@@ -291,7 +291,7 @@ class MessagingEngine(Commands):
             return
         consumer.cut = True
         self.links.cut(consumer.name, connection=not self.polled)
-        self.sim.emit("consumer.cut", consumer=consumer.name)
+        self.sim.emit("consumer.cut", {"consumer": consumer.name})
         consumer.heartbeat_timer = self.sim.schedule(self.heartbeat, self._heartbeat_timeout, consumer)
 
     def _heartbeat_timeout(self, consumer: Consumer) -> None:
@@ -320,4 +320,4 @@ class MessagingEngine(Commands):
             removed.start()
 
     def _ignore(self, command: str, reason: str) -> None:
-        self.sim.emit("command.ignored", command=command, reason=reason)
+        self.sim.emit("command.ignored", {"command": command, "reason": reason})

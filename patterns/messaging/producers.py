@@ -78,7 +78,7 @@ class Producer(FrameReceiver):
             self.confirmed += 1
         else:
             self.nacked += 1
-        event = self.engine.sim.emit("msg.confirmed", id=message_id, producer=self.name, ack=ack)
+        event = self.engine.sim.emit("msg.confirmed", {"id": message_id, "producer": self.name, "ack": ack})
         self.engine.rec.step(event, BROKER, self.name, "ack" if ack else "nack")
 
 
@@ -112,7 +112,9 @@ class Client(AutoAckHolder):
         self.engine.links.send(self.name, BROKER, Connect(self.name, 1, self.reply_queue, 0, True, "", ()))
 
     def on_connect_ok(self, frame: ConnectOk) -> None:
-        self.engine.sim.emit("consumer.connected", consumer=self.name, queue=self.reply_queue, session=frame.session)
+        self.engine.sim.emit(
+            "consumer.connected", {"consumer": self.name, "queue": self.reply_queue, "session": frame.session}
+        )
 
     def send(self) -> None:
         self.request(poison_roll(self.engine))
@@ -151,7 +153,8 @@ class Client(AutoAckHolder):
         self.timeouts += 1
         retry = attempt <= self.max_retries
         self.engine.sim.emit(
-            "msg.request_timeout", correlation_id=correlation_id, client=self.name, attempt=attempt, retry=retry
+            "msg.request_timeout",
+            {"correlation_id": correlation_id, "client": self.name, "attempt": attempt, "retry": retry},
         )
         if retry:
             self.retries += 1
@@ -165,7 +168,9 @@ class Client(AutoAckHolder):
         engine = self.engine
         entry = self.arrived(frame.tag)
         engine.accounts.acked += 1
-        event = engine.sim.emit("msg.acked", id=entry.id, queue=entry.queue, consumer=self.name, auto=True)
+        event = engine.sim.emit(
+            "msg.acked", {"id": entry.id, "queue": entry.queue, "consumer": self.name, "auto": True}
+        )
         engine.rec.step(event, self.name, entry.queue)
         correlation_id = entry.message.correlation_id
         pending = self.pending.pop(correlation_id, None)
@@ -173,15 +178,17 @@ class Client(AutoAckHolder):
             self.replies += 1
             engine.sim.emit(
                 "msg.reply_received",
-                correlation_id=correlation_id,
-                client=self.name,
-                id=entry.id,
-                latency=round(engine.sim.now - pending[1], 6),
+                {
+                    "correlation_id": correlation_id,
+                    "client": self.name,
+                    "id": entry.id,
+                    "latency": round(engine.sim.now - pending[1], 6),
+                },
             )
             return
         self.late_replies += 1
         reason = "timed_out" if correlation_id in self.gave_up else "answered"
         event = engine.sim.emit(
-            "msg.reply_late", correlation_id=correlation_id, client=self.name, id=entry.id, reason=reason
+            "msg.reply_late", {"correlation_id": correlation_id, "client": self.name, "id": entry.id, "reason": reason}
         )
         engine.rec.step(event, entry.queue, self.name, correlation_id)

@@ -65,7 +65,7 @@ class Client:
             "expected": self.seen.get(key) if op == "cas" else None,
             "seq": self.seq,
         }
-        self.cluster.judge(self.sim.emit("client.invoke", client=self.id, **_described(self.pending)))
+        self.cluster.judge(self.sim.emit("client.invoke", {"client": self.id, **_described(self.pending)}))
         self._send(self.leader_hint)
 
     # -- talking to servers -----------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Client:
             self.seen[op["key"]] = op["value"]
         elif op["op"] == "delete":
             self.seen[op["key"]] = None
-        self.cluster.judge(self.sim.emit("client.complete", client=self.id, **_described(op), result=result))
+        self.cluster.judge(self.sim.emit("client.complete", {"client": self.id, **_described(op), "result": result}))
         self.arrivals.start()
 
 

@@ -74,7 +74,9 @@ class RaftEngine(Commands):
 
     def start(self) -> None:
         for server in self.servers.values():
-            self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))
+            self.judge(
+                self.sim.emit("raft.role", {"server": server.id, "role": server.role, "term": server.current_term})
+            )
             server.reset_election_timer()
         for client in self.clients.values():
             client.set_rate(client.rate)
@@ -89,18 +91,16 @@ class RaftEngine(Commands):
         for violation in violations:
             self.sim.emit(
                 "invariant.undecided" if violation.get("undecided") else "invariant.violated",
-                invariant=violation["invariant"],
-                detail=violation["detail"],
-                cause=event.seq,
+                {"invariant": violation["invariant"], "detail": violation["detail"], "cause": event.seq},
             )
 
     def note(self, detail: str) -> None:
         """A remark (a leader stepping down): nothing for the checker to judge."""
-        self.sim.emit("raft.note", detail=detail)
+        self.sim.emit("raft.note", {"detail": detail})
 
     def ignore(self, command: str, reason: str) -> None:
         """A command that did nothing, said the same way in every pattern."""
-        self.sim.emit("command.ignored", command=command, reason=reason)
+        self.sim.emit("command.ignored", {"command": command, "reason": reason})
 
     # -- messages ---------------------------------------------------------------------------------------------
     def send_rpc(self, src: str, dst: str, kind: str, payload: dict[str, Any], summary: str) -> None:
@@ -110,7 +110,8 @@ class RaftEngine(Commands):
         rpcs = self._rpcs
         rpcs[kind] = rpcs.get(kind, 0) + 1
         event = self.sim.emit(
-            "raft.rpc", kind=kind, src=src, dst=dst, term=payload["term"], id=message.id, summary=summary
+            "raft.rpc",
+            {"kind": kind, "src": src, "dst": dst, "term": payload["term"], "id": message.id, "summary": summary},
         )
         self._recent.append(event)
 
@@ -181,7 +182,7 @@ class RaftEngine(Commands):
             if server is None:
                 continue
             self.retired[server_id] = server
-            self.judge(self.sim.emit("raft.removed", server=server_id))
+            self.judge(self.sim.emit("raft.removed", {"server": server_id}))
             if server.alive:
                 self.net.crash(server_id)
                 server.crash()
@@ -296,7 +297,7 @@ class RaftEngine(Commands):
             self.ignore("add_server", f"at most {MAX_SERVERS} servers in a run")
             return
         server = self._add_server(())
-        self.judge(self.sim.emit("raft.role", server=server.id, role=server.role, term=server.current_term))
+        self.judge(self.sim.emit("raft.role", {"server": server.id, "role": server.role, "term": server.current_term}))
         self._join_partition(server.id)
         self.membership.append(("add", server.id))
 

@@ -52,7 +52,7 @@ class Clock(Protocol):
 
     def cancel(self, timer: Timer | None) -> None: ...
 
-    def emit(self, type: str, **fields: Any) -> Event: ...
+    def emit(self, type: str, fields: dict[str, Any] | None = None) -> Event: ...
 
 
 class Cluster(Protocol):
@@ -170,11 +170,11 @@ class Server:
                 self._reads = []
                 self.next_index, self.match_index = {}, {}
             self.role = role
-            self.cluster.judge(self.sim.emit("raft.role", server=self.id, role=role, term=self.current_term))
+            self.cluster.judge(self.sim.emit("raft.role", {"server": self.id, "role": role, "term": self.current_term}))
 
     def _set_term(self, term: int) -> None:
         self.current_term, self.voted_for = term, None
-        self.cluster.judge(self.sim.emit("raft.term", server=self.id, term=term))
+        self.cluster.judge(self.sim.emit("raft.term", {"server": self.id, "term": term}))
 
     def _step_down(self, term: int, leader: str | None = None) -> None:
         if term > self.current_term:
@@ -229,7 +229,9 @@ class Server:
         self.votes = {self.id: True}
         self._set_role(PRE_CANDIDATE)
         self.cluster.judge(
-            self.sim.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term + 1, pre=True)
+            self.sim.emit(
+                "raft.vote", {"server": self.id, "candidate": self.id, "term": self.current_term + 1, "pre": True}
+            )
         )
         self._ask_votes("PreVote", self.current_term + 1)
         if self.quorum(self.votes):
@@ -242,7 +244,9 @@ class Server:
         self.votes = {self.id: True}
         self._set_role(CANDIDATE)
         self.cluster.judge(
-            self.sim.emit("raft.vote", server=self.id, candidate=self.id, term=self.current_term, pre=False)
+            self.sim.emit(
+                "raft.vote", {"server": self.id, "candidate": self.id, "term": self.current_term, "pre": False}
+            )
         )
         self._ask_votes("RequestVote", self.current_term)
         if self.quorum(self.votes):
@@ -274,7 +278,7 @@ class Server:
         granted = request["term"] > self.current_term and not self.leader_live() and self._log_ok(request)
         if granted:
             self.cluster.judge(
-                self.sim.emit("raft.vote", server=self.id, candidate=src, term=request["term"], pre=True)
+                self.sim.emit("raft.vote", {"server": self.id, "candidate": src, "term": request["term"], "pre": True})
             )
         self._reply_vote(src, "PreVoteReply", request["term"] if granted else self.current_term, granted)
 
@@ -296,7 +300,9 @@ class Server:
         granted = term == self.current_term and self.voted_for in (None, src) and self._log_ok(request)
         if granted:
             self.voted_for = src
-            self.cluster.judge(self.sim.emit("raft.vote", server=self.id, candidate=src, term=term, pre=False))
+            self.cluster.judge(
+                self.sim.emit("raft.vote", {"server": self.id, "candidate": src, "term": term, "pre": False})
+            )
             self.reset_election_timer()
         self._reply_vote(src, "RequestVoteReply", self.current_term, granted)
 
@@ -328,7 +334,7 @@ class Server:
         index = self.log.last_index + 1
         entry = {"term": self.current_term, "command": command}
         self.log.append([entry])
-        self.cluster.judge(self.sim.emit("raft.append", server=self.id, index=index, entries=[entry]))
+        self.cluster.judge(self.sim.emit("raft.append", {"server": self.id, "index": index, "entries": [entry]}))
         if command["op"] == "config":
             self._refresh_config()
         self._schedule_flush()
@@ -567,7 +573,7 @@ class Server:
             mine = held[offset + k]
             if mine is not entry and mine["term"] != entry["term"]:  # *shared entries*: the very same object matches
                 log.truncate_from(at)
-                self.cluster.judge(self.sim.emit("raft.truncate", server=self.id, index=at))
+                self.cluster.judge(self.sim.emit("raft.truncate", {"server": self.id, "index": at}))
                 if self.config_index >= at:
                     self._refresh_config()  # the configuration in use was cut off: fall back to the one before
                 self._append(at, entries[k:])
@@ -575,7 +581,7 @@ class Server:
 
     def _append(self, index: int, entries: list[dict[str, Any]]) -> None:
         self.log.append(entries)
-        self.cluster.judge(self.sim.emit("raft.append", server=self.id, index=index, entries=entries))
+        self.cluster.judge(self.sim.emit("raft.append", {"server": self.id, "index": index, "entries": entries}))
         for entry in entries:  # a loop, not any(...): this runs for every append
             if entry["command"]["op"] == "config":
                 self._refresh_config()
@@ -595,7 +601,9 @@ class Server:
             self.commit_index = self.last_applied = index
             self._plan_snapshot(None)
             self.tally["installs"] += 1
-            self.cluster.judge(self.sim.emit("raft.install", server=self.id, index=index, term=term, leader=src))
+            self.cluster.judge(
+                self.sim.emit("raft.install", {"server": self.id, "index": index, "term": term, "leader": src})
+            )
             self._refresh_config()
         reply.update(term=self.current_term, match=index)
         self._reply(src, "InstallSnapshotReply", reply, f"installed through {index}")
@@ -605,7 +613,7 @@ class Server:
         if index <= self.commit_index:
             return
         self.commit_index = index
-        self.cluster.judge(self.sim.emit("raft.commit", server=self.id, index=index))
+        self.cluster.judge(self.sim.emit("raft.commit", {"server": self.id, "index": index}))
         self._apply()
 
     def _apply(self) -> None:
@@ -620,7 +628,8 @@ class Server:
                 self.applied_config = (tuple(command["voters"]), tuple(command["learners"]))
             self.cluster.judge(
                 self.sim.emit(
-                    "raft.apply", server=self.id, index=index, term=entry["term"], command=command, result=result
+                    "raft.apply",
+                    {"server": self.id, "index": index, "term": entry["term"], "command": command, "result": result},
                 )
             )
             if self.role == LEADER and "client" in command:
@@ -645,7 +654,7 @@ class Server:
             index, term, data = self._next_snapshot
             self.log.compact(index, term, data)
             self.tally["snapshots"] += 1
-            self.cluster.judge(self.sim.emit("raft.snapshot", server=self.id, index=index, term=term))
+            self.cluster.judge(self.sim.emit("raft.snapshot", {"server": self.id, "index": index, "term": term}))
         voters, learners = self.applied_config
         data = {**self.machine.snapshot(), "voters": list(voters), "learners": list(learners)}
         self._plan_snapshot((self.last_applied, self.log.term_at(self.last_applied), data))
@@ -665,7 +674,9 @@ class Server:
         stood = self.stands_for_election
         self.voters, self.learners, self.config_index = voters, learners, index
         self.cluster.judge(
-            self.sim.emit("raft.config", server=self.id, index=index, voters=list(voters), learners=list(learners))
+            self.sim.emit(
+                "raft.config", {"server": self.id, "index": index, "voters": list(voters), "learners": list(learners)}
+            )
         )
         if self.role == LEADER:
             for peer in self.peers():
@@ -715,7 +726,7 @@ class Server:
         self.sim.cancel(self._alarm_timer)
         self._alarm_timer = None
         self._cancel_leader_timers()
-        self.cluster.judge(self.sim.emit("raft.crash", server=self.id))
+        self.cluster.judge(self.sim.emit("raft.crash", {"server": self.id}))
         self._set_role(FOLLOWER)
         self._volatile_reset()
 
@@ -727,10 +738,12 @@ class Server:
         self.cluster.judge(
             self.sim.emit(
                 "raft.restart",
-                server=self.id,
-                term=self.current_term,
-                voted_for=self.voted_for,
-                log_last=self.log.last_index,
+                {
+                    "server": self.id,
+                    "term": self.current_term,
+                    "voted_for": self.voted_for,
+                    "log_last": self.log.last_index,
+                },
             )
         )
         self.reset_election_timer()

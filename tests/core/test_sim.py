@@ -13,7 +13,7 @@ class Recorder:
 
     def hit(self, name):
         self.seen.append((self.sim.now, name))
-        self.sim.emit("hit", name=name)
+        self.sim.emit("hit", {"name": name})
 
     def chain(self, name):
         self.hit(name)

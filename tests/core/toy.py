@@ -17,7 +17,7 @@ class TickerEngine:
     def tick(self, node):
         if not self.paused[node]:
             self.counts[node] += 1
-            self.sim.emit("tick", node=node, count=self.counts[node])
+            self.sim.emit("tick", {"node": node, "count": self.counts[node]})
         self.sim.schedule(self.sim.rng.expovariate(self.params["rate"]), self.tick, node)
 
     def apply(self, command, args):
@@ -27,10 +27,10 @@ class TickerEngine:
         elif command == "pause":
             self.paused[args["node"]] = args["on"]
         elif command == "label":
-            self.sim.emit("label", name=args["name"])
+            self.sim.emit("label", {"name": args["name"]})
 
     def echo(self, node):
-        self.sim.emit("echo", node=node, count=self.counts[node])
+        self.sim.emit("echo", {"node": node, "count": self.counts[node]})
 
 
 def _draw(engine):

@@ -131,7 +131,7 @@ def watch(sim: Simulation, engine: MessagingEngine) -> StreamLedger:
 
 def apply(sim: Simulation, engine: MessagingEngine, command: str, args: Mapping[str, Any]) -> None:
     full = {a.name: args.get(a.name, a.default) for a in PATTERN.command(command).args}
-    sim.emit("command", command=command, args=full)
+    sim.emit("command", {"command": command, "args": full})
     engine.apply(command, full)
 
 

@@ -62,7 +62,7 @@ class Run:
         spec = PATTERN.command(command)
         assert spec is not None, command
         checked = {a.name: args.get(a.name, a.default) for a in spec.args}
-        self.sim.emit("command", command=command, args=checked)
+        self.sim.emit("command", {"command": command, "args": checked})
         self.engine.apply(command, checked)
         self._collect()
         return self
