@@ -85,7 +85,7 @@ def test_same_seed_same_randomness_and_pickled_copies_continue_identically():
 @pytest.mark.parametrize("name", ["seq", "t"])
 def test_an_event_field_may_not_hide_the_events_own_number_or_time(name):
     with pytest.raises(ValueError, match="the event's own fields"):
-        Simulation(1).emit("x", **{name: 3})
+        Simulation(1).emit("x", {name: 3})
 
 
 # -- cancelling -------------------------------------------------------------------------------------------------------
