@@ -118,8 +118,8 @@ def watch(sim: Simulation, engine: MessagingEngine) -> StreamLedger:
     stream = StreamLedger()
     emit = sim.emit
 
-    def checked(type: str, **fields: Any):
-        event = emit(type, **fields)
+    def checked(type: str, fields: dict[str, Any] | None = None):
+        event = emit(type, fields)
         if type.startswith("msg."):
             stream.feed(event.as_dict())
             assert stream.places() == engine_places(engine), event
