@@ -487,11 +487,13 @@ class Server:
 
     def _advance_commit(self) -> None:
         """Commit the highest index a majority of voters hold, if its entry is of this term (Figure 8)."""
-        last = self.log.last_index
-        matches = sorted([last if v == self.id else self.match_index.get(v, 0) for v in self.voters], reverse=True)
-        if not matches:
+        last, match_index, held = self.log.last_index, self.match_index, []
+        for voter in self.voters:  # a loop, not a list comprehension (a function call each time): per reply
+            held.append(last if voter == self.id else match_index.get(voter, 0))
+        if not held:
             return
-        n = matches[len(matches) // 2]
+        held.sort(reverse=True)
+        n = held[len(held) // 2]
         if n > self.commit_index and (
             self.config.break_commit_current_term or self.log.term_at(n) == self.current_term
         ):
