@@ -116,28 +116,25 @@ class LogView:
         self.last = index + len(self.terms)
 
 
-class PrefixHashes:
-    """The prefix hash last computed at each index, with what it was computed from. The servers of a live run
-    append the very same entry objects on the same prefixes, so an index costs one hash, not one per server.
-    Only a cache: snapshots of a run leave it out, and what it holds below the compaction floor is forgotten."""
+class SharedEntries:
+    """The entry last appended at each index, with the prefix hash before it and its own, kept while every log
+    that has held that entry there held it on the same prefix (its `Checker.digests` row is that hash). The
+    servers of a live run append the very same entry objects on the same prefixes, so an index costs one hash and
+    one Log Matching check, not one per server. Only a cache: snapshots of a run leave it out, and what it holds
+    below the compaction floor is forgotten."""
 
     __slots__ = ("floor", "rows")
 
     def __init__(self) -> None:
         self.floor = 0
-        self.rows: dict[int, tuple[int, int, dict[str, Any], int]] = {}  # index -> (previous, term, command, hash)
+        self.rows: dict[int, tuple[dict[str, Any], int, int, int]] = {}  # index -> (command, term, previous, hash)
 
     def __reduce__(self) -> tuple[type, tuple]:
-        return PrefixHashes, ()
+        return SharedEntries, ()
 
-    def chained(self, index: int, previous: int, term: int, command: dict[str, Any]) -> int:
-        row = self.rows.get(index)
-        if row is not None and row[2] is command and row[0] == previous and row[1] == term:
-            return row[3]
-        digest = chained(previous, term, command)
+    def keep(self, index: int, command: dict[str, Any], term: int, previous: int, digest: int) -> None:
         if index > self.floor:
-            self.rows[index] = (previous, term, command, digest)
-        return digest
+            self.rows[index] = (command, term, previous, digest)
 
     def forget_through(self, floor: int) -> None:
         if floor > self.floor:
@@ -196,7 +193,7 @@ class Checker:
         self.committed = IndexTable()  # index -> (term, prefix hash) of the first server to commit it
         self.commit_terms: list[tuple[int, int]] = []  # (last index, term): indexes up to it committed by that term
         self.applied = IndexTable()  # index -> (entry hash or None, term, server, command) of the first apply
-        self.prefix_hashes = PrefixHashes()
+        self.shared = SharedEntries()
         self.digests: dict[tuple[int, int], int | None] = {}  # (index, term) -> prefix hash of every log to hold it
         self.floor = 0  # what every server has compacted through: forgotten by the tables above
         self.history = KVHistory()
@@ -326,13 +323,24 @@ class Checker:
         while log.last < index - 1:
             log.append(MISSING, chained(log.last_hash, MISSING, {}))
         previous = log.last_hash
+        shared, committed = self.shared.rows, self.committed
         for at, entry in enumerate(event["entries"], start=index):
             if at <= log.base:
                 continue  # under its snapshot already
             term, command = entry["term"], entry["command"]
-            previous = self.prefix_hashes.chained(at, previous, term, command)
-            log.append(term, previous)
-            found += self._matching(name, at, term, previous, command)
+            row = shared.get(at)
+            if row is not None and row[0] is command and row[1] == term and row[2] == previous:
+                previous = row[3]  # the entry another log holds on this prefix: no hash, no other log differs
+                log.append(term, previous)
+                if at <= committed.last:
+                    found += self._against_committed(name, at, term, previous)
+                continue
+            digest = chained(previous, term, command)
+            log.append(term, digest)
+            found += self._matching(name, at, term, digest, command)
+            if self.digests.get((at, term)) == digest:
+                self.shared.keep(at, command, term, previous, digest)
+            previous = digest
         return found
 
     def _truncate(self, event: dict[str, Any]) -> Found:
@@ -396,10 +404,15 @@ class Checker:
         holds it holds this prefix, so none can differ."""
         if self.digests.setdefault((index, term), digest) != digest:
             self.digests[(index, term)] = CONTESTED
+            self.shared.rows.pop(index, None)
             found = self._matching_logs(name, index, term, digest, command)
             if found:
                 return found
-        row = self.committed.get(index) if index <= self.committed.last else None  # new entries: not committed
+        return self._against_committed(name, index, term, digest) if index <= self.committed.last else []
+
+    def _against_committed(self, name: str, index: int, term: int, digest: int) -> Found:
+        """Log Matching against the committed entry at ``index`` (called only up to the last committed index)."""
+        row = self.committed.get(index)
         if row is not None and row[0] == term and row[1] != digest:
             return [
                 (
@@ -446,6 +459,8 @@ class Checker:
                 if term is None:
                     break
                 committed.put(index, (term, log.hash_at(index)))
+        elif self._covers(upto, server.term):
+            return found  # known commit: the mark `_committed_by` would set is there already
         row = committed.get(upto)
         if row is not None and row[1] == log.hash_at(upto):  # the terms describe the entries recorded
             self._committed_by(upto, server.term)
@@ -465,6 +480,15 @@ class Checker:
                 f"entry is of term {term}: a leader counts replicas only for entries of its own term",
             )
         ]
+
+    def _covers(self, index: int, term: int) -> bool:
+        """Whether the latest commit mark, the only one of ``term``, reaches ``index``: `_committed_by` would keep
+        the marks as they are (a follower's commit, news only to it, is mostly so)."""
+        marks = self.commit_terms
+        if not marks:
+            return False
+        last, latest = marks[-1]
+        return latest == term and last >= index and (len(marks) == 1 or marks[-2][1] < term)
 
     def _committed_by(self, index: int, term: int) -> None:
         """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
@@ -561,7 +585,7 @@ class Checker:
         floor = min((s.log.base for s in self.servers.values() if s.role != "removed"), default=0)
         self.committed.forget_before(floor)
         self.applied.forget_before(floor + 1)
-        self.prefix_hashes.forget_through(floor)
+        self.shared.forget_through(floor)
         if floor > self.floor:
             self.floor = floor
             self.digests = {key: digest for key, digest in self.digests.items() if key[0] >= floor}

@@ -125,40 +125,43 @@ class KeyHistory:
         seen: set[Any] = set()  # the values op could have seen
         stack = list(self.frontier)
         explored = set(stack) if writes else set()  # with no write in flight nothing is pushed
-        self.work, budget = len(stack), self.budget
+        work, budget, op_id = len(stack), self.budget, op.id  # locals in the loop; `work` is stored at the end
         while stack:
             state, placed, reads = stack.pop()
             if reading:
-                values = _result_of(reads, op.id)
+                values = _result_of(reads, op_id)
                 seen.update(values)
                 if result in values or UNKNOWN in values:
-                    reached.add((state, placed, _without(reads, op.id)))
+                    reached.add((state, placed, _without(reads, op_id)))
                     continue  # placing more writes first only narrows what comes next
             else:
-                earlier = _result_of(placed, op.id)
+                earlier = _result_of(placed, op_id) if placed else _NOT_PLACED
                 if earlier is not _NOT_PLACED:  # op took effect before; its result was fixed then
                     if earlier is UNKNOWN or earlier == result:
-                        reached.add((state, _without(placed, op.id), reads))
+                        reached.add((state, _without(placed, op_id), reads))
                     continue
                 seen.add(state)
                 after = _effect(state, op, result)
                 if after is not _NOT_PLACED:
-                    reached.add((after, placed, _seeing(reads, after)))
-            placed_ids = {oid for oid, _ in placed} if writes else ()
-            for other in writes:  # or let another write in flight take effect first
-                if other.id not in placed_ids:
-                    after, got = _speculate(state, other)
-                    seeing = _seeing(reads, after)
-                    node = (after, placed | {(other.id, got)}, seeing)
-                    if node not in explored:
-                        explored.add(node)
-                        stack.append(node)
-                        # A node's own weight, whichever path found it first: the total, hence where the search
-                        # gives up, is the same in any order of the frontier (a set, ordered by string hashes).
-                        self.work += 1 + sum(len(values) for _, values in seeing) if seeing else 1
-            if self.work > budget:
+                    reached.add((after, placed, _seeing(reads, after) if reads else reads))
+            if writes:  # or let another write in flight take effect first
+                placed_ids = {oid for oid, _ in placed}
+                for other in writes:
+                    if other.id not in placed_ids:
+                        after, got = _speculate(state, other)
+                        seeing = _seeing(reads, after) if reads else reads
+                        node = (after, placed | {(other.id, got)}, seeing)
+                        if node not in explored:
+                            explored.add(node)
+                            stack.append(node)
+                            # A node's own weight, whichever path found it first: the total, hence where the search
+                            # gives up, is the same in any order of the frontier (a set, ordered by string hashes).
+                            work += 1 + sum(len(values) for _, values in seeing) if seeing else 1
+            if work > budget:
+                self.work = work
                 self._give_up()
                 return UNDECIDED
+        self.work = work
         if reached:
             self.frontier = reached
             return None
@@ -189,7 +192,8 @@ def _speculate(state: Any, op: Op) -> tuple[Any, Any]:
 
 
 def _seeing(reads: frozenset, value: Any) -> frozenset:
-    """The reads in flight once the key holds ``value``: each may return it too."""
+    """The reads in flight once the key holds ``value``: each may return it too (the search's loop calls it only
+    with reads in flight: mostly there are none)."""
     if not reads:
         return reads
     return frozenset((oid, values if value in values else values | {value}) for oid, values in reads)
