@@ -47,16 +47,34 @@ class GaveUp(NamedTuple):
 
 def entry_hash(term: int, command: dict[str, Any]) -> int:
     """A stable 64-bit hash of one entry (independent of PYTHONHASHSEED and of the command's key order)."""
-    return _hash(f"{term}|{sorted(command.items())!r}")
+    return _hash(f"{term}|{_content(command)}")
 
 
 def chained(previous: int, term: int, command: dict[str, Any]) -> int:
     """The prefix hash of an entry: its own content and the prefix hash of the entry before it."""
-    return _hash(f"{previous}|{term}|{sorted(command.items())!r}")
+    return _hash(f"{previous}|{term}|{_content(command)}")
 
 
 def _hash(text: str) -> int:
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+_KEY_ORDERS: dict[tuple, tuple[str, list]] = {}  # a command's keys in its own order -> (their sorted text, sorted)
+
+
+def _content(command: dict[str, Any]) -> str:
+    """A command as text, whatever the order of its keys: the sorted keys, then the values in that order.
+    *Key orders*: commands come in a few shapes (a client's operation, a no-op, a configuration), so the sorted
+    keys and their text are worked out once per shape, and the values are written as one list (a list of
+    (key, value) pairs took three times as long to write: each pair is a container of its own)."""
+    keys = tuple(command)
+    order = _KEY_ORDERS.get(keys)
+    if order is None:
+        ordered = sorted(keys)
+        order = (repr(ordered), ordered)
+        if len(_KEY_ORDERS) < 64:  # a bound, whatever shapes a recorded stream holds
+            _KEY_ORDERS[keys] = order
+    return f"{order[0]}{list(map(command.__getitem__, order[1]))!r}"
 
 
 MISSING = 0  # the term of an index a server skipped: no real entry has term 0
@@ -322,7 +340,8 @@ class Checker:
             log.truncate(index)
         while log.last < index - 1:
             log.append(MISSING, chained(log.last_hash, MISSING, {}))
-        previous = log.last_hash
+        terms, hashes = log.terms, log.hashes
+        previous = hashes[-1] if hashes else log.base_hash
         shared, committed = self.shared.rows, self.committed
         for at, entry in enumerate(event["entries"], start=index):
             if at <= log.base:
@@ -331,7 +350,9 @@ class Checker:
             row = shared.get(at)
             if row is not None and row[0] is command and row[1] == term and row[2] == previous:
                 previous = row[3]  # the entry another log holds on this prefix: no hash, no other log differs
-                log.append(term, previous)
+                terms.append(term)
+                hashes.append(previous)
+                log.last = at
                 if at <= committed.last:
                     found += self._against_committed(name, at, term, previous)
                 continue
@@ -449,22 +470,33 @@ class Checker:
 
     # -- commits, completeness, applies -----------------------------------------------------------------------
     def _commit(self, event: dict[str, Any]) -> Found:
-        server = self.servers[event["server"]]
-        log, committed = server.log, self.committed
-        found = self._commit_own_term(event["server"], server, event["index"]) if server.role == "leader" else []
+        name = event["server"]
+        server = self.servers[name]
+        log, committed, term = server.log, self.committed, server.term
+        found = self._commit_own_term(name, server, event["index"]) if server.role == "leader" else []
         upto = min(event["index"], log.last)
         if upto > committed.last:  # new entries committed (mostly, the commit is news only to this server)
             for index in range(committed.last + 1, upto + 1):  # the table grows without gaps
-                term = log.term_at(index)
-                if term is None:
+                term_there = log.term_at(index)
+                if term_there is None:
                     break
-                committed.put(index, (term, log.hash_at(index)))
-        elif self._covers(upto, server.term):
-            return found  # known commit: the mark `_committed_by` would set is there already
-        row = committed.get(upto)
-        if row is not None and row[1] == log.hash_at(upto):  # the terms describe the entries recorded
-            self._committed_by(upto, server.term)
+                committed.put(index, (term_there, log.hash_at(index)))
+        # Entries up to ``upto`` were committed in ``term`` or earlier (a commit covers every entry before it),
+        # told by the marks in `commit_terms` if the terms describe the entries recorded.
+        marks = self.commit_terms
+        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
+            # Known commit: mostly a commit moves on in the latest term's mark, or that mark covers it already
+            # (a follower's commit, news only to it), which is told before looking up any entry.
+            if marks[-1][0] < upto and self._recorded(log, upto):
+                marks[-1] = (upto, term)
+        elif self._recorded(log, upto):
+            self._committed_in_earlier_mark(upto, term)
         return found
+
+    def _recorded(self, log: LogView, index: int) -> bool:
+        """Whether ``log`` holds the committed entries up to ``index`` (as recorded in `committed`)."""
+        row = self.committed.get(index)
+        return row is not None and row[1] == log.hash_at(index)
 
     def _commit_own_term(self, name: str, server: ServerView, index: int) -> Found:
         """Figure 2: a leader moves commitIndex to N, counting the replicas of N, only if log[N] is of its term
@@ -481,22 +513,9 @@ class Checker:
             )
         ]
 
-    def _covers(self, index: int, term: int) -> bool:
-        """Whether the latest commit mark, the only one of ``term``, reaches ``index``: `_committed_by` would keep
-        the marks as they are (a follower's commit, news only to it, is mostly so)."""
+    def _committed_in_earlier_mark(self, index: int, term: int) -> None:
+        """Entries up to ``index`` were committed in ``term`` or earlier, which is not the latest mark's term."""
         marks = self.commit_terms
-        if not marks:
-            return False
-        last, latest = marks[-1]
-        return latest == term and last >= index and (len(marks) == 1 or marks[-2][1] < term)
-
-    def _committed_by(self, index: int, term: int) -> None:
-        """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
-        marks = self.commit_terms
-        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
-            if marks[-1][0] < index:  # the usual case, a commit moving on in the latest term
-                marks[-1] = (index, term)
-            return  # else the latest mark, of the same term, covers it already
         start = bisect_left(marks, term, key=_mark_term)  # marks before it were committed in earlier terms
         if start > 0 and marks[start - 1][0] >= index:
             return
@@ -558,9 +577,11 @@ class Checker:
 
     def _apply(self, event: dict[str, Any]) -> Found:
         name, index, term, command = event["server"], event["index"], event["term"], event["command"]
-        if index < self.applied.first:
+        applied = self.applied
+        k = index - applied.first  # `IndexTable.get`, inline: this runs for every apply
+        if k < 0:
             return []
-        first = self.applied.get(index)
+        first = applied.rows[k] if k < len(applied.rows) else None
         if first is None or first[2] is None:
             self.applied.put(index, (None, term, name, command), (0, MISSING, None, None))  # hashed if ever needed
             return []

@@ -52,6 +52,9 @@ class Op(NamedTuple):
     expected: Any = None
 
 
+_new_op = tuple.__new__  # an `Op` made without its generated __new__, whose Python frame costs twice the rest
+
+
 def apply(state: Any, op: Op) -> tuple[Any, Any]:
     """The register: (new state, result) of one operation taking effect on ``state``."""
     if op.op == "get":
@@ -119,7 +122,7 @@ class KeyHistory:
             self.free.discard(op.id)
             self.frontier = _retired(self.frontier, op)
             return None
-        writes = [p for p in self.in_flight.values() if p.op != "get"]
+        writes = [p for p in self.in_flight.values() if p.op != "get"] if self.in_flight else []
         reading = op.op == "get"
         reached: set[Node] = set()
         seen: set[Any] = set()  # the values op could have seen
@@ -145,7 +148,7 @@ class KeyHistory:
                 if after is not _NOT_PLACED:
                     reached.add((after, placed, _seeing(reads, after) if reads else reads))
             if writes:  # or let another write in flight take effect first
-                placed_ids = {oid for oid, _ in placed}
+                placed_ids = {oid for oid, _ in placed} if placed else ()
                 for other in writes:
                     if other.id not in placed_ids:
                         after, got = _speculate(state, other)
@@ -270,7 +273,7 @@ class KVHistory:
         history = self.keys.get(key)
         if history is None:
             history = self.keys[key] = KeyHistory(budget=self.budget)
-        history.invoke(Op((client, seq), op, key, value, expected))
+        history.invoke(_new_op(Op, ((client, seq), op, key, value, expected)))
 
     def complete(self, client: str, seq: int, key: str, result: Any) -> str | None:
         """An operation returns; a plain-words explanation if no order of the operations on its key explains it.

@@ -10,7 +10,7 @@ from typing import Any
 from patterns.raft.invariants import Checker, check_events, entry_hash
 
 NOOP = {"op": "noop"}
-HASH_OF_NOOP_TERM_1 = 0x75B1337B3F832B76
+HASH_OF_NOOP_TERM_1 = 0x8415954641516186
 
 
 def put(key: str, value: str, client: str = "c1", seq: int = 1) -> dict[str, Any]:
