@@ -232,8 +232,10 @@ class Checker:
     def judge(self, event: Event) -> list[dict[str, str]]:
         """`observe` for a live event, whose fields are read in place (the engine calls it for every event)."""
         handler = HANDLERS.get(event.type)
-        found = handler(self, event.fields) if handler is not None else None
-        return self._report(found, event.seq, event.t) if found else []
+        if handler is None:
+            return []
+        found = handler(self, event.fields)
+        return self._report(found, event.seq, event.t) if found else found  # mostly the handler's own empty list
 
     def _report(self, found: Found, seq: int | None, t: float | None) -> list[dict[str, str]]:
         """Record what was found, each violation once (per what it is reported once per)."""
@@ -472,29 +474,23 @@ class Checker:
     def _commit(self, event: dict[str, Any]) -> Found:
         name = event["server"]
         server = self.servers[name]
-        log, committed, term = server.log, self.committed, server.term
+        log, committed = server.log, self.committed
         found = self._commit_own_term(name, server, event["index"]) if server.role == "leader" else []
         upto = min(event["index"], log.last)
         if upto > committed.last:  # new entries committed (mostly, the commit is news only to this server)
             for index in range(committed.last + 1, upto + 1):  # the table grows without gaps
-                term_there = log.term_at(index)
-                if term_there is None:
+                term = log.term_at(index)
+                if term is None:
                     break
-                committed.put(index, (term_there, log.hash_at(index)))
-        # Entries up to ``upto`` were committed in ``term`` or earlier (a commit covers every entry before it),
-        # told by the marks in `commit_terms` if the terms describe the entries recorded.
-        marks = self.commit_terms
-        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
-            # Known commit: mostly a commit moves on in the latest term's mark, or that mark covers it already
-            # (a follower's commit, news only to it), which is told before looking up any entry.
-            if marks[-1][0] < upto and self._recorded(log, upto):
-                marks[-1] = (upto, term)
-        elif self._recorded(log, upto):
-            self._committed_in_earlier_mark(upto, term)
+                committed.put(index, (term, log.hash_at(index)))
+            if committed.last == upto:  # recorded from this log through upto: the terms describe those entries
+                self._committed_by(upto, server.term)
+        elif not self._covers(upto, server.term) and self._recorded(log, upto):
+            self._committed_by(upto, server.term)
         return found
 
     def _recorded(self, log: LogView, index: int) -> bool:
-        """Whether ``log`` holds the committed entries up to ``index`` (as recorded in `committed`)."""
+        """Whether ``log`` holds the entries recorded as committed up to ``index``."""
         row = self.committed.get(index)
         return row is not None and row[1] == log.hash_at(index)
 
@@ -513,9 +509,23 @@ class Checker:
             )
         ]
 
-    def _committed_in_earlier_mark(self, index: int, term: int) -> None:
-        """Entries up to ``index`` were committed in ``term`` or earlier, which is not the latest mark's term."""
+    def _covers(self, index: int, term: int) -> bool:
+        """*Known commits*: whether the latest commit mark, the only one of ``term``, reaches ``index`` already, so
+        that `_committed_by` would change nothing; a follower's commit, news only to it, mostly is, and is told so
+        before any entry is looked up."""
         marks = self.commit_terms
+        if not marks:
+            return False
+        reach, latest = marks[-1]
+        return latest == term and reach >= index and (len(marks) == 1 or marks[-2][1] < term)
+
+    def _committed_by(self, index: int, term: int) -> None:
+        """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
+        marks = self.commit_terms
+        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
+            if marks[-1][0] < index:  # the usual case, a commit moving on in the latest term
+                marks[-1] = (index, term)
+            return  # else the latest mark, of the same term, covers it already
         start = bisect_left(marks, term, key=_mark_term)  # marks before it were committed in earlier terms
         if start > 0 and marks[start - 1][0] >= index:
             return

@@ -131,6 +131,7 @@ class KeyHistory:
         work, budget, op_id = len(stack), self.budget, op.id  # locals in the loop; `work` is stored at the end
         while stack:
             state, placed, reads = stack.pop()
+            placed_ids = dict(placed) if placed else _NONE_PLACED  # op id -> result (a dict made in C: no loop)
             if reading:
                 values = _result_of(reads, op_id)
                 seen.update(values)
@@ -138,7 +139,7 @@ class KeyHistory:
                     reached.add((state, placed, _without(reads, op_id)))
                     continue  # placing more writes first only narrows what comes next
             else:
-                earlier = _result_of(placed, op_id) if placed else _NOT_PLACED
+                earlier = placed_ids.get(op_id, _NOT_PLACED)
                 if earlier is not _NOT_PLACED:  # op took effect before; its result was fixed then
                     if earlier is UNKNOWN or earlier == result:
                         reached.add((state, _without(placed, op_id), reads))
@@ -148,7 +149,6 @@ class KeyHistory:
                 if after is not _NOT_PLACED:
                     reached.add((after, placed, _seeing(reads, after) if reads else reads))
             if writes:  # or let another write in flight take effect first
-                placed_ids = {oid for oid, _ in placed} if placed else ()
                 for other in writes:
                     if other.id not in placed_ids:
                         after, got = _speculate(state, other)
@@ -228,6 +228,7 @@ def _after_anomaly(frontier: set[Node], op: Op, result: Any) -> set[Node]:
 
 
 _NOT_PLACED = object()
+_NONE_PLACED: dict[OpId, Any] = {}  # `placed` of a node with none, as a dict (read only)
 
 
 def _result_of(placed: frozenset, op_id: OpId) -> Any:
