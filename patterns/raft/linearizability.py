@@ -26,6 +26,10 @@ Wing-Gong search as Lowe made it incremental ("Testing for linearizability", 201
   unchecked), the reads then in flight are dropped (nothing can observe a read), and later operations are checked
   from there. So no history can stall a run, and what is flagged is always a real anomaly.
 
+Speed tricks, for the search runs at every completion: its counters are locals in the loop; a node's placed
+writes are read as one dict made in C (no comprehension), and the writes in flight listed only if any op is in
+flight; reads in flight are updated only if there are some; an `Op` is made without its generated ``__new__``.
+
 Each completion that leaves no node is a violation, reported at that completion with the values the key could
 have held. The search then carries on both from what the key held and from what the client saw (a stale read
 may have been the anomaly, or the write it missed), so one anomaly is reported once, not again at every later
