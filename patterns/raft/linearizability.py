@@ -28,7 +28,9 @@ Wing-Gong search as Lowe made it incremental ("Testing for linearizability", 201
 
 Speed tricks, for the search runs at every completion: its counters are locals in the loop; a node's placed
 writes are read as one dict made in C (no comprehension), and the writes in flight listed only if any op is in
-flight; reads in flight are updated only if there are some; an `Op` is made without its generated ``__new__``.
+flight; reads in flight are updated only if there are some; *blind writes* (a set, a delete: the same state
+after and result on every state) are worked out once per completion, not once per node; an `Op` is made without
+its generated ``__new__``.
 
 Each completion that leaves no node is a violation, reported at that completion with the values the key could
 have held. The search then carries on both from what the key held and from what the client saw (a stale read
@@ -126,8 +128,11 @@ class KeyHistory:
             self.free.discard(op.id)
             self.frontier = _retired(self.frontier, op)
             return None
-        writes = [p for p in self.in_flight.values() if p.op != "get"] if self.in_flight else []
+        # The writes in flight, each with its (state after, result) if it is blind (the same on every state).
+        writes = [(p, _blind(p)) for p in self.in_flight.values() if p.op != "get"] if self.in_flight else []
         reading = op.op == "get"
+        blind = op.op in BLIND
+        blind_after = _effect(None, op, result) if blind else None  # op's state after (or _NOT_PLACED), if blind
         reached: set[Node] = set()
         seen: set[Any] = set()  # the values op could have seen
         stack = list(self.frontier)
@@ -149,13 +154,13 @@ class KeyHistory:
                         reached.add((state, _without(placed, op_id), reads))
                     continue
                 seen.add(state)
-                after = _effect(state, op, result)
+                after = blind_after if blind else _effect(state, op, result)
                 if after is not _NOT_PLACED:
                     reached.add((after, placed, _seeing(reads, after) if reads else reads))
             if writes:  # or let another write in flight take effect first
-                for other in writes:
+                for other, effect in writes:
                     if other.id not in placed_ids:
-                        after, got = _speculate(state, other)
+                        after, got = effect or _speculate(state, other)
                         seeing = _seeing(reads, after) if reads else reads
                         node = (after, placed | {(other.id, got)}, seeing)
                         if node not in explored:
@@ -189,6 +194,14 @@ def _effect(state: Any, op: Op, result: Any) -> Any:
         return op.value if result is True else UNKNOWN
     after, got = apply(state, op)
     return after if got == result else _NOT_PLACED
+
+
+BLIND = ("set", "delete")  # writes whose state after and result are the same on every state
+
+
+def _blind(op: Op) -> tuple[Any, Any] | None:
+    """(state after, result) of a blind write, the same wherever it is placed; None for one that reads the state."""
+    return apply(None, op) if op.op in BLIND else None
 
 
 def _speculate(state: Any, op: Op) -> tuple[Any, Any]:
