@@ -342,19 +342,20 @@ class Checker:
         server = self.servers[name]
         log = server.log
         found: Found = []
-        if index <= log.last:
-            if server.role == "leader":
-                found.append(
-                    (
-                        "leader_append_only",
-                        (name, server.term),
-                        f"{name}, leader of term {server.term}, wrote over its own entries from index {index} "
-                        f"(its log went to index {log.last})",
+        if index != log.last + 1:  # not right after its last entry: over some of its entries, or after a gap
+            if index <= log.last:
+                if server.role == "leader":
+                    found.append(
+                        (
+                            "leader_append_only",
+                            (name, server.term),
+                            f"{name}, leader of term {server.term}, wrote over its own entries from index {index} "
+                            f"(its log went to index {log.last})",
+                        )
                     )
-                )
-            log.truncate(index)
-        while log.last < index - 1:
-            log.append(MISSING, chained(log.last_hash, MISSING, {}))
+                log.truncate(index)
+            while log.last < index - 1:
+                log.append(MISSING, chained(log.last_hash, MISSING, {}))
         terms, hashes = log.terms, log.hashes
         previous = hashes[-1] if hashes else log.base_hash
         shared, committed = self.shared.rows, self.committed
@@ -599,18 +600,18 @@ class Checker:
         return low
 
     def _apply(self, event: dict[str, Any]) -> Found:
-        name, index, term, command = event["server"], event["index"], event["term"], event["command"]
+        index, term, command = event["index"], event["term"], event["command"]
         applied = self.applied
         k = index - applied.first  # `IndexTable.get`, inline: this runs for every apply
         if k < 0:
             return []
         first = applied.rows[k] if k < len(applied.rows) else None
         if first is None or first[2] is None:
-            self.applied.put(index, (None, term, name, command), (0, MISSING, None, None))  # hashed if ever needed
+            applied.put(index, (None, term, event["server"], command), (0, MISSING, None, None))  # hashed if needed
             return []
-        digest, other_term, other, other_command = first
-        if command is other_command and term == other_term:
+        if first[3] is command and first[1] == term:
             return []  # the very same entry: a live run's servers share them, so this is the usual case
+        name, (digest, other_term, other, other_command) = event["server"], first
         if digest is None:
             digest = entry_hash(other_term, other_command)
             self.applied.put(index, (digest, other_term, other, other_command))
