@@ -513,7 +513,7 @@ class Server:
     def on_append(self, src: str, request: dict[str, Any]) -> None:
         term = request["term"]
         if term < self.current_term:
-            self._answer_append(src, request, f"term {self.current_term}, no: stale term")
+            self._answer_append(src, request, f"term {self.current_term}, no: stale term", None, None, None)
             return
         self._accept_leader(src, term)
         log, prev, entries = self.log, request["prev_index"], request["entries"]
@@ -532,20 +532,21 @@ class Server:
             self._store(prev + 1, entries)
         if request["commit"] > self.commit_index:
             self._commit_to(min(request["commit"], max(match, self.commit_index)))
-        self._answer_append(src, request, f"term {self.current_term}, ok, match {match}", match)
+        self._answer_append(src, request, f"term {self.current_term}, ok, match {match}", match, None, None)
 
     def _answer_append(
         self,
         dst: str,
         request: dict[str, Any],
         summary: str,
-        match: int | None = None,
-        conflict_index: int | None = None,
-        conflict_term: int | None = None,
+        match: int | None,
+        conflict_index: int | None,
+        conflict_term: int | None,
     ) -> None:
         """Answer an AppendEntries with its round and prev_index (how the leader knows what the answer is to); a
         success is the answer that carries a ``match``. The caller writes the whole summary, term included (one
-        string built per answer, not two: this runs for every AppendEntries)."""
+        string built per answer, not two: this runs for every AppendEntries). Every argument is passed by position:
+        the interpreter calls a function that way without setting up keywords or defaults."""
         reply = {
             "term": self.current_term,
             "success": match is not None,
@@ -561,7 +562,7 @@ class Server:
     def _refuse_append(self, dst: str, request: dict[str, Any], index: int, term: int | None) -> None:
         """A failed consistency check, with the fast-backup hint: where the leader may try next."""
         summary = f"term {self.current_term}, no: conflict at {index} (term {term})"
-        self._answer_append(dst, request, summary, conflict_index=index, conflict_term=term)
+        self._answer_append(dst, request, summary, None, index, term)
 
     def _store(self, index: int, entries: list[dict[str, Any]]) -> None:
         """Append what is new; truncate from the first entry whose term differs (never a matching entry)."""
