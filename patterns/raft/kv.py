@@ -21,30 +21,31 @@ class StateMachine:
         return {"kv": dict(self.kv), "sessions": {c: list(s) for c, s in self.sessions.items()}}
 
     def apply(self, command: dict[str, Any]) -> Any:
+        """Apply one log entry's command once per client session (one function, not two: every server applies
+        every entry)."""
         op = command["op"]
         if op not in CLIENT_OPS:
             return None  # noop and config entries change only Raft's own state
-        session = self.sessions.get(command["client"])
-        if session is not None and command["seq"] <= session[0]:
-            return session[1] if command["seq"] == session[0] else None
-        result = self.execute(command)
-        self.sessions[command["client"]] = [command["seq"], result]
-        return result
-
-    def execute(self, command: dict[str, Any]) -> Any:
-        op, key = command["op"], command["key"]
+        client, seq = command["client"], command["seq"]
+        session = self.sessions.get(client)
+        if session is not None and seq <= session[0]:
+            return session[1] if seq == session[0] else None
+        kv, key = self.kv, command["key"]
         if op == "get":
-            return self.kv.get(key)
-        if op == "set":
-            self.kv[key] = command["value"]
-            return "ok"
-        if op == "delete":
-            self.kv.pop(key, None)
-            return "ok"
-        if self.kv.get(key) == command["expected"]:
-            self.kv[key] = command["value"]
-            return True
-        return False
+            result = kv.get(key)
+        elif op == "set":
+            kv[key] = command["value"]
+            result = "ok"
+        elif op == "delete":
+            kv.pop(key, None)
+            result = "ok"
+        elif kv.get(key) == command["expected"]:  # cas
+            kv[key] = command["value"]
+            result = True
+        else:
+            result = False
+        self.sessions[client] = [seq, result]
+        return result
 
     def answered(self, client: str, seq: int) -> tuple[bool, Any]:
         """(True, result) if (client, seq) was applied already: a retry is answered from the session."""
