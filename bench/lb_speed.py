@@ -17,7 +17,6 @@ loop's (the issue asks for at least a quarter), the median over --repeat runs of
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_parser, machine, run_benchmark, setup_django
-from engine_speed import comma_list, run_bare, run_side_by_side
+from engine_speed import TARGET_SHARE_OF_BARE, comma_list, run_bare, side_by_side
 
 COMPARE = "round_robin.p2c_least_request.ring_hash.maglev"
 COMPARE_ROW = "compare"  # what --algorithms calls the compare-mode row
 CHUNK = 1.0
-TARGET_SHARE_OF_BARE = 0.25
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,7 +99,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             (run_lanes(pattern, scenario, args) for _ in range(args.repeat)), key=lambda r: r[0]
         )
         bare_cpu, _ = min((run_bare(events, span, CHUNK) for _ in range(args.repeat)), key=lambda r: r[0])
-        shares = sorted(run_side_by_side(pattern, scenario, span, CHUNK) for _ in range(args.repeat))
         rows[name] = {
             "lanes": len(name.split(".")),
             "cpu_s": cpu,
@@ -112,8 +109,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "us_per_request": cpu / requests * 1e6,
             "bare_events_per_cpu_s": events / bare_cpu,
             "engine_over_bare": cpu / bare_cpu,
-            "share_of_bare": statistics.median(shares),
-            "share_of_bare_range": [shares[0], shares[-1]],
+            **side_by_side(pattern, scenario, span, CHUNK, args.repeat),
         }
     return {
         "benchmark": "lb_speed",

@@ -20,7 +20,6 @@ publish rate with --rate):
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_parser, machine, run_benchmark, setup_django
-from engine_speed import best, comma_list, run_bare, run_engine, run_player, run_side_by_side, scenario_for
+from engine_speed import (
+    TARGET_SHARE_OF_BARE,
+    best,
+    comma_list,
+    run_bare,
+    run_engine,
+    run_player,
+    scenario_for,
+    share_line,
+    side_by_side,
+)
 
 SLUG = "messaging"
-TARGET_SHARE_OF_BARE = 0.25
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +99,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ledger = engine.ledger()
         player_cpu, _, _ = best([run_player(pattern, scenario, limits, span, args.chunk) for _ in range(args.repeat)])
         bare_cpu, bare_events = best([run_bare(events, span, args.chunk) for _ in range(args.repeat)])
-        shares = sorted(run_side_by_side(pattern, scenario, span, args.chunk) for _ in range(args.repeat))
         result["speed"][name] = {
             "published": ledger["published"],
             "settled": ledger["acked"],
@@ -104,8 +111,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "player_messages_per_cpu_s": ledger["published"] / player_cpu,
             "bare_events_per_cpu_s": bare_events / bare_cpu,
             "engine_over_bare": cpu / bare_cpu,
-            "share_of_bare": statistics.median(shares),
-            "share_of_bare_range": [shares[0], shares[-1]],
+            **side_by_side(pattern, scenario, span, args.chunk, args.repeat),
         }
     result["target_share_of_bare"] = TARGET_SHARE_OF_BARE
     return result
@@ -122,16 +128,8 @@ def report(result: dict[str, Any]) -> None:
             f"    player : {row['player_messages_per_cpu_s']:>10,.0f} messages/CPU s (snapshots included)\n"
             f"    bare   : {row['bare_events_per_cpu_s']:>10,.0f} events/CPU s; engine CPU / bare CPU = "
             f"{row['engine_over_bare']:.1f}\n"
-            f"    {share_line(row, result)}"
+            f"    {share_line(row, result['repeat'], result['target_share_of_bare'])}"
         )
-
-
-def share_line(row: dict[str, Any], result: dict[str, Any]) -> str:
-    share, (low, high), target = row["share_of_bare"], row["share_of_bare_range"], result["target_share_of_bare"]
-    return (
-        f"engine event rate = {share:.3f} of the bare loop's, median of {result['repeat']} side-by-side runs "
-        f"(range {low:.3f}-{high:.3f}; target >= {target:.2f}): {'ok' if share >= target else 'BELOW'}"
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

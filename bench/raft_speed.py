@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,17 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_parser, machine, run_benchmark, setup_django, summary
 from engine_speed import (
     SEEK_BUDGET_MS,
+    TARGET_SHARE_OF_BARE,
     _rates,
     best,
     run_bare,
     run_engine,
     run_player,
-    run_side_by_side,
+    share_line,
+    side_by_side,
     snapshot_stats,
 )
 
 SLUG = "raft"
-TARGET_SHARE_OF_BARE = 0.25
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -122,7 +122,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     limits = dict(settings.PLAYGROUND)
     scenario = load_scenario(pattern, args)
     span = args.virtual_seconds
-    shares = sorted(run_side_by_side(pattern, scenario, span, args.chunk) for _ in range(args.repeat))
+    checked = side_by_side(pattern, scenario, span, args.chunk, args.repeat)
     engine_cpu, engine_events, _ = best([run_engine(pattern, scenario, span, args.chunk) for _ in range(args.repeat)])
     bare_cpu, bare_events = best([run_bare(engine_events, span, args.chunk) for _ in range(args.repeat)])
     player_cpu, player_events, _ = best(
@@ -130,7 +130,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     unchecked = dataclasses.replace(pattern, engine=unchecked_engine)
     plain_cpu, plain_events, _ = best([run_engine(unchecked, scenario, span, args.chunk) for _ in range(args.repeat)])
-    plain_shares = [run_side_by_side(unchecked, scenario, span, args.chunk) for _ in range(args.repeat)]
+    plain = side_by_side(unchecked, scenario, span, args.chunk, args.repeat)
     engine, bare = _rates(engine_cpu, span, engine_events), _rates(bare_cpu, span, bare_events)
 
     build_cpu, events, player = run_player(pattern, scenario, limits, args.seek_horizon, args.chunk)
@@ -148,11 +148,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "player": _rates(player_cpu, span, player_events),
         "bare": bare,
         "unchecked": _rates(plain_cpu, span, plain_events),
-        "unchecked_share_of_bare": statistics.median(plain_shares),
+        "unchecked_share_of_bare": plain["share_of_bare"],
         # from the side-by-side ratios, which hold still: engine CPU per event = bare CPU per event / ratio
-        "checker_share_of_cpu": 1.0 - statistics.median(shares) / statistics.median(plain_shares),
-        "share_of_bare": statistics.median(shares),
-        "share_of_bare_range": [shares[0], shares[-1]],
+        "checker_share_of_cpu": 1.0 - checked["share_of_bare"] / plain["share_of_bare"],
+        **checked,
         "share_of_bare_best": engine["events_per_cpu_s"] / bare["events_per_cpu_s"],
         "target_share_of_bare": TARGET_SHARE_OF_BARE,
         "seek": {
@@ -184,14 +183,8 @@ def report(result: dict[str, Any]) -> None:
             f"  {what:<9} {r['events']:>9} {r['cpu_s']:>7.3f} {r['virtual_s_per_cpu_s']:>13,.1f} "
             f"{r['events_per_cpu_s']:>13,.0f} {r['us_per_event']:>9.2f}"
         )
-    share, target = result["share_of_bare"], result["target_share_of_bare"]
-    low, high = result["share_of_bare_range"]
-    verdict = "ok" if share >= target else "BELOW"
-    print(
-        f"  engine event rate = {share:.3f} of the bare loop's, median of {result['repeat']} side-by-side runs "
-        f"(range {low:.3f}-{high:.3f}; best against best {result['share_of_bare_best']:.3f}; "
-        f"target >= {target:.2f}): {verdict}"
-    )
+    print(f"  {share_line(result, result['repeat'], result['target_share_of_bare'])}")
+    print(f"  best run against best run: {result['share_of_bare_best']:.3f} of the bare loop's event rate")
     print(
         f"  the live invariant checker takes {result['checker_share_of_cpu']:.0%} of the engine's CPU; without it the "
         f"engine's event rate is {result['unchecked_share_of_bare']:.3f} of the bare loop's (median, side by side)"
