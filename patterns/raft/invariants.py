@@ -345,14 +345,8 @@ class Checker:
         if index != log.last + 1:  # not right after its last entry: over some of its entries, or after a gap
             if index <= log.last:
                 if server.role == "leader":
-                    found.append(
-                        (
-                            "leader_append_only",
-                            (name, server.term),
-                            f"{name}, leader of term {server.term}, wrote over its own entries from index {index} "
-                            f"(its log went to index {log.last})",
-                        )
-                    )
+                    what = f"wrote over its own entries from index {index} (its log went to index {log.last})"
+                    found.append(_leader_append_only(name, server, what))
                 log.truncate(index)
             while log.last < index - 1:
                 log.append(MISSING, chained(log.last_hash, MISSING, {}))
@@ -385,14 +379,8 @@ class Checker:
         server = self.servers[name]
         found: Found = []
         if server.role == "leader" and index <= server.log.last:
-            found.append(
-                (
-                    "leader_append_only",
-                    (name, server.term),
-                    f"{name}, leader of term {server.term}, deleted its own entries from index {index} "
-                    f"to {server.log.last}",
-                )
-            )
+            what = f"deleted its own entries from index {index} to {server.log.last}"
+            found.append(_leader_append_only(name, server, what))
         server.log.truncate(index)
         return found
 
@@ -410,14 +398,8 @@ class Checker:
         server = self.servers[name]
         found: Found = []
         if server.role == "leader":
-            found.append(
-                (
-                    "leader_append_only",
-                    (name, server.term),
-                    f"{name}, leader of term {server.term}, replaced its log with {leader}'s snapshot "
-                    f"through index {index}",
-                )
-            )
+            what = f"replaced its log with {leader}'s snapshot through index {index}"
+            found.append(_leader_append_only(name, server, what))
         digest = self._snapshot_hash(index, term, leader)
         server.log.rebase(index, term, digest, keep_tail=server.log.term_at(index) == term)
         found += self._matching(name, index, term, digest, None)
@@ -669,6 +651,11 @@ HANDLERS = {  # event type -> the Checker method that judges it (the functions t
     "client.invoke": Checker._invoke,
     "client.complete": Checker._complete,
 }
+
+
+def _leader_append_only(name: str, server: ServerView, what: str) -> tuple[str, Any, str]:
+    """Figure 3's Leader Append-Only, broken: a leader changed entries it held (``what`` it did, in words)."""
+    return ("leader_append_only", (name, server.term), f"{name}, leader of term {server.term}, {what}")
 
 
 def _mark_term(mark: tuple[int, int]) -> int:
