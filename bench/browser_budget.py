@@ -149,12 +149,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def start_run(page: Any, base_url: str, pattern: str, preset: str) -> str:
     """Open the pattern's page (with the preset), press Start and wait until the run plays; its id."""
     page.add_init_script(INIT_SCRIPT)
-    query = f"?preset={preset}" if preset else ""
-    page.goto(f"{base_url}/patterns/{pattern}/{query}")
+    page.goto(base_url + page_path(pattern, preset))
     page.wait_for_function("window.__bench.wsOpen > 0 && !!window.playground", timeout=20000)
     page.get_by_role("button", name="Start", exact=True).click()
     page.wait_for_function("document.body.dataset.run && document.body.dataset.playing === 'true'", timeout=20000)
     return page.evaluate("document.body.dataset.run")
+
+
+def page_path(pattern: str, preset: str) -> str:
+    """The pattern page's path, opening ``preset`` if one is named."""
+    return f"/patterns/{pattern}/" + (f"?preset={preset}" if preset else "")
 
 
 def metrics(cdp: Any) -> dict[str, float]:
@@ -167,7 +171,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "benchmark": "browser_budget",
-        "url": f"/patterns/{args.pattern}/" + (f"?preset={args.preset}" if args.preset else ""),
+        "url": page_path(args.pattern, args.preset),
         "machine": machine(),
         "seconds": args.seconds,
         "busy_budget": BUSY_BUDGET,

@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import SLUG, Daphne, bench_parser, machine, open_screen, require_chromium, run_benchmark
-from browser_budget import STATS, STOP_AUTOPILOT, STORY_AUTOPILOT, start_run
+from browser_budget import STATS, STOP_AUTOPILOT, STORY_AUTOPILOT, page_path, start_run
 
 CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
 MAIN_THREAD = "CrRendererMain"
@@ -142,8 +142,7 @@ def replay(page: Any, base_url: str, args: argparse.Namespace, frames: list[str]
     1/--replay s; yields after the warm-up, then once the rest was sent."""
     sockets: list[Any] = []
     page.route_web_socket(re.compile(r"/ws/"), lambda ws: sockets.append(ws))  # nothing reaches the server
-    query = f"?preset={args.preset}" if args.preset else ""
-    page.goto(f"{base_url}/patterns/{args.pattern}/{query}")
+    page.goto(base_url + page_path(args.pattern, args.preset))
     page.wait_for_function("!!window.playground", timeout=20000)
     while not sockets:
         page.wait_for_timeout(50)
@@ -176,7 +175,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "benchmark": "browser_trace",
-        "url": f"/patterns/{args.pattern}/" + (f"?preset={args.preset}" if args.preset else ""),
+        "url": page_path(args.pattern, args.preset),
         "machine": machine(),
         "top": args.top,
         "replay": args.replay,
