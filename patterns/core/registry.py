@@ -33,6 +33,11 @@ class Engine(Protocol):
     def apply(self, command: str, args: Mapping[str, Any]) -> None: ...
 
 
+def split_groups(value: str) -> list[list[str]]:
+    """The groups a ``groups_of`` parameter's value lists: "s1.s2|s3" is [["s1", "s2"], ["s3"]]."""
+    return [group.split(".") for group in value.split("|")]
+
+
 @dataclass(frozen=True)
 class Param:
     """A typed, bounded value: a pattern parameter or a command argument."""
@@ -129,7 +134,7 @@ class Param:
     def names(self, value: Any) -> tuple[Any, ...]:
         """The nodes a value names: itself, or each member of its groups ("s1.s2|s3" names s1, s2 and s3)."""
         if self.groups_of:
-            return tuple(name for group in str(value).split("|") for name in group.split("."))
+            return tuple(name for group in split_groups(str(value)) for name in group)
         return (value,)
 
     def describe(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from patterns.core.commands import Commands
 from patterns.core.network import LatencyModel, Message, Network
+from patterns.core.registry import split_groups
 from patterns.core.sim import Event, Simulation
 
 from . import membership
@@ -220,7 +221,7 @@ class RaftEngine(Commands):
         target.campaign()
 
     def _do_partition(self, groups: str) -> None:
-        listed = [group.split(".") for group in groups.split("|")]
+        listed = split_groups(groups)
         names = [node for group in listed for node in group]
         unknown = [node for node in names if node not in self.servers and node not in self.clients]
         if unknown or len(set(names)) != len(names):
