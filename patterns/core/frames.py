@@ -135,7 +135,7 @@ def script_steps(player: Player) -> list[dict[str, Any]]:
     steps = []
     for index, action in enumerate(scenario.script):
         command = pattern.command(action.command)
-        text = action.text(command)
+        text = action.text(pattern)
         args = text.split(":", 2)[2:]
         scripted = planned[action] > 0
         if scripted:

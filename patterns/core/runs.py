@@ -166,7 +166,7 @@ class LiveRun:
         script = player.scenario.script
         if not isinstance(index, int):
             raise TypeError("index: expected a whole number")
-        shown = script[index].text(player.pattern.command(script[index].command)) if 0 <= index < len(script) else step
+        shown = script[index].text(player.pattern) if 0 <= index < len(script) else step
         if step != shown:
             raise ValueError(f"step {index + 1} of the script is now {shown}, not {step}: look at it again")
         self.replay_to = player.remove(index)

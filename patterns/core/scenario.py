@@ -41,8 +41,9 @@ class Action:
     command: str
     args: tuple[tuple[str, Any], ...] = ()
 
-    def text(self, command: Command) -> str:
-        by_name = {a.name: a for a in command.args}
+    def text(self, pattern: Pattern) -> str:
+        """The step as a link writes it (a ``do=`` or ``skip=`` value): ``T:command[:arg=value,...]``."""
+        by_name = {a.name: a for a in pattern.command(self.command).args}
         args = ",".join(f"{name}={by_name[name].format(value)}" for name, value in self.args)
         return f"{format_time(self.t)}:{self.command}" + (f":{args}" if args else "")
 
@@ -100,7 +101,7 @@ def encode(pattern: Pattern, scenario: Scenario) -> str:
         for action in base.script:  # in the preset's order
             if missing[action] > 0:
                 missing[action] -= 1
-                skips.append(("skip", action.text(pattern.command(action.command))))
+                skips.append(("skip", action.text(pattern)))
         pairs = [("preset", scenario.preset), *skips, *_differences(pattern, scenario, base, extra, from_preset=True)]
         if decode(pattern, pairs, max_actions=len(base.script) + len(scenario.script)) == scenario:
             return urlencode(pairs, safe=":,=")
@@ -122,7 +123,7 @@ def _differences(
     for action in scenario.script:
         if extra[action] > 0:
             extra[action] -= 1
-            pairs.append(("do", action.text(pattern.command(action.command))))
+            pairs.append(("do", action.text(pattern)))
     return pairs
 
 
@@ -193,7 +194,7 @@ def decode(
         if action in planned:
             planned.remove(action)
         else:
-            problems.append(f"skip: {action.text(pattern.command(action.command))} is not a step of the preset")
+            problems.append(f"skip: {action.text(pattern)} is not a step of the preset")
     script = sorted(planned + script, key=lambda a: a.t)  # stable: actions at the same time keep their written order
     if not problems:
         problems = pattern.conflicts(values, script)[:10]

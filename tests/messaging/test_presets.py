@@ -51,7 +51,7 @@ def link_pairs(preset: Any) -> list[tuple[str, str]]:
     for t, command, args in preset.script:
         spec = PATTERN.command(command)
         ordered = tuple((arg.name, args.get(arg.name, arg.default)) for arg in spec.args)
-        pairs.append(("do", Action(t, command, ordered).text(spec)))
+        pairs.append(("do", Action(t, command, ordered).text(PATTERN)))
     return pairs
 
 
