@@ -149,8 +149,9 @@ class HopStats:
         self.seconds: deque[list[int]] = deque(maxlen=HISTORY_SECONDS)  # [second, *counts in SERIES order]
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
 
-    def add(self, second: int, outcome: str, slow: bool, duration: float | None) -> None:
-        """Count an outcome in its `epoch_second` (that of its event's time)."""
+    def add(self, t: float, outcome: str, slow: bool, duration: float | None) -> None:
+        """Count an outcome in the second of ``t``, its event's time (rounded already: its `epoch_second`)."""
+        second = math.floor(t)
         if not self.seconds or self.seconds[-1][0] != second:
             self.seconds.append([second] + [0] * len(SERIES))
         bucket = self.seconds[-1]
@@ -315,7 +316,7 @@ class Hop:
     ) -> None:
         """A call that never reached the service: rejected by the breaker or refused by the caller's limit."""
         event = self._emit_outcome(call, invocation, number, outcome, reason, False, None, False, remaining)
-        self.stats.add(math.floor(event.t), outcome, False, None)
+        self.stats.add(event.t, outcome, False, None)
         self.last = LastCall(self.state, woke, False, outcome, reason, False, False, None, False, False)
         self._reply(invocation, False, outcome)
 
@@ -338,7 +339,7 @@ class Hop:
         event = self._emit_outcome(
             attempt.call, invocation, attempt.number, outcome, reason, slow, round(duration, 6), recorded, None
         )
-        self.stats.add(math.floor(event.t), outcome, slow, duration)
+        self.stats.add(event.t, outcome, slow, duration)
         moved_to, would_open = None, False
         if recorded:
             gen = breaker.gen
