@@ -270,7 +270,7 @@ class Recorder:
         counted = _STEPS[event.type]
         if counted is not None:
             series = self.series
-            row = series.current if now < series.current_ends else series.new_row(now)
+            row = series.current if now < series.current_ends else series.new_row(now)  # `Series.row`, inline
             row[counted] += 1
             if counted == "delivered" and event.fields["redelivered"]:
                 row["redelivered"] += 1

@@ -53,8 +53,12 @@ class Series:
         self.rows.append(row)
         return row
 
+    def row(self, now: float) -> dict:
+        """The row of the second of ``now``, started if it is a new one."""
+        return self.current if now < self.current_ends else self.new_row(now)
+
     def sample(self, now: float, ready: int, in_flight: int, utilization: float) -> None:
-        row = self.current if now < self.current_ends else self.new_row(now)
+        row = self.row(now)
         row["ready"], row["in_flight"], row["utilization"] = ready, in_flight, utilization
 
     def latency(self, now: float, seconds: float) -> None:
