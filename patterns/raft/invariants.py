@@ -509,16 +509,17 @@ class Checker:
         """*Known commits*: whether the latest commit mark, the only one of ``term``, reaches ``index`` already, so
         that `_committed_by` would change nothing; a follower's commit, news only to it, mostly is, and is told so
         before any entry is looked up."""
+        return self._latest_alone(term) and self.commit_terms[-1][0] >= index
+
+    def _latest_alone(self, term: int) -> bool:
+        """Whether the latest commit mark is of ``term`` and the only mark of it."""
         marks = self.commit_terms
-        if not marks:
-            return False
-        reach, latest = marks[-1]
-        return latest == term and reach >= index and (len(marks) == 1 or marks[-2][1] < term)
+        return bool(marks) and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term)
 
     def _committed_by(self, index: int, term: int) -> None:
         """Entries up to ``index`` were committed in ``term`` or earlier (a commit covers every entry before it)."""
         marks = self.commit_terms
-        if marks and marks[-1][1] == term and (len(marks) == 1 or marks[-2][1] < term):
+        if self._latest_alone(term):
             if marks[-1][0] < index:  # the usual case, a commit moving on in the latest term
                 marks[-1] = (index, term)
             return  # else the latest mark, of the same term, covers it already
