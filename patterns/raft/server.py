@@ -132,10 +132,6 @@ class Server:
         return self.machine.kv
 
     @property
-    def is_voter(self) -> bool:
-        return self.id in self.voters
-
-    @property
     def stands_for_election(self) -> bool:
         """Whether this server's election timer runs (the dissertation, 4.2.2). A server uses the latest
         configuration in its log, committed or not, and a voter of it stands. So does a server that configuration
