@@ -30,7 +30,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SLUG, Daphne, bench_parser, machine, open_screen, require_chromium, run_benchmark, summary
+from _common import (
+    SLUG,
+    Daphne,
+    bench_parser,
+    machine,
+    machine_text,
+    open_screen,
+    require_chromium,
+    run_benchmark,
+    summary,
+)
 
 BUSY_BUDGET = 0.25
 CLICK_BUDGET_MS = 150.0
@@ -321,7 +331,7 @@ def _print_clicks(r: dict, clicks: dict, names: tuple[str, str], extra: str) -> 
 
 def report(r: dict[str, Any]) -> None:
     print(f"browser_budget: {r['url']} in headless Chromium, run {r['run']} at 1x")
-    print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
+    print(f"  {machine_text(r['machine'])}")
     print()
     b = r["busy"]
     verdict = "ok" if b["busy_share"] <= r["busy_budget"] else "OVER"

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SLUG, Daphne, bench_parser, machine, open_screen, require_chromium, run_benchmark
+from _common import SLUG, Daphne, bench_parser, machine, machine_text, open_screen, require_chromium, run_benchmark
 from browser_budget import STATS, STOP_AUTOPILOT, STORY_AUTOPILOT, page_path, start_run
 
 CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
@@ -219,7 +219,7 @@ def report(r: dict[str, Any]) -> None:
     whole = r["kinds"].get("RunTask", {"cpu_ms": 0.0, "wall_ms": 0.0})
     how = f"{r['recorded']} frames recorded at 1x, replayed at {r['replay']:g}/s" if r["replay"] else "a run at 1x"
     print(f"browser_trace: {r['url']} in headless Chromium, {how}")
-    print(f"  python {r['machine']['python']}, {r['machine']['cpus']} CPUs")
+    print(f"  {machine_text(r['machine'])}")
     print(
         f"  main thread over {span:.1f} s, {frames} frames applied ({frames / span:.1f}/s): "
         f"CPU {whole['cpu_ms'] / span / 10:.1f}%, busy (wall) {whole['wall_ms'] / span / 10:.1f}%"

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SLUG, bench_parser, machine, run_benchmark, setup_django, summary
+from _common import SLUG, bench_parser, machine, machine_text, run_benchmark, setup_django, summary
 
 SEEK_BUDGET_MS = 300.0
 TARGET_SHARE_OF_BARE = 0.25  # the least share of the bare loop's event rate an engine should keep, side by side
@@ -324,7 +324,7 @@ def report(result: dict[str, Any]) -> None:
         f"engine_speed: circuit-breaker, {result['virtual_seconds']:g} virtual s per run, "
         f"advanced in {result['chunk']:g} s chunks, best of {result['repeat']} (CPU = time.process_time)"
     )
-    print(f"  python {result['machine']['python']}, {result['machine']['cpus']} CPUs")
+    print(f"  {machine_text(result['machine'])}")
     print()
     print(
         f"  {'scenario':<10} {'what':<7} {'events':>8} {'CPU s':>7} {'virt s/CPU s':>13} {'events/CPU s':>13} "

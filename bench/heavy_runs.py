@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Daphne, bench_parser, machine, run_benchmark, summary
+from _common import Daphne, bench_parser, machine, machine_text, run_benchmark, summary
 from ws_fanout import FRAME_NO, SENT, children_cpu, cpu_seconds
 
 T = re.compile(r"&quot;t&quot;:([0-9.]+)")
@@ -140,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     print(
         f"heavy_runs: {r['heavy_runs_started']}/{r['runs']} {r['pattern']} runs ?{r['link']} at speed {r['speed']}, "
-        f"a bystander, {r['seconds']:g} s; python {r['machine']['python']}, {r['machine']['cpus']} CPUs"
+        f"a bystander, {r['seconds']:g} s; {machine_text(r['machine'])}"
     )
     for label, key in (("bystander GET", "bystander_get_ms"), ("bystander frame latency", "bystander_frame_ms")):
         s = r[key]

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_parser, machine, run_benchmark, setup_django
+from _common import bench_parser, machine, machine_text, run_benchmark, setup_django
 from engine_speed import TARGET_SHARE_OF_BARE, comma_list, run_bare, side_by_side
 
 COMPARE = "round_robin.p2c_least_request.ring_hash.maglev"
@@ -128,7 +128,7 @@ def report(result: dict[str, Any]) -> None:
         f"lb_speed: {result['rate']:g} requests/s over {result['servers']} servers for {result['virtual_seconds']:g} "
         f"virtual s, best of {result['repeat']} (CPU = time.process_time)"
     )
-    print(f"  python {result['machine']['python']}, {result['machine']['cpus']} CPUs")
+    print(f"  {machine_text(result['machine'])}")
     print()
     print(
         f"  {'algorithm':<24} {'requests':>8} {'events':>8} {'req/CPU s':>10} {'µs/req':>7} {'events/CPU s':>13} "

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_parser, machine, run_benchmark
+from _common import bench_parser, machine, machine_text, run_benchmark
 
 from patterns.load_balancing.balancers import ALGORITHMS, Balancer, ServerView
 from patterns.load_balancing.hashing import MAGLEV_DEFAULT_SIZE, Ring, is_prime, maglev_table
@@ -117,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     n = result["servers"]
     print(f"lb_tables: {n} servers, best of {result['repeat']} (CPU = time.process_time)")
-    print(f"  python {result['machine']['python']}, {result['machine']['cpus']} CPUs")
+    print(f"  {machine_text(result['machine'])}")
     print()
     print(f"  {'table build':<22} {'CPU ms':>9}")
     for label, cpu in result["build_cpu_s"].items():

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_parser, machine, run_benchmark, setup_django
+from _common import bench_parser, machine, machine_text, run_benchmark, setup_django
 from engine_speed import (
     TARGET_SHARE_OF_BARE,
     best,
@@ -119,6 +119,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> None:
     print(f"messaging engine speed, {result['virtual_seconds']:g} virtual s, best of {result['repeat']}")
+    print(f"  {machine_text(result['machine'])}")
     for name, row in result["speed"].items():
         print(
             f"  {name:<28} {row['published']:>7} messages  {row['events']:>8} events  ledger "

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_parser, machine, run_benchmark
+from _common import bench_parser, machine, machine_text, run_benchmark
 
 CHECKED = ("raft.", "client.")
 
@@ -154,7 +154,7 @@ def report(result: dict[str, Any]) -> None:
         f"{s['ops_per_second']:g} ops/s (reads {s['read_share']:.0%}), {s['keys']} keys, snapshot every "
         f"{s['snapshot_threshold']} entries, seed {s['seed']}"
     )
-    print(f"  python {result['machine']['python']}, {result['machine']['cpus']} CPUs (CPU = time.process_time)")
+    print(f"  {machine_text(result['machine'])} (CPU = time.process_time)")
     print(f"  engine (with its live checker): {result['engine_cpu_s']:.2f} CPU s")
     c, lin = result["checker"], result["linearizability"]
     print(

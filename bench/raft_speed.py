@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_parser, machine, run_benchmark, setup_django, summary
+from _common import bench_parser, machine, machine_text, run_benchmark, setup_django, summary
 from engine_speed import (
     SEEK_BUDGET_MS,
     TARGET_SHARE_OF_BARE,
@@ -175,7 +175,7 @@ def report(result: dict[str, Any]) -> None:
         f"raft_speed: {s['servers']} servers, {s['clients']} clients offered {s['client_rate']:g} writes/s each, seed "
         f"{result['seed']}; {result['virtual_seconds']:g} virtual s, best of {result['repeat']} (CPU = process time)"
     )
-    print(f"  python {result['machine']['python']}, {result['machine']['cpus']} CPUs")
+    print(f"  {machine_text(result['machine'])}")
     print(f"  {'what':<9} {'events':>9} {'CPU s':>7} {'virt s/CPU s':>13} {'events/CPU s':>13} {'µs/event':>9}")
     for what in ("engine", "player", "unchecked", "bare"):
         r = result[what]

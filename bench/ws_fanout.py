@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, SLUG, Daphne, bench_parser, free_port, machine, run_benchmark, summary
+from _common import ROOT, SLUG, Daphne, bench_parser, free_port, machine, machine_text, run_benchmark, summary
 
 FRAME_NO = re.compile(r"&quot;frame&quot;:(\d+)")
 SENT = re.compile(r"&quot;sent&quot;:([0-9.]+)")
@@ -250,7 +250,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     print(
         f"ws_fanout: one {SLUG} run, {r['viewers']} viewers, {r['fps']:g} frames/s asked, {r['seconds']:g} s window; "
-        f"python {r['machine']['python']}, {r['machine']['cpus']} CPUs"
+        f"{machine_text(r['machine'])}"
     )
     print(f"  {'':28} {'stack (daphne)':>18} {'raw websockets':>18}")
     s, w = r["stack"], r["raw"]
